@@ -1,0 +1,501 @@
+//! The user's config file: seed 000's (mcp-env-mux) JSON format unchanged, plus meshmux's own
+//! keys, in JSON or YAML. Parsing is pure: the caller reads the file and passes the variables.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::envvars::{self, ExpandError};
+
+/// Everything that can be wrong with a config file, each naming the key or value at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{source_name}: not valid JSON: {message}")]
+    Json {
+        source_name: String,
+        message: String,
+    },
+    #[error("{source_name}: not valid YAML: {message}")]
+    Yaml {
+        source_name: String,
+        message: String,
+    },
+    #[error("{source_name}: key `{key}`: {source}")]
+    Var {
+        source_name: String,
+        key: String,
+        source: ExpandError,
+    },
+    #[error("{source_name}: {message}")]
+    Shape {
+        source_name: String,
+        message: String,
+    },
+    #[error("{source_name}: {key}: {message}")]
+    Invalid {
+        source_name: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Environment name → backend, in file order (the order tools list their envs in).
+    pub environments: Environments,
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+    /// meshmux's own gateway settings (not in seed 000).
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+}
+
+/// Environments keep the order they have in the file.
+#[derive(Debug, Clone, Default)]
+pub struct Environments(pub Vec<(String, Environment)>);
+
+impl<'de> Deserialize<'de> for Environments {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // serde_json's `preserve_order` keeps the file order in a Map.
+        let map = serde_json::Map::<String, Value>::deserialize(d)?;
+        let mut out = Vec::with_capacity(map.len());
+        for (name, value) in map {
+            let env = Environment::deserialize(value)
+                .map_err(|e| serde::de::Error::custom(format!("{name}: {e}")))?;
+            out.push((name, env));
+        }
+        Ok(Environments(out))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub description: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Per-call upstream timeout in seconds (meshmux; default 60).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_metrics_path")]
+    pub path: String,
+    #[serde(default)]
+    pub user_level_metrics: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_metrics_path() -> String {
+    "/metrics".to_owned()
+}
+
+/// meshmux's own gateway keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Largest request body the filter accepts (413 above it).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    /// The MCP endpoint path on the gateway.
+    #[serde(default = "default_mcp_path")]
+    pub mcp_path: String,
+    /// `serverInfo.name` the gateway reports.
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+    /// Optional `instructions` returned from `initialize`.
+    #[serde(default)]
+    pub instructions: Option<String>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_max_body(),
+            mcp_path: default_mcp_path(),
+            server_name: default_server_name(),
+            instructions: None,
+        }
+    }
+}
+
+fn default_max_body() -> u64 {
+    1024 * 1024
+}
+fn default_mcp_path() -> String {
+    "/mcp".to_owned()
+}
+fn default_server_name() -> String {
+    "meshmux".to_owned()
+}
+
+/// Seed 000's `auth` block, parsed and validated (its behaviour belongs to authsvc).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub azure: Option<AzureConfig>,
+    /// Any OIDC provider (meshmux).
+    #[serde(default)]
+    pub oidc: Option<OidcConfig>,
+    /// The loopback-only development IdP (meshmux).
+    #[serde(default)]
+    pub dev: Option<DevIdpConfig>,
+    pub base_url: String,
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    pub signing_key_file: String,
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+    pub roles: BTreeMap<String, RoleConfig>,
+    #[serde(default)]
+    pub token_minting_roles: Vec<String>,
+    #[serde(default = "default_expiry_days")]
+    pub token_max_expiry_days: u32,
+}
+
+fn default_expiry_days() -> u32 {
+    180
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureConfig {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The ID-token claim that holds roles or groups.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Optional group → role map applied to that claim's values.
+    #[serde(default)]
+    pub group_roles: BTreeMap<String, Vec<String>>,
+}
+
+fn default_roles_claim() -> String {
+    "roles".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevIdpConfig {
+    /// User name → roles offered on the dev login page.
+    #[serde(default)]
+    pub users: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_redis_host")]
+    pub host: String,
+    #[serde(default = "default_redis_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub encryption_key: Option<String>,
+}
+
+fn default_redis_host() -> String {
+    "localhost".to_owned()
+}
+fn default_redis_port() -> u16 {
+    6379
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Environment glob → tool globs.
+    pub allowed_envs: BTreeMap<String, Vec<String>>,
+}
+
+/// Which syntax a config source is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    /// JSON unless the name ends in `.yaml` or `.yml`.
+    pub fn from_name(name: &str) -> Self {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+            Format::Yaml
+        } else {
+            Format::Json
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates a config. `source_name` (usually the file path) prefixes every
+    /// error; `lookup` resolves `$VAR` references.
+    pub fn parse(
+        text: &str,
+        format: Format,
+        source_name: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: Value = match format {
+            Format::Json => serde_json::from_str(text).map_err(|e| ConfigError::Json {
+                source_name: source_name.to_owned(),
+                message: e.to_string(),
+            })?,
+            Format::Yaml => serde_norway::from_str(text).map_err(|e| ConfigError::Yaml {
+                source_name: source_name.to_owned(),
+                message: e.to_string(),
+            })?,
+        };
+        let mut raw = raw;
+        expand_strings(&mut raw, &mut Vec::new(), lookup).map_err(|(key, source)| {
+            ConfigError::Var {
+                source_name: source_name.to_owned(),
+                key,
+                source,
+            }
+        })?;
+        let config: Config = serde_path_to_error::deserialize(raw).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            ConfigError::Shape {
+                source_name: source_name.to_owned(),
+                message: if path == "." {
+                    inner
+                } else {
+                    format!("{path}: {inner}")
+                },
+            }
+        })?;
+        config.validate(source_name)?;
+        Ok(config)
+    }
+
+    fn validate(&self, source_name: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            source_name: source_name.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        if self.environments.0.is_empty() {
+            return Err(invalid(
+                "environments",
+                "must name at least one environment".into(),
+            ));
+        }
+        for (name, env) in &self.environments.0 {
+            if !crate::manifest::valid_env_name(name) {
+                return Err(invalid(
+                    &format!("environments.{name}"),
+                    "an environment name may hold letters, digits, `_`, `-` and `.` (1-64 characters)".into(),
+                ));
+            }
+            let url_ok = env.url.starts_with("http://") || env.url.starts_with("https://");
+            if !url_ok {
+                return Err(invalid(
+                    &format!("environments.{name}.url"),
+                    format!("{:?} is not an http:// or https:// URL", env.url),
+                ));
+            }
+            for header in env.headers.keys() {
+                let ok = !header.is_empty()
+                    && header
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
+                if !ok {
+                    return Err(invalid(
+                        &format!("environments.{name}.headers"),
+                        format!("{header:?} is not a valid HTTP header name"),
+                    ));
+                }
+            }
+        }
+        let g = &self.gateway;
+        if !g.mcp_path.starts_with('/') {
+            return Err(invalid(
+                "gateway.mcp_path",
+                format!("{:?} must start with `/`", g.mcp_path),
+            ));
+        }
+        if g.max_body_bytes == 0 {
+            return Err(invalid(
+                "gateway.max_body_bytes",
+                "must be greater than 0".into(),
+            ));
+        }
+        if let Some(m) = &self.metrics
+            && !m.path.starts_with('/')
+        {
+            return Err(invalid(
+                "metrics.path",
+                format!("{:?} must start with `/`", m.path),
+            ));
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate(&invalid)?;
+        }
+        Ok(())
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self, invalid: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+        let idps = [
+            self.azure.is_some(),
+            self.oidc.is_some(),
+            self.dev.is_some(),
+        ];
+        match idps.iter().filter(|set| **set).count() {
+            0 => {
+                return Err(invalid(
+                    "auth",
+                    "needs an identity provider: `azure`, `oidc` or `dev`".into(),
+                ));
+            }
+            1 => {}
+            _ => {
+                return Err(invalid(
+                    "auth",
+                    "`azure`, `oidc` and `dev` are exclusive; configure one".into(),
+                ));
+            }
+        }
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            return Err(invalid(
+                "auth.base_url",
+                format!("{:?} is not an http(s) URL", self.base_url),
+            ));
+        }
+        if self.azure.is_some() && self.required_scopes.is_empty() {
+            return Err(invalid(
+                "auth.required_scopes",
+                "is required with `azure`".into(),
+            ));
+        }
+        if self.signing_key_file.trim().is_empty() {
+            return Err(invalid("auth.signing_key_file", "must not be empty".into()));
+        }
+        if self.roles.is_empty() {
+            return Err(invalid(
+                "auth.roles",
+                "must define at least one role".into(),
+            ));
+        }
+        for (role, cfg) in &self.roles {
+            for (env_glob, tools) in &cfg.allowed_envs {
+                crate::glob::Glob::new(env_glob).map_err(|e| {
+                    invalid(
+                        &format!("auth.roles.{role}.allowed_envs"),
+                        format!("{env_glob:?}: {e}"),
+                    )
+                })?;
+                for tool in tools {
+                    crate::glob::Glob::new(tool).map_err(|e| {
+                        invalid(
+                            &format!("auth.roles.{role}.allowed_envs.{env_glob}"),
+                            format!("{tool:?}: {e}"),
+                        )
+                    })?;
+                }
+            }
+        }
+        for role in &self.token_minting_roles {
+            if !self.roles.contains_key(role) {
+                return Err(invalid(
+                    "auth.token_minting_roles",
+                    format!("{role:?} is not a role defined in auth.roles"),
+                ));
+            }
+        }
+        if self.token_max_expiry_days == 0 {
+            return Err(invalid(
+                "auth.token_max_expiry_days",
+                "must be at least 1".into(),
+            ));
+        }
+        if let Some(redis) = &self.redis {
+            match (&redis.encryption_key, redis.enabled) {
+                (None, true) => {
+                    return Err(invalid(
+                        "auth.redis.encryption_key",
+                        "is required when auth.redis.enabled is true".into(),
+                    ));
+                }
+                (Some(key), _) if !valid_fernet_key(key) => {
+                    return Err(invalid(
+                        "auth.redis.encryption_key",
+                        "must be a valid Fernet key (URL-safe base64 of 32 bytes)".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn valid_fernet_key(key: &str) -> bool {
+    base64::engine::general_purpose::URL_SAFE
+        .decode(key.trim())
+        .is_ok_and(|bytes| bytes.len() == 32)
+}
+
+/// Expands `$VAR` in every string value, reporting the dotted key of the first failure.
+fn expand_strings(
+    value: &mut Value,
+    path: &mut Vec<String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, ExpandError)> {
+    match value {
+        Value::String(s) if s.contains('$') => {
+            *s = envvars::expand(s, lookup).map_err(|e| (path.join("."), e))?;
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push(i.to_string());
+                expand_strings(item, path, lookup)?;
+                path.pop();
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                path.push(k.clone());
+                expand_strings(v, path, lookup)?;
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,20 @@
+//! The pure core of meshmux: config, merge, manifest, JSON-RPC inspection, RBAC and the
+//! decisions the Envoy filter acts on. It does no IO, never reads the clock, and nothing
+//! reachable from request bytes may panic: it builds for wasm32 and native alike.
+
+#[cfg(feature = "config")]
+pub mod config;
+#[cfg(feature = "config")]
+pub mod envvars;
+pub mod gateway;
+pub mod glob;
+pub mod manifest;
+pub mod merge;
+pub mod protocol;
+pub mod rbac;
+pub mod reply;
+pub mod rpc;
+pub mod session;
+
+pub use gateway::{Caller, Gateway, Outcome};
+pub use manifest::{FilterConfig, Manifest};

@@ -1,0 +1,225 @@
+//! The manifest: the only contract between discovery and the filter, and the filter's plugin
+//! configuration that carries it. Versioned JSON; no secrets in the manifest itself.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::rbac::Roles;
+
+/// Bumped whenever a field changes meaning; the filter refuses formats it does not know.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// The merged catalog and everything the filter knows about backends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    /// `sha256:` of the manifest serialized with an empty `hash`.
+    #[serde(default)]
+    pub hash: String,
+    pub server: ServerInfo,
+    /// Environments in config order, including those whose discovery failed.
+    pub envs: Vec<EnvEntry>,
+    pub tools: Vec<ToolEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Diagnostic>,
+    /// Merge errors; the tools they name are left out of `tools`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerInfo {
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+}
+
+/// One environment's backend as the gateway reaches it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvEntry {
+    pub name: String,
+    pub description: String,
+    /// Envoy cluster for this env (`env_<name>`).
+    pub cluster: String,
+    /// The backend URL from the config (secret-free).
+    pub url: String,
+    /// `Host` header value and path the backend expects.
+    pub authority: String,
+    pub path: String,
+    /// The protocol version the backend negotiated at discovery (what calls are sent with
+    /// until the filter's own session says otherwise).
+    pub protocol_version: String,
+    /// `serverInfo` the backend reported, for people reading the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_info: Option<Value>,
+    /// Why discovery could not list this env's tools; it then serves none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
+}
+
+/// One merged tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolEntry {
+    /// The definition served in `tools/list`: every field the backends gave, with the
+    /// injected `env` property in `inputSchema`.
+    pub tool: Map<String, Value>,
+    /// The envs that have this tool, in config order, with the parameters each supports.
+    pub envs: Vec<ToolEnv>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolEnv {
+    pub env: String,
+    pub params: Vec<String>,
+}
+
+/// A merge error or warning, naming the tool it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Diagnostic {
+    pub tool: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.tool, self.message)
+    }
+}
+
+impl ToolEntry {
+    pub fn name(&self) -> &str {
+        self.tool
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+impl Manifest {
+    /// Fills in `hash` from the content.
+    pub fn seal(mut self) -> Self {
+        self.hash = String::new();
+        let bytes = serde_json::to_vec(&self).unwrap_or_default();
+        let digest = Sha256::digest(&bytes);
+        self.hash = format!("sha256:{}", hex(&digest));
+        self
+    }
+
+    pub fn env(&self, name: &str) -> Option<&EnvEntry> {
+        self.envs.iter().find(|e| e.name == name)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Envoy cluster names are derived from env names, so env names stay in a safe alphabet.
+pub fn valid_env_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// The cluster an env's calls go to.
+pub fn cluster_name(env: &str) -> String {
+    format!("env_{env}")
+}
+
+/// The filter's plugin configuration (the JSON string in the Wasm filter's `configuration`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    pub manifest: Manifest,
+    /// The MCP endpoint path the filter answers on; other paths pass through untouched.
+    #[serde(default = "default_mcp_path")]
+    pub mcp_path: String,
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    /// Per env: headers for the filter's own side calls (backend session set-up). These are
+    /// the env's configured credentials, so this config is as secret as the config file.
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendAccess>,
+    /// Absent: no authorization, every caller may call everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<FilterAuth>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendAccess {
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Timeout for side calls, in milliseconds.
+    #[serde(default = "default_side_call_timeout")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterAuth {
+    /// Path under `metadata.filter_metadata` where jwt_authn put the token payload, e.g.
+    /// `["envoy.filters.http.jwt_authn", "jwt_payload"]`.
+    pub claims_path: Vec<String>,
+    pub roles: Roles,
+}
+
+fn default_mcp_path() -> String {
+    "/mcp".to_owned()
+}
+fn default_max_body() -> u64 {
+    1024 * 1024
+}
+fn default_side_call_timeout() -> u64 {
+    10_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names() {
+        for ok in ["Prod", "staging-eu", "dev_2", "a.b"] {
+            assert!(valid_env_name(ok), "{ok}");
+        }
+        for bad in ["", "has space", "ümlaut", "a/b", &"x".repeat(65)] {
+            assert!(!valid_env_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seal_is_stable_and_content_addressed() {
+        let m = Manifest {
+            format: MANIFEST_FORMAT,
+            hash: String::new(),
+            server: ServerInfo {
+                name: "meshmux".into(),
+                version: "0".into(),
+                instructions: None,
+            },
+            envs: vec![],
+            tools: vec![],
+            warnings: vec![],
+            errors: vec![],
+        };
+        let a = m.clone().seal();
+        let b = a.clone().seal();
+        assert_eq!(a.hash, b.hash);
+        assert!(a.hash.starts_with("sha256:"));
+        let mut other = m;
+        other.server.version = "1".into();
+        assert_ne!(other.seal().hash, a.hash);
+    }
+}
