@@ -1,0 +1,114 @@
+//! `cargo xtask …`: everything a developer or CI runs, in Rust rather than shell. It builds and
+//! installs; it owns no product behaviour.
+
+mod tools;
+mod wasm;
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+
+const HELP: &str = "\
+cargo xtask <command>
+
+  up [meshmux up args]   build everything and start the demo stack (or your --config)
+  test                   install what the tests need, build, and run every test
+  build-wasm             build the Envoy filter (target/wasm/.../meshmux_filter.wasm)
+  setup                  install Envoy, Node 22 and the npm test peers into the project
+  bench                  run the benchmark and write bench/RESULTS.md
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match command.as_str() {
+        "build-wasm" => wasm::build().map(|path| println!("{}", path.display())),
+        "setup" => tools::setup_all(),
+        "up" => up(&rest),
+        "test" => test(),
+        "bench" => bench(&rest),
+        "" | "help" | "--help" | "-h" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{HELP}"),
+    }
+}
+
+/// Builds the filter and `meshmux`, then runs `meshmux up` with the project's Envoy.
+fn up(args: &[String]) -> Result<()> {
+    let envoy = tools::envoy()?;
+    let filter = wasm::build()?;
+    tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux"])?;
+    let meshmux = tools::root().join("target/release/meshmux");
+    let mut cmd = std::process::Command::new(&meshmux);
+    cmd.arg("up")
+        .args(args)
+        .arg("--envoy")
+        .arg(&envoy)
+        .arg("--filter")
+        .arg(&filter);
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {}", meshmux.display()))?;
+    if !status.success() {
+        bail!("meshmux up exited with {status}");
+    }
+    Ok(())
+}
+
+/// Every test: unit, integration and end to end, with their real prerequisites installed.
+fn test() -> Result<()> {
+    tools::setup_all()?;
+    let filter = wasm::build()?;
+    tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux"])?;
+    tools::cargo(&["fmt", "--all", "--check"])?;
+    tools::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    let envoy = tools::envoy()?;
+    let node = tools::node()?;
+    let envs = [
+        ("MESHMUX_TEST_ENVOY", envoy.display().to_string()),
+        ("MESHMUX_TEST_FILTER", filter.display().to_string()),
+        ("MESHMUX_TEST_NODE", node.display().to_string()),
+        (
+            "MESHMUX_TEST_MESHMUX",
+            tools::root()
+                .join("target/release/meshmux")
+                .display()
+                .to_string(),
+        ),
+    ];
+    tools::cargo_with_env(
+        &[
+            "test",
+            "--workspace",
+            "--all-features",
+            "--",
+            "--test-threads=2",
+        ],
+        &envs,
+    )
+}
+
+fn bench(_args: &[String]) -> Result<()> {
+    bail!("`cargo xtask bench` is not built yet")
+}

