@@ -109,6 +109,21 @@ fn test() -> Result<()> {
     )
 }
 
-fn bench(_args: &[String]) -> Result<()> {
-    bail!("`cargo xtask bench` is not built yet")
+/// The benchmark (`bench/`): plain Envoy vs Envoy + meshmux, written to bench/RESULTS.md.
+fn bench(args: &[String]) -> Result<()> {
+    tools::apt_install(&["wrk"])?;
+    let envoy = tools::envoy()?;
+    let filter = wasm::build()?;
+    tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux", "-p", "bench"])?;
+    let root = tools::root();
+    let mut cmd = std::process::Command::new(root.join("target/release/meshmux-bench"));
+    cmd.current_dir(&root)
+        .arg("--envoy")
+        .arg(&envoy)
+        .arg("--filter")
+        .arg(&filter)
+        .arg("--meshmux")
+        .arg(root.join("target/release/meshmux"))
+        .args(args);
+    tools::run(&mut cmd)
 }
