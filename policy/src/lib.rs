@@ -2,6 +2,7 @@
 //! decisions the Envoy filter acts on. It does no IO, never reads the clock, and nothing
 //! reachable from request bytes may panic: it builds for wasm32 and native alike.
 
+pub mod claims;
 #[cfg(feature = "config")]
 pub mod config;
 #[cfg(feature = "config")]
@@ -15,6 +16,7 @@ pub mod rbac;
 pub mod reply;
 pub mod rpc;
 pub mod session;
+pub mod upstream;
 
 pub use gateway::{Caller, Gateway, Outcome};
 pub use manifest::{FilterConfig, Manifest};

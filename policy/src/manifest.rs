@@ -182,7 +182,7 @@ fn default_max_body() -> u64 {
     1024 * 1024
 }
 fn default_side_call_timeout() -> u64 {
-    10_000
+    crate::session::DEFAULT_TIMEOUT_MS
 }
 
 #[cfg(test)]

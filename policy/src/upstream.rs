@@ -1,0 +1,244 @@
+//! What the filter does with a backend's answer to a forwarded `tools/call`: successful answers
+//! stream through untouched; a lost backend session is re-opened and the call retried once; any
+//! other failure becomes a tool result with `isError: true` that names the env and the reason,
+//! so the model reads it (an Envoy 503/504 or a backend's 401 would otherwise reach the client
+//! as a transport error, or start an OAuth flow against the gateway).
+
+use serde_json::Value;
+
+use crate::reply::{self, LocalReply};
+
+/// The verdict on a forwarded call's response status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// 2xx: stream it through untouched.
+    Pass,
+    /// The backend no longer knows the session the call was sent with: open a new one and
+    /// retry the call once.
+    Reopen,
+    /// Replace the answer with [`failure`].
+    Rewrite,
+}
+
+/// `cached` says the call went out with backend-session state read from the shared cache (a
+/// session id, or "this backend keeps none"), rather than state opened for this very call.
+///
+/// A 404 is the spec's "session ended"; a 400 is what a backend that requires sessions answers
+/// to an unknown or missing one (the TypeScript SDK's `server-everything` answers 400 "No valid
+/// session ID provided" after a restart). Both are refusals: the call did not run, so one retry
+/// is safe. A call sent with a session opened just for it is never retried, so this cannot loop.
+pub fn classify(status: u16, cached: bool) -> Verdict {
+    match status {
+        200..=299 => Verdict::Pass,
+        400 | 404 if cached => Verdict::Reopen,
+        _ => Verdict::Rewrite,
+    }
+}
+
+/// Whether a response body is an MCP answer the client can read as is.
+pub fn is_mcp_content_type(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        let media = ct.split(';').next().unwrap_or_default().trim();
+        media.eq_ignore_ascii_case("application/json")
+            || media.eq_ignore_ascii_case("text/event-stream")
+    })
+}
+
+/// The tool error for a failed call: `status` is `None` when no response came at all.
+pub fn failure(env: &str, id: &Value, status: Option<u16>, body: &[u8]) -> LocalReply {
+    let verb = match status {
+        Some(400..=499) => "rejected the call",
+        _ => "is unavailable",
+    };
+    reply::tool_error(
+        id,
+        &format!("Environment `{env}` {verb}: {}", reason(status, body)),
+    )
+}
+
+/// The tool error when the env could not be reached before forwarding (side-call failures).
+pub fn unavailable(env: &str, id: &Value, reason: &str) -> LocalReply {
+    reply::tool_error(id, &format!("Environment `{env}` is unavailable: {reason}"))
+}
+
+/// The answer to hand the client for a call retried through a side call: a 2xx MCP answer as
+/// the backend gave it, anything else as [`failure`].
+pub fn retried(
+    env: &str,
+    id: &Value,
+    status: Option<u16>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> LocalReply {
+    match (status, content_type) {
+        (Some(s @ 200..=299), Some(ct)) if is_mcp_content_type(Some(ct)) => LocalReply {
+            status: s,
+            headers: vec![("content-type", ct.to_owned())],
+            body: body.to_vec(),
+        },
+        _ => failure(env, id, status, body),
+    }
+}
+
+/// Longest excerpt of a failure body quoted to the model.
+const MAX_REASON: usize = 300;
+
+/// A short, single-line reason: `HTTP 503: upstream connect error …`, the JSON-RPC error
+/// message when the body is one, or a note that no response came.
+pub fn reason(status: Option<u16>, body: &[u8]) -> String {
+    let Some(status) = status else {
+        return "no response (the connection was reset or refused)".to_owned();
+    };
+    let detail = jsonrpc_message(body).unwrap_or_else(|| String::from_utf8_lossy(body).into());
+    let detail = one_line(&detail);
+    if detail.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status}: {detail}")
+    }
+}
+
+fn jsonrpc_message(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let error = v.get("error")?;
+    Some(
+        error
+            .get("message")
+            .and_then(Value::as_str)
+            .map_or_else(|| error.to_string(), str::to_owned),
+    )
+}
+
+/// Whitespace and control characters collapsed, cut at [`MAX_REASON`] characters.
+fn one_line(text: &str) -> String {
+    let mut out = String::new();
+    for word in text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() > MAX_REASON {
+            let cut: String = out.chars().take(MAX_REASON).collect();
+            return format!("{cut}…");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        let check = |status, cached, expected| {
+            assert_eq!(classify(status, cached), expected, "{status} {cached}");
+        };
+        check(200, true, Verdict::Pass);
+        check(202, false, Verdict::Pass);
+        check(404, true, Verdict::Reopen);
+        check(400, true, Verdict::Reopen);
+        check(404, false, Verdict::Rewrite);
+        check(400, false, Verdict::Rewrite);
+        check(401, true, Verdict::Rewrite);
+        check(503, true, Verdict::Rewrite);
+        check(504, false, Verdict::Rewrite);
+        check(302, false, Verdict::Rewrite);
+    }
+
+    fn text(r: &LocalReply) -> String {
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["result"]["isError"], json!(true));
+        assert_eq!(r.status, 200);
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn failures_name_env_and_reason() {
+        let envoy = b"upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused";
+        let r = failure("Prod", &json!(7), Some(503), envoy);
+        assert_eq!(
+            text(&r),
+            format!(
+                "Environment `Prod` is unavailable: HTTP 503: {}",
+                String::from_utf8_lossy(envoy)
+            )
+        );
+        assert!(r.body_text().contains(r#""id":7"#));
+        assert_eq!(
+            text(&failure(
+                "Dev",
+                &json!("a"),
+                Some(504),
+                b"upstream request timeout"
+            )),
+            "Environment `Dev` is unavailable: HTTP 504: upstream request timeout"
+        );
+        let rpc = br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"},"id":1}"#;
+        assert_eq!(
+            text(&failure("Dev", &json!(1), Some(400), rpc)),
+            "Environment `Dev` rejected the call: HTTP 400: Bad Request: No valid session ID provided"
+        );
+        assert_eq!(
+            text(&failure("Dev", &json!(1), None, b"")),
+            "Environment `Dev` is unavailable: no response (the connection was reset or refused)"
+        );
+        assert_eq!(
+            text(&unavailable("Dev", &json!(1), "boom")),
+            "Environment `Dev` is unavailable: boom"
+        );
+    }
+
+    #[test]
+    fn reasons_are_short_single_lines() {
+        assert_eq!(reason(Some(502), b""), "HTTP 502");
+        assert_eq!(
+            reason(Some(500), b"<html>\n  <body>oops</body>\r\n</html>\0"),
+            "HTTP 500: <html> <body>oops</body> </html>"
+        );
+        let long = reason(Some(500), "é".repeat(1000).as_bytes());
+        assert!(long.ends_with('…') && long.chars().count() < MAX_REASON + 20);
+        assert_eq!(reason(Some(500), &[0xff, b'a']), "HTTP 500: \u{fffd}a");
+        assert_eq!(
+            reason(Some(500), br#"{"error":{"code":1}}"#),
+            r#"HTTP 500: {"code":1}"#
+        );
+    }
+
+    #[test]
+    fn retried_answers() {
+        let ok = retried(
+            "Dev",
+            &json!(1),
+            Some(200),
+            Some("text/event-stream"),
+            b"event: message\ndata: {}\n\n",
+        );
+        assert_eq!(ok.status, 200);
+        assert_eq!(
+            ok.headers,
+            vec![("content-type", "text/event-stream".to_owned())]
+        );
+        assert_eq!(ok.body, b"event: message\ndata: {}\n\n");
+        let bad = retried("Dev", &json!(1), Some(200), Some("text/html"), b"<html>");
+        assert!(text(&bad).starts_with("Environment `Dev` is unavailable: HTTP 200"));
+        let gone = retried("Dev", &json!(1), Some(404), Some("application/json"), b"");
+        assert_eq!(text(&gone), "Environment `Dev` rejected the call: HTTP 404");
+    }
+
+    #[test]
+    fn content_types() {
+        assert!(is_mcp_content_type(Some("application/json; charset=utf-8")));
+        assert!(is_mcp_content_type(Some("Text/Event-Stream")));
+        assert!(!is_mcp_content_type(Some("text/plain")));
+        assert!(!is_mcp_content_type(None));
+    }
+}
