@@ -177,8 +177,9 @@ impl Backend {
             }
             Kind::Everything => {
                 let node = prereq::node()?;
-                let index =
-                    prereq::node_module_file("@modelcontextprotocol/server-everything/dist/index.js")?;
+                let index = prereq::node_module_file(
+                    "@modelcontextprotocol/server-everything/dist/index.js",
+                )?;
                 let loopback = prereq::node_dir().join("loopback.mjs");
                 let mut cmd = Command::new(&node);
                 // A clean environment: `get-env` prints all of it.

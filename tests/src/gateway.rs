@@ -58,7 +58,13 @@ pub fn discover(config: &Config) -> Result<Discovered> {
             logs::tail(proc.log(), 30)
         );
     }
-    for file in ["manifest.json", "envoy.yaml", "lds.yaml", "cds.yaml", "ecds.yaml"] {
+    for file in [
+        "manifest.json",
+        "envoy.yaml",
+        "lds.yaml",
+        "cds.yaml",
+        "ecds.yaml",
+    ] {
         if !out.join(file).is_file() {
             bail!(
                 "meshmux discover succeeded but wrote no {} (log {})",

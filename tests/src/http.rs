@@ -43,7 +43,10 @@ impl Request {
             url: url.to_owned(),
             headers: vec![
                 ("content-type".into(), "application/json".into()),
-                ("accept".into(), "application/json, text/event-stream".into()),
+                (
+                    "accept".into(),
+                    "application/json, text/event-stream".into(),
+                ),
             ],
             body: body.into(),
             chunked: false,
@@ -57,7 +60,10 @@ impl Request {
             method: reqwest::Method::from_bytes(method.as_bytes())
                 .with_context(|| format!("bad HTTP method {method}"))?,
             url: url.to_owned(),
-            headers: vec![("accept".into(), "application/json, text/event-stream".into())],
+            headers: vec![(
+                "accept".into(),
+                "application/json, text/event-stream".into(),
+            )],
             body: Vec::new(),
             chunked: false,
         })
@@ -89,7 +95,9 @@ impl Request {
             req = req.header(k, v);
         }
         if self.chunked {
-            req = req.body(reqwest::blocking::Body::new(std::io::Cursor::new(self.body)));
+            req = req.body(reqwest::blocking::Body::new(std::io::Cursor::new(
+                self.body,
+            )));
         } else if !self.body.is_empty() {
             req = req.body(self.body);
         }

@@ -18,6 +18,7 @@
 pub mod backend;
 pub mod check;
 pub mod config;
+pub mod fixtures;
 pub mod gateway;
 pub mod http;
 pub mod logs;
@@ -31,6 +32,7 @@ pub mod ts_client;
 pub use backend::{Backend, Record};
 pub use check::CheckRun;
 pub use config::Config;
+pub use fixtures::OpsEnvs;
 pub use gateway::Gateway;
 pub use http::Response;
 pub use rmcp_client::RmcpClient;

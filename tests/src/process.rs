@@ -75,7 +75,9 @@ impl Proc {
 
     /// The exit status if the process has ended.
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Polls `ready` (every 50 ms) until it says yes; fails early if the process exits and after

@@ -63,7 +63,9 @@ impl RmcpClient {
                 )
                 .await
             })
-            .map_err(|_| anyhow!("the rmcp client ({shown}) did not connect to {url} in {TIMEOUT:?}"))?
+            .map_err(|_| {
+                anyhow!("the rmcp client ({shown}) did not connect to {url} in {TIMEOUT:?}")
+            })?
             .with_context(|| format!("the rmcp client ({shown}) failed to connect to {url}"))?;
         Ok(RmcpClient {
             service: Some(service),
@@ -72,9 +74,7 @@ impl RmcpClient {
     }
 
     fn service(&self) -> Result<&RunningService<RoleClient, ClientConfig>> {
-        self.service
-            .as_ref()
-            .context("the rmcp client is closed")
+        self.service.as_ref().context("the rmcp client is closed")
     }
 
     /// The protocol version the client settled on with the gateway.

@@ -1,0 +1,87 @@
+//! `@modelcontextprotocol/server-everything` twice, as two envs: a stateful reference server
+//! that refuses a `tools/call` without its `Mcp-Session-Id`, so these calls only work if the
+//! gateway opens and keeps a backend session per env.
+
+// Helpers of an integration test may fail the test on the spot, like the tests themselves
+// (clippy.toml allows this inside #[test] functions only).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use serde_json::json;
+use tests::{Backend, Gateway, RmcpClient, TsClient, is_error, result_text};
+
+fn two_everythings() -> anyhow::Result<(Gateway, Backend, Backend)> {
+    let alpha = Backend::everything("Alpha").start()?;
+    let beta = Backend::everything("Beta").start()?;
+    let gw = Gateway::builder()
+        .env("Alpha", &alpha)
+        .env("Beta", &beta)
+        .start()?;
+    Ok((gw, alpha, beta))
+}
+
+#[test]
+fn server_everything_twice_is_listed_once_with_an_env_enum() -> anyhow::Result<()> {
+    let (gw, _alpha, _beta) = two_everythings()?;
+
+    let list = gw.list_tools()?;
+
+    let tools = list["tools"].as_array().unwrap();
+    let echoes: Vec<_> = tools.iter().filter(|t| t["name"] == "echo").collect();
+    assert_eq!(echoes.len(), 1, "{list:#}");
+    assert_eq!(
+        echoes[0]["inputSchema"]["properties"]["env"]["enum"],
+        json!(["Alpha", "Beta"])
+    );
+    let mut names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let count = names.len();
+    names.dedup();
+    assert_eq!(names.len(), count, "a tool is listed twice: {names:?}");
+    for t in tools {
+        let envs = &t["inputSchema"]["properties"]["env"]["enum"];
+        assert_eq!(envs, &json!(["Alpha", "Beta"]), "{}", t["name"]);
+    }
+    Ok(())
+}
+
+#[test]
+fn server_everything_calls_reach_each_instance_through_backend_sessions() -> anyhow::Result<()> {
+    let (gw, _alpha, _beta) = two_everythings()?;
+
+    for env in ["Alpha", "Beta", "Alpha"] {
+        let result = gw.call_tool("get-env", json!({"env": env}))?;
+
+        assert!(!is_error(&result), "{env}: {result:#}");
+        let text = result_text(&result);
+        assert!(
+            text.contains(&format!("\"MESHMUX_TEST_ENV\": \"{env}\"")),
+            "{env} was not the one that answered: {text}"
+        );
+    }
+    let echo = gw.call_tool("echo", json!({"env": "Beta", "message": "hello"}))?;
+    assert_eq!(result_text(&echo), "Echo: hello", "{echo:#}");
+    Ok(())
+}
+
+#[test]
+fn server_everything_works_for_the_rmcp_and_typescript_clients() -> anyhow::Result<()> {
+    let (gw, _alpha, _beta) = two_everythings()?;
+
+    let rmcp = RmcpClient::connect(&gw.url())?;
+    let sum = rmcp.call_tool("get-sum", json!({"env": "Alpha", "a": 2, "b": 40}))?;
+    let ts = TsClient::new(&gw.url())
+        .call("echo", json!({"env": "Beta", "message": "from ts"}))
+        .run()?;
+
+    assert!(result_text(&sum).contains("42"), "{sum:#}");
+    assert_eq!(
+        result_text(&ts["results"][0]["result"]),
+        "Echo: from ts",
+        "{ts:#}"
+    );
+    Ok(())
+}

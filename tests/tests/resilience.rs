@@ -1,0 +1,114 @@
+//! Backends come and go: a stateless backend just works, a backend that is down fails fast
+//! for its env only, and a restarted backend (its sessions gone) is re-initialized.
+
+// Helpers of an integration test may fail the test on the spot, like the tests themselves
+// (clippy.toml allows this inside #[test] functions only).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tests::{Backend, Gateway, is_error, result_text};
+
+#[test]
+fn stateless_and_json_answering_backends_just_work() -> anyhow::Result<()> {
+    let edge = Backend::demo("Edge").stateless().record().start()?;
+    let plain = Backend::demo("Plain").json_response().record().start()?;
+    let gw = Gateway::builder()
+        .env("Edge", &edge)
+        .env("Plain", &plain)
+        .start()?;
+
+    for env in ["Edge", "Plain", "Edge"] {
+        let resp = gw.call("list_deployments", json!({"env": env, "service": "api"}))?;
+
+        let result = resp.result()?;
+        assert!(!is_error(&result), "{env}: {result:#}");
+        assert!(result_text(&result).starts_with(&format!("[{env}] list_deployments")));
+        if env == "Plain" {
+            assert!(!resp.is_sse(), "--json-response answered SSE");
+        }
+    }
+    assert_eq!(edge.wait_for_records(2)?.len(), 2);
+    assert_eq!(plain.wait_for_records(1)?.len(), 1);
+    Ok(())
+}
+
+#[test]
+fn a_backend_that_is_down_fails_its_env_fast_and_the_other_env_still_works() -> anyhow::Result<()> {
+    let prod = Backend::demo("Prod").start()?;
+    let mut staging = Backend::demo("Staging").start()?;
+    let gw = Gateway::builder()
+        .env("Prod", &prod)
+        .env("Staging", &staging)
+        .start()?;
+    let args = |env: &str| json!({"env": env, "query": "x"});
+    // One call first, so the gateway holds a session for Staging when it goes away.
+    assert!(!is_error(&gw.call_tool("search_logs", args("Staging"))?));
+
+    staging.stop();
+    for attempt in 0..2 {
+        let start = Instant::now();
+        let resp = gw.call("search_logs", args("Staging"))?;
+        let took = start.elapsed();
+
+        assert!(
+            took < Duration::from_secs(5),
+            "attempt {attempt} took {took:?}"
+        );
+        let result = resp
+            .result()
+            .unwrap_or_else(|e| panic!("attempt {attempt}: HTTP {}: {e:#}", resp.status));
+        assert!(is_error(&result), "attempt {attempt}: {result:#}");
+        assert!(
+            result_text(&result).contains("Staging"),
+            "the error must name the env: {result:#}"
+        );
+    }
+    let fine = gw.call_tool("search_logs", args("Prod"))?;
+    assert!(
+        result_text(&fine).starts_with("[Prod] search_logs"),
+        "{fine:#}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_restarted_backend_is_reinitialized_and_the_next_call_succeeds() -> anyhow::Result<()> {
+    let mut prod = Backend::demo("Prod").record().start()?;
+    let gw = Gateway::builder().env("Prod", &prod).start()?;
+    let call = || gw.call_tool("list_deployments", json!({"env": "Prod", "service": "api"}));
+    assert!(!is_error(&call()?));
+
+    prod.restart()?;
+    let after = call()?;
+
+    assert!(!is_error(&after), "{after:#}");
+    assert!(
+        result_text(&after).starts_with("[Prod] list_deployments"),
+        "{after:#}"
+    );
+    assert_eq!(prod.wait_for_records(2)?.len(), 2);
+    Ok(())
+}
+
+#[test]
+fn a_backend_that_comes_back_is_used_again() -> anyhow::Result<()> {
+    let mut dev = Backend::demo("Dev").start()?;
+    let gw = Gateway::builder().env("Dev", &dev).start()?;
+    let call = || gw.call_tool("search_logs", json!({"env": "Dev", "query": "x"}));
+    assert!(!is_error(&call()?));
+
+    dev.stop();
+    assert!(is_error(&call()?));
+    dev.restart()?;
+
+    let back = call()?;
+    assert!(!is_error(&back), "{back:#}");
+    Ok(())
+}
