@@ -122,7 +122,7 @@ impl Stream {
         match gateway.on_body(&self.head.view(), body, &caller) {
             Outcome::Reply(r) => self.answer(&r),
             Outcome::Denied { reply, tool, env } => {
-                info!("meshmux: denied tool `{tool}` in env `{env}` to {caller:?}");
+                info!("denied tool `{tool}` in env `{env}` to {caller:?}");
                 self.answer(&reply)
             }
             Outcome::Forward(fwd) => self.forward(gateway, fwd),
@@ -210,7 +210,7 @@ impl Stream {
                 host::resume_request();
             }
             Progress::Failed(reason) => {
-                warn!("meshmux: env `{}` is unavailable: {reason}", call.fwd.env);
+                warn!("env `{}` is unavailable: {reason}", call.fwd.env);
                 self.answer(&upstream::unavailable(&call.fwd.env, &call.fwd.id, &reason));
             }
         }
@@ -264,7 +264,7 @@ impl Context for Stream {
                 response::retry_answered(self, &gateway, retry, &answer);
             }
             other => {
-                warn!("meshmux: ignoring an unexpected side-call answer (token {token})");
+                warn!("ignoring an unexpected side-call answer (token {token})");
                 self.phase = other;
             }
         }

@@ -5,7 +5,7 @@
 //! error naming the env. The replacement is written into the paused response: `:status`,
 //! `content-type` and `content-length` on its headers, the new body over the buffered one.
 
-use log::info;
+use log::{info, warn};
 use policy::reply::LocalReply;
 use policy::{Gateway, upstream};
 use proxy_wasm::types::{Action, BufferType, MapType};
@@ -111,6 +111,10 @@ pub(crate) fn on_body(s: &mut Stream, body_size: usize, end_of_stream: bool) -> 
                 body_size.min(MAX_FAILURE_BODY),
             );
             let reply = upstream::failure(env, id, Some(*status), &body);
+            warn!(
+                "env `{env}`: a forwarded call failed: {}",
+                reply.body_text()
+            );
             s.phase = Phase::Idle;
             replace(&reply, body_size);
             Action::Continue
@@ -146,7 +150,7 @@ pub(crate) fn retry_answered(s: &mut Stream, gateway: &Gateway, retry: Retry, an
                 }
                 Progress::Open(opened) => {
                     info!(
-                        "meshmux: env `{env}`: retrying tool `{}` in the new session",
+                        "env `{env}`: retrying tool `{}` in the new session",
                         call.fwd.tool
                     );
                     let sent = session::send(
@@ -213,6 +217,7 @@ fn replace(reply: &LocalReply, old_size: usize) {
         .set(":status", reply.status.to_string())
         .set("content-length", reply.body.len().to_string())
         .remove("content-encoding")
+        .remove("etag")
         .remove("mcp-session-id");
     for (name, value) in &reply.headers {
         edit = edit.set(name, value.clone());

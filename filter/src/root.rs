@@ -26,7 +26,7 @@ impl RootContext for Root {
             Ok(gateway) => {
                 let m = &gateway.config().manifest;
                 info!(
-                    "meshmux: configured with manifest {} ({} envs, {} tools, auth {})",
+                    "configured with manifest {} ({} envs, {} tools, auth {})",
                     m.hash,
                     m.envs.len(),
                     m.tools.len(),
@@ -40,7 +40,7 @@ impl RootContext for Root {
                 true
             }
             Err(e) => {
-                warn!("meshmux: plugin configuration refused: {e}");
+                warn!("plugin configuration refused: {e}");
                 false
             }
         }

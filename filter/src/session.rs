@@ -111,7 +111,7 @@ fn store(entry: &EnvEntry, opened: &BackendSession) {
     // stream uses its own.
     if host::shared::set(&key, &opened.encode(), cas) {
         info!(
-            "meshmux: env `{}`: backend session opened ({}, version {})",
+            "env `{}`: backend session opened ({}, version {})",
             entry.name,
             opened
                 .session_id
@@ -130,7 +130,7 @@ pub fn forget(entry: &EnvEntry, used: &BackendSession) {
     let current = bytes.and_then(|b| BackendSession::decode(&b, entry));
     if current.as_ref() == Some(used) && host::shared::set(&key, b"", cas) {
         warn!(
-            "meshmux: env `{}`: backend session {} is gone; opening a new one",
+            "env `{}`: backend session {} is gone; opening a new one",
             entry.name,
             used.session_id.as_deref().unwrap_or("(none)")
         );
