@@ -18,7 +18,11 @@ use tests::{Backend, Gateway, is_error, result_text};
 #[test]
 fn stateless_and_json_answering_backends_just_work() -> anyhow::Result<()> {
     let edge = Backend::demo("Edge").stateless().record().start()?;
-    let plain = Backend::demo("Plain").json_response().record().start()?;
+    let plain = Backend::demo("Plain")
+        .stateless()
+        .json_response()
+        .record()
+        .start()?;
     let gw = Gateway::builder()
         .env("Edge", &edge)
         .env("Plain", &plain)
