@@ -1,0 +1,143 @@
+//! Discovery over MCP: an rmcp Streamable HTTP client per env, `initialize` then a paginated
+//! `tools/list`, every env at once, each bounded by a timeout so one slow backend cannot
+//! hold up the others.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow};
+use http::{HeaderName, HeaderValue};
+use policy::config::Config;
+use rmcp::ServiceExt as _;
+use rmcp::service::{ClientInitializeError, ServiceError};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClientTransportConfig, StreamableHttpError,
+};
+
+use crate::catalog::{Discovered, EnvResult};
+
+/// How long one env's whole discovery (connect, initialize, every tools/list page) may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Discovers every env of `config` concurrently; results come back in config order.
+pub async fn discover_all(config: &Config, timeout: Duration) -> Vec<EnvResult> {
+    let handles: Vec<_> = config
+        .environments
+        .0
+        .iter()
+        .map(|(name, env)| {
+            let url = env.url.clone();
+            let headers = env.headers.clone();
+            let handle = tokio::spawn(async move {
+                match tokio::time::timeout(timeout, discover_one(&url, &headers)).await {
+                    Ok(Ok(d)) => Ok(d),
+                    Ok(Err(e)) => Err(format!("{e:#}")),
+                    Err(_) => Err(format!(
+                        "no answer from {url} within {} s",
+                        timeout.as_secs_f32()
+                    )),
+                }
+            });
+            (name.clone(), handle)
+        })
+        .collect();
+    let mut results = Vec::with_capacity(handles.len());
+    for (name, handle) in handles {
+        let outcome = handle
+            .await
+            .unwrap_or_else(|e| Err(format!("discovery task failed: {e}")));
+        results.push(EnvResult { name, outcome });
+    }
+    results
+}
+
+/// The env's headers as rmcp custom headers (sent on every request, `Authorization`
+/// included, as configured: rmcp's `auth_header` would add its own `Bearer `).
+pub fn header_map(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<HashMap<HeaderName, HeaderValue>> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .with_context(|| format!("header name {k:?}"))?;
+            let value =
+                HeaderValue::from_str(v).with_context(|| format!("value of header {k:?}"))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+async fn discover_one(
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<Discovered> {
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
+        .custom_headers(header_map(headers)?);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    let client = ()
+        .serve(transport)
+        .await
+        .map_err(|e| anyhow!("initialize failed: {}", init_cause(&e)))?;
+    let listed = client.list_all_tools().await;
+    let info = client.peer_info();
+    // Close the session politely (DELETE) whatever the listing gave.
+    let _ = client.cancel().await;
+    let tools = listed.map_err(|e| anyhow!("tools/list failed: {}", service_cause(&e)))?;
+    let tools = tools
+        .into_iter()
+        .map(|t| serde_json::to_value(&t).context("serializing a tool definition"))
+        .collect::<Result<Vec<_>>>()?;
+    let (protocol_version, server_info) = match info {
+        Some(info) => (
+            info.protocol_version.to_string(),
+            info.server_info
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok()),
+        ),
+        None => (policy::protocol::LATEST_WITH_INITIALIZE.to_owned(), None),
+    };
+    Ok(Discovered {
+        protocol_version,
+        server_info,
+        tools,
+    })
+}
+
+/// Why `initialize` failed, without rmcp's transport type names.
+fn init_cause(e: &ClientInitializeError) -> String {
+    match e {
+        ClientInitializeError::TransportError { error, .. } => chain(&*error.error),
+        other => other.to_string(),
+    }
+}
+
+fn service_cause(e: &ServiceError) -> String {
+    match e {
+        ServiceError::TransportSend(error) => chain(&*error.error),
+        other => other.to_string(),
+    }
+}
+
+/// An error and its most specific source (connection refused, an HTTP status, a TLS
+/// failure); the layers in between only repeat them.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    // rmcp keeps reqwest's error as a value, not as a source: look inside.
+    if let Some(StreamableHttpError::<reqwest::Error>::Client(inner)) =
+        e.downcast_ref::<StreamableHttpError<reqwest::Error>>()
+    {
+        return chain(inner);
+    }
+    let first = e.to_string().trim_end_matches([':', ' ']).to_owned();
+    let mut last = None;
+    let mut current = e.source();
+    while let Some(err) = current {
+        last = Some(err.to_string());
+        current = err.source();
+    }
+    match last {
+        Some(root) if !first.contains(&root) => format!("{first}: {root}"),
+        _ => first,
+    }
+}

@@ -1,0 +1,252 @@
+//! From a config and what discovery found to the manifest, the filter's plugin config and the
+//! per-env routing targets the Envoy generator needs. Pure: no IO, no clock.
+
+use std::collections::BTreeMap;
+
+use policy::config::Config;
+use policy::manifest::{
+    BackendAccess, EnvEntry, FilterAuth, FilterConfig, MANIFEST_FORMAT, Manifest, ServerInfo,
+    cluster_name,
+};
+use policy::merge::{EnvTools, merge};
+use policy::rbac::RoleRules;
+use serde_json::Value;
+
+/// Where jwt_authn puts the token payload in the config meshmux generates.
+pub const CLAIMS_PATH: [&str; 2] = ["envoy.filters.http.jwt_authn", "jwt_payload"];
+
+/// Timeout of the filter's own side calls (opening a backend session).
+pub const SIDE_CALL_TIMEOUT_MS: u64 = 10_000;
+
+/// Per-call upstream timeout when the env sets none.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 60;
+
+/// A backend URL split into what Envoy needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendUrl {
+    pub tls: bool,
+    /// Host name or IP address, without IPv6 brackets.
+    pub host: String,
+    pub ip: bool,
+    pub port: u16,
+    /// The `Host` header the backend expects (`host[:port]`, default port omitted).
+    pub authority: String,
+    /// Path plus query, as sent upstream.
+    pub path: String,
+}
+
+impl BackendUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a valid URL: {e}"))?;
+        let tls = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            other => return Err(format!("{raw:?}: scheme `{other}` is not http or https")),
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "{raw:?}: credentials in the URL are not supported; put them in `headers`"
+            ));
+        }
+        let (host, ip) = match url.host() {
+            Some(url::Host::Domain(d)) => (d.to_owned(), false),
+            Some(url::Host::Ipv4(a)) => (a.to_string(), true),
+            Some(url::Host::Ipv6(a)) => (a.to_string(), true),
+            None => return Err(format!("{raw:?} has no host")),
+        };
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| format!("{raw:?} has no port"))?;
+        let host_str = url.host_str().unwrap_or_default();
+        let authority = match url.port() {
+            Some(p) => format!("{host_str}:{p}"),
+            None => host_str.to_owned(),
+        };
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        Ok(BackendUrl {
+            tls,
+            host,
+            ip,
+            port,
+            authority,
+            path,
+        })
+    }
+}
+
+/// One env as the Envoy config routes to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvTarget {
+    pub name: String,
+    pub cluster: String,
+    pub url: BackendUrl,
+    /// The env's configured headers, `$VAR`s resolved (secrets).
+    pub headers: BTreeMap<String, String>,
+    pub timeout_seconds: u64,
+}
+
+/// Every env of the config as a routing target, in config order.
+pub fn targets(config: &Config) -> Result<Vec<EnvTarget>, String> {
+    config
+        .environments
+        .0
+        .iter()
+        .map(|(name, env)| {
+            let mut url =
+                BackendUrl::parse(&env.url).map_err(|e| format!("environments.{name}.url: {e}"))?;
+            let (host, headers) = split_host(&env.headers);
+            if let Some(host) = host {
+                url.authority = host;
+            }
+            Ok(EnvTarget {
+                name: name.clone(),
+                cluster: cluster_name(name),
+                url,
+                headers,
+                timeout_seconds: env.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+            })
+        })
+        .collect()
+}
+
+/// A configured `Host` header names the virtual host behind the URL: it becomes the
+/// authority Envoy rewrites to, not an added header (Envoy refuses to add `host`).
+fn split_host(headers: &BTreeMap<String, String>) -> (Option<String>, BTreeMap<String, String>) {
+    let mut host = None;
+    let mut rest = BTreeMap::new();
+    for (k, v) in headers {
+        if k.eq_ignore_ascii_case("host") {
+            host = Some(v.clone());
+        } else {
+            rest.insert(k.clone(), v.clone());
+        }
+    }
+    (host, rest)
+}
+
+/// What discovery found on one env's backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovered {
+    pub protocol_version: String,
+    pub server_info: Option<Value>,
+    /// The tool definitions as the backend sent them.
+    pub tools: Vec<Value>,
+}
+
+/// One env's discovery: its tools, or why they could not be listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvResult {
+    pub name: String,
+    pub outcome: Result<Discovered, String>,
+}
+
+impl EnvResult {
+    pub fn tool_count(&self) -> Option<usize> {
+        self.outcome.as_ref().ok().map(|d| d.tools.len())
+    }
+}
+
+/// Merges what the envs returned into a sealed manifest. `results` are matched to the
+/// config's envs by name; an env without a result counts as unreachable.
+pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest, String> {
+    let targets = targets(config)?;
+    let find = |name: &str| results.iter().find(|r| r.name == name);
+    let mut inputs = Vec::new();
+    let mut envs = Vec::new();
+    for ((name, env), target) in config.environments.0.iter().zip(&targets) {
+        let outcome = find(name).map(|r| &r.outcome);
+        let (protocol_version, server_info, unreachable) = match outcome {
+            Some(Ok(d)) => {
+                inputs.push(EnvTools {
+                    env: name,
+                    description: &env.description,
+                    tools: &d.tools,
+                });
+                (d.protocol_version.clone(), d.server_info.clone(), None)
+            }
+            Some(Err(e)) => (unknown_version(), None, Some(e.clone())),
+            None => (unknown_version(), None, Some("not discovered".to_owned())),
+        };
+        envs.push(EnvEntry {
+            name: name.clone(),
+            description: env.description.clone(),
+            cluster: target.cluster.clone(),
+            url: env.url.clone(),
+            authority: target.url.authority.clone(),
+            path: target.url.path.clone(),
+            protocol_version,
+            server_info,
+            unreachable,
+        });
+    }
+    let merged = merge(&inputs);
+    let gateway = &config.gateway;
+    Ok(Manifest {
+        format: MANIFEST_FORMAT,
+        hash: String::new(),
+        server: ServerInfo {
+            name: gateway.server_name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            instructions: gateway.instructions.clone(),
+        },
+        envs,
+        tools: merged.tools,
+        warnings: merged.warnings,
+        errors: merged.errors,
+    }
+    .seal())
+}
+
+/// An unreachable env is later reached with the newest `initialize`-era version.
+fn unknown_version() -> String {
+    policy::protocol::LATEST_WITH_INITIALIZE.to_owned()
+}
+
+/// The filter's plugin configuration: the manifest plus each env's side-call credentials and
+/// the roles, when the config has an `auth` block.
+pub fn filter_config(config: &Config, manifest: Manifest) -> FilterConfig {
+    let backends = config
+        .environments
+        .0
+        .iter()
+        .map(|(name, env)| {
+            (
+                name.clone(),
+                BackendAccess {
+                    // The authority (a configured `Host` included) is in the manifest.
+                    headers: split_host(&env.headers).1,
+                    timeout_ms: SIDE_CALL_TIMEOUT_MS,
+                },
+            )
+        })
+        .collect();
+    let auth = config.auth.as_ref().map(|auth| FilterAuth {
+        claims_path: CLAIMS_PATH.iter().map(|s| (*s).to_owned()).collect(),
+        roles: auth
+            .roles
+            .iter()
+            .map(|(role, cfg)| {
+                (
+                    role.clone(),
+                    RoleRules {
+                        allowed_envs: cfg.allowed_envs.clone(),
+                    },
+                )
+            })
+            .collect(),
+    });
+    FilterConfig {
+        manifest,
+        mcp_path: config.gateway.mcp_path.clone(),
+        max_body_bytes: config.gateway.max_body_bytes,
+        backends,
+        auth,
+    }
+}
+
+#[cfg(test)]
+#[path = "catalog_tests.rs"]
+mod tests;

@@ -1,0 +1,196 @@
+use serde_json::json;
+
+use super::*;
+
+fn check_url(raw: &str, expected: Result<(&str, u16, bool, &str, &str), &str>) {
+    let got = BackendUrl::parse(raw);
+    match (got, expected) {
+        (Ok(u), Ok((host, port, tls, authority, path))) => {
+            assert_eq!(
+                (
+                    u.host.as_str(),
+                    u.port,
+                    u.tls,
+                    u.authority.as_str(),
+                    u.path.as_str()
+                ),
+                (host, port, tls, authority, path),
+                "{raw}"
+            );
+        }
+        (Err(e), Err(fragment)) => assert!(e.contains(fragment), "{raw}: {e}"),
+        (got, expected) => panic!("{raw}: got {got:?}, expected {expected:?}"),
+    }
+}
+
+#[test]
+fn backend_urls() {
+    check_url(
+        "https://mcp.example.com/v1/mcp",
+        Ok(("mcp.example.com", 443, true, "mcp.example.com", "/v1/mcp")),
+    );
+    check_url(
+        "http://127.0.0.1:8080/mcp",
+        Ok(("127.0.0.1", 8080, false, "127.0.0.1:8080", "/mcp")),
+    );
+    check_url(
+        "https://API.Example.com:8443/mcp?tenant=a",
+        Ok((
+            "api.example.com",
+            8443,
+            true,
+            "api.example.com:8443",
+            "/mcp?tenant=a",
+        )),
+    );
+    check_url(
+        "http://[::1]:9000/",
+        Ok(("::1", 9000, false, "[::1]:9000", "/")),
+    );
+    check_url(
+        "http://example.com",
+        Ok(("example.com", 80, false, "example.com", "/")),
+    );
+    check_url(
+        "https://user:pw@example.com/mcp",
+        Err("credentials in the URL"),
+    );
+    check_url("ftp://example.com/mcp", Err("not http or https"));
+    check_url("not a url", Err("not a valid URL"));
+}
+
+fn config(text: &str) -> Config {
+    let lookup = |name: &str| (name == "PROD_TOKEN").then(|| "s3cret".to_owned());
+    Config::parse(text, policy::config::Format::Json, "test.json", &lookup).unwrap()
+}
+
+fn three_envs() -> Config {
+    config(
+        r#"{"environments": {
+            "Prod": {"description": "Production", "url": "https://mcp.example.com/mcp",
+                     "headers": {"Authorization": "Bearer $PROD_TOKEN", "Host": "internal.example.com"}},
+            "Staging": {"description": "Staging", "url": "http://10.0.0.7:8080/mcp", "timeout_seconds": 5},
+            "Dev": {"description": "Dev", "url": "http://dev.local/mcp"}
+        }}"#,
+    )
+}
+
+fn found(tools: Vec<serde_json::Value>) -> Result<Discovered, String> {
+    Ok(Discovered {
+        protocol_version: "2025-06-18".into(),
+        server_info: Some(json!({"name": "backend", "version": "1"})),
+        tools,
+    })
+}
+
+fn tool(name: &str, params: serde_json::Value) -> serde_json::Value {
+    json!({"name": name, "description": format!("{name} tool"),
+           "inputSchema": {"type": "object", "properties": params}})
+}
+
+#[test]
+fn manifest_records_unreachable_envs_and_merges_the_rest() {
+    let config = three_envs();
+    let results = vec![
+        EnvResult {
+            name: "Prod".into(),
+            outcome: found(vec![
+                tool("logs", json!({"q": {"type": "string"}})),
+                tool("rollback", json!({})),
+            ]),
+        },
+        EnvResult {
+            name: "Staging".into(),
+            outcome: found(vec![tool("logs", json!({"q": {"type": "string"}}))]),
+        },
+        EnvResult {
+            name: "Dev".into(),
+            outcome: Err("connection refused".into()),
+        },
+    ];
+    let m = build_manifest(&config, &results).unwrap();
+    assert!(m.hash.starts_with("sha256:"));
+    let envs: Vec<(&str, Option<&str>)> = m
+        .envs
+        .iter()
+        .map(|e| (e.name.as_str(), e.unreachable.as_deref()))
+        .collect();
+    assert_eq!(
+        envs,
+        [
+            ("Prod", None),
+            ("Staging", None),
+            ("Dev", Some("connection refused"))
+        ]
+    );
+    let prod = &m.envs[0];
+    assert_eq!(prod.cluster, "env_Prod");
+    // A configured Host names the virtual host the backend serves.
+    assert_eq!(prod.authority, "internal.example.com");
+    assert_eq!(prod.protocol_version, "2025-06-18");
+    assert_eq!(m.envs[1].authority, "10.0.0.7:8080");
+    // Unreachable envs get no tools and the newest initialize-era version.
+    assert_eq!(m.envs[2].protocol_version, "2025-11-25");
+    let tools: Vec<(&str, Vec<&str>)> = m
+        .tools
+        .iter()
+        .map(|t| (t.name(), t.envs.iter().map(|e| e.env.as_str()).collect()))
+        .collect();
+    assert_eq!(
+        tools,
+        [
+            ("logs", vec!["Prod", "Staging"]),
+            ("rollback", vec!["Prod"])
+        ]
+    );
+    // The same inputs seal to the same hash (discover writes only on change).
+    assert_eq!(build_manifest(&config, &results).unwrap(), m);
+}
+
+#[test]
+fn an_env_without_a_result_is_unreachable() {
+    let m = build_manifest(&three_envs(), &[]).unwrap();
+    assert!(m.envs.iter().all(|e| e.unreachable.is_some()));
+    assert!(m.tools.is_empty());
+}
+
+#[test]
+fn filter_config_carries_credentials_and_roles() {
+    let mut config = three_envs();
+    let m = build_manifest(&config, &[]).unwrap();
+    let fc = filter_config(&config, m.clone());
+    let prod = &fc.backends["Prod"];
+    assert_eq!(prod.headers["Authorization"], "Bearer s3cret");
+    assert!(!prod.headers.contains_key("Host"), "Host is the authority");
+    assert_eq!(prod.timeout_ms, SIDE_CALL_TIMEOUT_MS);
+    assert!(fc.backends["Dev"].headers.is_empty());
+    assert!(fc.auth.is_none());
+    assert_eq!(fc.mcp_path, "/mcp");
+
+    config = config_with_auth();
+    let fc = filter_config(&config, m);
+    let auth = fc.auth.unwrap();
+    assert_eq!(auth.claims_path, CLAIMS_PATH);
+    assert_eq!(auth.roles["ops"].allowed_envs["Staging"], ["*"]);
+}
+
+fn config_with_auth() -> Config {
+    config(
+        r#"{"environments": {"Staging": {"description": "S", "url": "http://s/mcp"}},
+            "auth": {"dev": {"users": {"alice": ["ops"]}}, "base_url": "http://localhost:10000",
+                     "signing_key_file": "k.pem", "roles": {"ops": {"allowed_envs": {"Staging": ["*"]}}}}}"#,
+    )
+}
+
+#[test]
+fn targets_use_defaults_and_drop_host() {
+    let t = targets(&three_envs()).unwrap();
+    assert_eq!(t[0].timeout_seconds, DEFAULT_TIMEOUT_SECONDS);
+    assert_eq!(t[1].timeout_seconds, 5);
+    assert_eq!(t[0].headers.keys().collect::<Vec<_>>(), ["Authorization"]);
+    assert_eq!(t[0].url.authority, "internal.example.com");
+    assert_eq!(
+        t[0].url.host, "mcp.example.com",
+        "TLS and DNS still use the URL's host"
+    );
+}

@@ -1,0 +1,304 @@
+//! The command line: argument parsing (clap) and one function per subcommand. Exit codes:
+//! 0 clean, 1 merge errors, 2 a backend unreachable or invalid, 3 anything else (bad usage,
+//! an unreadable config, a file that could not be written).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::demo::{DemoOptions, Drift};
+use crate::discover::{self, Discovery};
+use crate::fsutil::Written;
+use crate::report::{self, exit};
+use crate::{envoy, locate, up};
+
+/// MCP multiplexing and access control inside Envoy.
+///
+/// meshmux merges the tools of the same MCP server in several environments (Prod, Staging,
+/// Dev...) into one catalog with an `env` argument, and generates the Envoy config whose wasm
+/// filter serves that catalog and routes each call to the right environment.
+///
+/// Exit codes: 0 clean, 1 merge errors, 2 a backend unreachable or invalid, 3 other errors.
+#[derive(Debug, Parser)]
+#[command(name = "meshmux", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to every environment, merge their tools, and report errors and warnings
+    /// (for CI: exit 0 clean, 1 merge errors, 2 a backend unreachable).
+    Check(CheckArgs),
+    /// Discover and merge, then write manifest.json and the Envoy config (envoy.yaml,
+    /// lds.yaml, cds.yaml, ecds.yaml) into a directory, each only when it changed.
+    Discover(DiscoverArgs),
+    /// Print the merged tool catalog: every tool, its environments and its parameters.
+    List(ListArgs),
+    /// Run the local stack: demo backends (or the backends of --config), the generated
+    /// config, and Envoy with the meshmux filter. Ctrl-C stops everything it started.
+    Up(up::UpArgs),
+    /// Serve one demo MCP backend (ops tools that differ per environment).
+    DemoBackend(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Source {
+    /// Config file (seed-000 / mcp-env-mux format, JSON or YAML; `$VAR`s come from the
+    /// environment).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+    /// Seconds each backend gets to answer initialize and tools/list.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// `json` prints one document: envs with status and tool counts, errors, warnings.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub source: Source,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// Directory to write into (created if missing; Envoy watches it for updates).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub envoy: EnvoyArgs,
+}
+
+/// Where the generated Envoy listens and which filter it loads.
+#[derive(Debug, Clone, Args)]
+pub struct EnvoyArgs {
+    /// The meshmux filter (default: the project's `cargo xtask build-wasm` output).
+    #[arg(long, value_name = "WASM")]
+    pub filter: Option<PathBuf>,
+    /// Port of the MCP listener.
+    #[arg(long, default_value_t = 10000)]
+    pub port: u16,
+    /// Port of Envoy's admin interface (always on 127.0.0.1).
+    #[arg(long, default_value_t = 9901)]
+    pub admin_port: u16,
+    /// Address of the MCP listener.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Environment name; Prod adds rollback_deployment, Dev adds query_metrics.debug.
+    #[arg(long)]
+    pub env: String,
+    #[arg(long)]
+    pub port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Serve without sessions (no Mcp-Session-Id).
+    #[arg(long)]
+    pub stateless: bool,
+    /// Answer with application/json instead of SSE where possible (with --stateless).
+    #[arg(long)]
+    pub json_response: bool,
+    /// Append one JSON line per tools/call: {"env","tool","arguments","headers"}.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Differ from the other envs on purpose, for `check` to catch.
+    #[arg(long, value_enum)]
+    pub drift: Option<Drift>,
+}
+
+/// The binary's entry point.
+pub fn main() -> ExitCode {
+    ExitCode::from(main_with(std::env::args_os()))
+}
+
+/// Parses `args` (the program name first), runs the command and returns the exit code.
+pub fn main_with<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not errors.
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::CLEAN
+            };
+        }
+    };
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("meshmux: error: starting the async runtime: {e}");
+            return exit::USAGE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("meshmux: error: {e:#}");
+            exit::USAGE
+        }
+    }
+}
+
+fn init_tracing() {
+    use std::io::IsTerminal as _;
+    // What matters is printed (rmcp's errors become our messages); logs are for RUST_LOG.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rmcp=off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one parsed command; `Ok` carries the exit code.
+pub async fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Check(args) => check(args).await,
+        Command::Discover(args) => discover_cmd(args).await,
+        Command::List(args) => list(args).await,
+        Command::Up(args) => up::run(args).await,
+        Command::DemoBackend(args) => {
+            let opts = DemoOptions {
+                env: args.env,
+                stateless: args.stateless,
+                json_response: args.json_response,
+                record: args.record,
+                drift: args.drift,
+            };
+            crate::demo::run(opts, &args.bind, args.port).await?;
+            Ok(exit::CLEAN)
+        }
+    }
+}
+
+async fn load_and_discover(source: &Source) -> Result<Discovery> {
+    let config = discover::load_config(&source.config)?;
+    discover::discover(config, Duration::from_secs(source.timeout)).await
+}
+
+async fn check(args: CheckArgs) -> Result<u8> {
+    let d = load_and_discover(&args.source).await?;
+    let name = args.source.config.display().to_string();
+    match args.format {
+        OutputFormat::Text => print!("{}", report::check_text(&name, &d.manifest, &d.results)),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::check_json(&name, &d.manifest, &d.results))?
+        ),
+    }
+    Ok(report::exit_code(&d.manifest))
+}
+
+async fn list(args: ListArgs) -> Result<u8> {
+    let d = load_and_discover(&args.source).await?;
+    print!("{}", report::list_text(&d.manifest));
+    Ok(report::exit_code(&d.manifest))
+}
+
+async fn discover_cmd(args: DiscoverArgs) -> Result<u8> {
+    let cwd = std::env::current_dir()?;
+    // Find the filter before contacting any backend: a missing artifact is a usage error.
+    let filter_path = locate::filter(args.envoy.filter.as_deref(), &cwd)?;
+    let d = load_and_discover(&args.source).await?;
+    let out_dir = discover::prepare_out_dir(&args.out)?;
+    let opts = envoy_options(&args.envoy, out_dir, filter_path);
+    let outcomes = discover::write(&d, &opts)?;
+    print!("{}", written_summary(&outcomes));
+    print!("{}", discovery_notes(&d));
+    Ok(report::exit_code(&d.manifest))
+}
+
+pub fn envoy_options(args: &EnvoyArgs, out_dir: PathBuf, filter_path: PathBuf) -> envoy::Options {
+    envoy::Options {
+        out_dir,
+        filter_path,
+        bind: args.bind.clone(),
+        port: args.port,
+        admin_port: args.admin_port,
+    }
+}
+
+/// One line per file: written, or left alone because nothing changed.
+pub fn written_summary(outcomes: &[discover::Outcome]) -> String {
+    outcomes
+        .iter()
+        .map(|o| {
+            let what = match o.written {
+                Written::Created => "wrote    ",
+                Written::Replaced => "updated  ",
+                Written::Unchanged => "unchanged",
+            };
+            format!("{what} {}\n", o.path.display())
+        })
+        .collect()
+}
+
+/// Errors, warnings, unreachable envs and the verdict after a discovery.
+pub fn discovery_notes(d: &Discovery) -> String {
+    let mut out = String::new();
+    for env in &d.manifest.envs {
+        if let Some(reason) = &env.unreachable {
+            out.push_str(&format!(
+                "unreachable: {} (serving none of its tools): {reason}\n",
+                env.name
+            ));
+        }
+    }
+    for e in &d.manifest.errors {
+        out.push_str(&format!("error: {e}\n"));
+    }
+    for w in &d.manifest.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    if d.config.auth.is_some() {
+        out.push_str(
+            "note: the config has an `auth` block, so the filter enforces roles from jwt_authn's \
+             claims; this generated Envoy config has no jwt_authn yet, so every tool is refused \
+             until one is added in front of the meshmux filter.\n",
+        );
+    }
+    out.push_str(&format!(
+        "{} tools merged; {}\n",
+        d.manifest.tools.len(),
+        report::verdict(&d.manifest)
+    ));
+    out
+}
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;

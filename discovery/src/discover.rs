@@ -1,0 +1,91 @@
+//! Loading the user's config, discovering every env, and writing the results: the manifest
+//! and the Envoy files, each atomically and only when it changed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow};
+use policy::config::{Config, Format};
+use policy::manifest::Manifest;
+
+use crate::catalog::{self, EnvResult};
+use crate::envoy;
+use crate::fsutil::{Written, write_if_changed};
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Reads and validates a config file; `$VAR`s come from this process's environment.
+pub fn load_config(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config {}", path.display()))?;
+    let name = path.display().to_string();
+    let lookup = |var: &str| std::env::var(var).ok();
+    // The error's message already names its cause: no source chain to repeat.
+    Config::parse(&text, Format::from_name(&name), &name, &lookup)
+        .map_err(|e| anyhow!(e.to_string()))
+}
+
+/// A config with what its backends said, merged.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub config: Config,
+    pub results: Vec<EnvResult>,
+    /// Sealed; unreachable envs recorded with their reason and no tools.
+    pub manifest: Manifest,
+}
+
+/// Lists every env's tools (concurrently, each within `timeout`) and merges them.
+pub async fn discover(config: Config, timeout: Duration) -> Result<Discovery> {
+    // Refuse a URL Envoy could not route to before contacting anything.
+    catalog::targets(&config).map_err(|e| anyhow!(e))?;
+    let results = crate::backend::discover_all(&config, timeout).await;
+    let manifest = catalog::build_manifest(&config, &results).map_err(|e| anyhow!(e))?;
+    Ok(Discovery {
+        config,
+        results,
+        manifest,
+    })
+}
+
+/// One file `write` looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub path: PathBuf,
+    pub written: Written,
+}
+
+/// Writes the Envoy files and `manifest.json` into `opts.out_dir` (which must exist),
+/// clusters first and the bootstrap last, so a running Envoy never sees a route to a
+/// cluster it does not have yet.
+pub fn write(discovery: &Discovery, opts: &envoy::Options) -> Result<Vec<Outcome>> {
+    let targets = catalog::targets(&discovery.config).map_err(|e| anyhow!(e))?;
+    let filter = catalog::filter_config(&discovery.config, discovery.manifest.clone());
+    let mut files = envoy::generate(&targets, &filter, opts).map_err(|e| anyhow!(e))?;
+    let mut manifest =
+        serde_json::to_string_pretty(&discovery.manifest).context("serializing the manifest")?;
+    manifest.push('\n');
+    let at = files.len().saturating_sub(1);
+    files.insert(
+        at,
+        envoy::File {
+            name: MANIFEST_FILE,
+            contents: manifest,
+            mode: 0o644,
+        },
+    );
+    files
+        .iter()
+        .map(|f| {
+            let path = opts.out_dir.join(f.name);
+            let written = write_if_changed(&path, f.contents.as_bytes(), f.mode)?;
+            Ok(Outcome { path, written })
+        })
+        .collect()
+}
+
+/// Makes `dir` exist and returns it absolute (Envoy resolves the generated paths itself).
+pub fn prepare_out_dir(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    dir.canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))
+}

@@ -1,0 +1,114 @@
+//! The listener: one HCM whose filter chain is the meshmux wasm filter (through ECDS) then the
+//! router, and one route per env selected by the filter state the filter sets, plus a last
+//! route that refuses anything the filter did not route.
+
+use policy::manifest::FilterConfig;
+use serde_json::{Value, json};
+
+use super::{BUFFER_HEADROOM, FILTER_NAME, FILTER_STATE_KEY, Options, WASM_TYPE_URL, watched};
+use crate::catalog::EnvTarget;
+
+/// What a request gets when it reaches the router without an env chosen by the filter.
+pub const UNROUTED_BODY: &str = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"meshmux filter did not route this request"}}"#;
+
+/// Headers a client may send that must never reach a backend: the filter removes the
+/// client's credentials, and the route removes them again before adding the env's own.
+const CLIENT_CREDENTIALS: [&str; 2] = ["authorization", "proxy-authorization"];
+
+pub(super) fn listener(
+    targets: &[EnvTarget],
+    filter: &FilterConfig,
+    opts: &Options,
+    ecds_path: &str,
+) -> Value {
+    let mut routes: Vec<Value> = targets
+        .iter()
+        .map(|t| env_route(t, &filter.mcp_path))
+        .collect();
+    routes.push(json!({
+        "name": "meshmux_unrouted",
+        "match": { "prefix": filter.mcp_path },
+        "direct_response": { "status": 500, "body": { "inline_string": UNROUTED_BODY } },
+        "response_headers_to_add": [
+            { "header": { "key": "content-type", "value": "application/json" },
+              "append_action": "OVERWRITE_IF_EXISTS_OR_ADD" }
+        ]
+    }));
+    let hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "meshmux",
+        "codec_type": "AUTO",
+        "normalize_path": true,
+        "merge_slashes": true,
+        "access_log": [{
+            "name": "envoy.access_loggers.stdout",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+            }
+        }],
+        "route_config": {
+            "name": "meshmux",
+            // Routes name clusters that arrive through CDS; a route whose cluster is not
+            // there yet answers 503 rather than making Envoy refuse the whole listener.
+            "validate_clusters": false,
+            "virtual_hosts": [{ "name": "meshmux", "domains": ["*"], "routes": routes }]
+        },
+        "http_filters": [
+            {
+                "name": FILTER_NAME,
+                "config_discovery": {
+                    "config_source": watched(ecds_path, &opts.out_dir),
+                    "type_urls": [WASM_TYPE_URL]
+                }
+            },
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+            }
+        ]
+    });
+    json!({
+        "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+        "name": "meshmux",
+        "address": { "socket_address": { "address": opts.bind, "port_value": opts.port } },
+        // The filter buffers whole request bodies: the buffer must hold the largest one.
+        "per_connection_buffer_limit_bytes": filter.max_body_bytes.saturating_add(BUFFER_HEADROOM),
+        "filter_chains": [{
+            "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm }]
+        }]
+    })
+}
+
+fn env_route(target: &EnvTarget, mcp_path: &str) -> Value {
+    let headers: Vec<Value> = target
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            json!({
+                "header": { "key": k, "value": escape_header_value(v) },
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
+            })
+        })
+        .collect();
+    json!({
+        "name": target.cluster,
+        "match": {
+            "path": mcp_path,
+            "filter_state": [{ "key": FILTER_STATE_KEY, "string_match": { "exact": target.name } }]
+        },
+        "route": {
+            "cluster": target.cluster,
+            "host_rewrite_literal": target.url.authority,
+            // With a `path` match, `prefix_rewrite` replaces the whole path (the query stays).
+            "prefix_rewrite": target.url.path,
+            "timeout": format!("{}s", target.timeout_seconds)
+        },
+        "request_headers_to_remove": CLIENT_CREDENTIALS,
+        "request_headers_to_add": headers
+    })
+}
+
+/// Envoy reads `%…%` in header values as command operators; a literal `%` is `%%`.
+pub fn escape_header_value(value: &str) -> String {
+    value.replace('%', "%%")
+}

@@ -1,0 +1,160 @@
+//! The Envoy config meshmux generates: a bootstrap (`envoy.yaml`) whose listener (`lds.yaml`)
+//! and clusters (`cds.yaml`) come from files in a watched directory, and the wasm filter's
+//! config (`ecds.yaml`) through ECDS, so a new manifest reaches every worker on a rename.
+//!
+//! Everything is written as JSON, which Envoy reads in `.yaml` files too. Pure: no IO.
+
+mod cluster;
+mod listener;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use policy::manifest::FilterConfig;
+use serde_json::{Value, json};
+
+use crate::catalog::EnvTarget;
+
+pub use listener::{UNROUTED_BODY, escape_header_value};
+pub use validate::validation_bootstrap;
+
+/// The http filter's name, which is also the ECDS resource's name.
+pub const FILTER_NAME: &str = "meshmux";
+/// The filter sets `meshmux_env`; Envoy stores wasm properties under `wasm.`.
+pub const FILTER_STATE_KEY: &str = "wasm.meshmux_env";
+pub const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+/// Trusted roots for https backends (Debian's `ca-certificates`).
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Room for headers and framing above the largest body the filter accepts.
+pub const BUFFER_HEADROOM: u64 = 64 * 1024;
+
+pub const BOOTSTRAP_FILE: &str = "envoy.yaml";
+pub const LDS_FILE: &str = "lds.yaml";
+pub const CDS_FILE: &str = "cds.yaml";
+pub const ECDS_FILE: &str = "ecds.yaml";
+
+/// Where Envoy listens and where the generated files live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Absolute: Envoy resolves these paths itself.
+    pub out_dir: PathBuf,
+    /// Absolute path of `meshmux_filter.wasm`.
+    pub filter_path: PathBuf,
+    pub bind: String,
+    pub port: u16,
+    pub admin_port: u16,
+}
+
+/// One generated file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    pub name: &'static str,
+    pub contents: String,
+    /// `0o600` for files holding the envs' credentials.
+    pub mode: u32,
+}
+
+/// The four Envoy files, in the order they must be replaced on a live update: clusters
+/// before the routes that name them, routes before the filter config that selects them.
+pub fn generate(
+    targets: &[EnvTarget],
+    filter: &FilterConfig,
+    opts: &Options,
+) -> Result<Vec<File>, String> {
+    let path = |name: &str| opts.out_dir.join(name).display().to_string();
+    let filter_json =
+        serde_json::to_string(filter).map_err(|e| format!("serializing the filter config: {e}"))?;
+    Ok(vec![
+        file(CDS_FILE, &resources(cluster::clusters(targets)), 0o644),
+        // Routes carry the envs' headers (credentials): owner-only.
+        file(
+            LDS_FILE,
+            &resources(vec![listener::listener(
+                targets,
+                filter,
+                opts,
+                &path(ECDS_FILE),
+            )]),
+            0o600,
+        ),
+        file(
+            ECDS_FILE,
+            &resources(vec![ecds(&filter_json, &opts.filter_path)]),
+            0o600,
+        ),
+        file(BOOTSTRAP_FILE, &bootstrap(opts), 0o644),
+    ])
+}
+
+fn file(name: &'static str, value: &Value, mode: u32) -> File {
+    let mut contents = serde_json::to_string_pretty(value).unwrap_or_default();
+    contents.push('\n');
+    File {
+        name,
+        contents,
+        mode,
+    }
+}
+
+fn resources(items: Vec<Value>) -> Value {
+    json!({ "resources": items })
+}
+
+/// A file-based config source that Envoy re-reads when the file is renamed into `dir`.
+fn watched(path: &str, dir: &Path) -> Value {
+    json!({
+        "resource_api_version": "V3",
+        "path_config_source": {
+            "path": path,
+            "watched_directory": { "path": dir.display().to_string() }
+        }
+    })
+}
+
+fn bootstrap(opts: &Options) -> Value {
+    let path = |name: &str| opts.out_dir.join(name).display().to_string();
+    json!({
+        "node": { "id": "meshmux", "cluster": "meshmux" },
+        "admin": {
+            "address": { "socket_address": { "address": "127.0.0.1", "port_value": opts.admin_port } }
+        },
+        "dynamic_resources": {
+            "lds_config": watched(&path(LDS_FILE), &opts.out_dir),
+            "cds_config": watched(&path(CDS_FILE), &opts.out_dir)
+        }
+    })
+}
+
+/// The wasm filter's `TypedExtensionConfig`. `allow_on_headers_stop_iteration` lets the
+/// filter hold the headers while it reads the body (without it requests hang), and
+/// `FAIL_RELOAD` restarts a failed VM instead of skipping the filter (FAIL_OPEN would skip
+/// the policy).
+fn ecds(filter_json: &str, wasm: &Path) -> Value {
+    json!({
+        "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+        "name": FILTER_NAME,
+        "typed_config": {
+            "@type": WASM_TYPE_URL,
+            "config": {
+                "name": FILTER_NAME,
+                "root_id": FILTER_NAME,
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": filter_json
+                },
+                "allow_on_headers_stop_iteration": true,
+                "failure_policy": "FAIL_RELOAD",
+                "reload_config": { "backoff": { "base_interval": "0.1s", "max_interval": "1s" } },
+                "vm_config": {
+                    "vm_id": FILTER_NAME,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": { "local": { "filename": wasm.display().to_string() } }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,259 @@
+use std::path::PathBuf;
+use std::process::Command;
+
+use policy::config::{Config, Format};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::catalog::{self, Discovered, EnvResult};
+
+/// Two envs: Prod over https with a credential that holds a `%`, a custom timeout and a
+/// path with a query; Staging over plain http on an IP address with the defaults.
+const CONFIG: &str = r#"{
+  "environments": {
+    "Prod": {
+      "description": "Production",
+      "url": "https://mcp.example.com/v1/mcp?tenant=acme",
+      "headers": {"Authorization": "Bearer $PROD_TOKEN", "X-Tenant": "acme"},
+      "timeout_seconds": 30
+    },
+    "Staging": {
+      "description": "Staging",
+      "url": "http://10.0.0.7:8080/mcp"
+    }
+  },
+  "gateway": {"max_body_bytes": 2097152}
+}"#;
+
+fn config() -> Config {
+    let lookup = |name: &str| (name == "PROD_TOKEN").then(|| "pr0d%token".to_owned());
+    Config::parse(CONFIG, Format::Json, "test.json", &lookup).unwrap()
+}
+
+fn results() -> Vec<EnvResult> {
+    let logs = json!({"name": "search_logs", "description": "Search logs.",
+        "inputSchema": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}});
+    let found = |tools: Vec<Value>| {
+        Ok(Discovered {
+            protocol_version: "2025-11-25".into(),
+            server_info: None,
+            tools,
+        })
+    };
+    vec![
+        EnvResult {
+            name: "Prod".into(),
+            outcome: found(vec![logs.clone()]),
+        },
+        EnvResult {
+            name: "Staging".into(),
+            outcome: found(vec![logs]),
+        },
+    ]
+}
+
+fn generated(out_dir: PathBuf, filter_path: PathBuf) -> Vec<File> {
+    let config = config();
+    let manifest = catalog::build_manifest(&config, &results()).unwrap();
+    let filter = catalog::filter_config(&config, manifest);
+    let targets = catalog::targets(&config).unwrap();
+    let opts = Options {
+        out_dir,
+        filter_path,
+        bind: "0.0.0.0".into(),
+        port: 10000,
+        admin_port: 9901,
+    };
+    generate(&targets, &filter, &opts).unwrap()
+}
+
+fn files() -> Vec<File> {
+    generated(
+        PathBuf::from("/etc/meshmux"),
+        PathBuf::from("/opt/meshmux/meshmux_filter.wasm"),
+    )
+}
+
+fn json_of(name: &str) -> Value {
+    let file = files().into_iter().find(|f| f.name == name).unwrap();
+    serde_json::from_str(&file.contents).unwrap()
+}
+
+#[test]
+fn files_come_in_update_order_with_secret_modes() {
+    let names: Vec<(&str, u32)> = files().iter().map(|f| (f.name, f.mode)).collect();
+    assert_eq!(
+        names,
+        [
+            ("cds.yaml", 0o644),
+            ("lds.yaml", 0o600),
+            ("ecds.yaml", 0o600),
+            ("envoy.yaml", 0o644)
+        ]
+    );
+}
+
+#[test]
+fn snapshots() {
+    for file in files() {
+        insta::assert_snapshot!(file.name, file.contents);
+    }
+}
+
+#[test]
+fn https_cluster_checks_the_certificate_and_sends_sni() {
+    let cds = json_of(CDS_FILE);
+    let prod = &cds["resources"][0];
+    assert_eq!(prod["name"], "env_Prod");
+    assert_eq!(prod["type"], "LOGICAL_DNS");
+    let addr = &prod["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"];
+    assert_eq!(addr["socket_address"]["address"], "mcp.example.com");
+    assert_eq!(addr["socket_address"]["port_value"], 443);
+    let tls = &prod["transport_socket"]["typed_config"];
+    assert_eq!(tls["sni"], "mcp.example.com");
+    let validation = &tls["common_tls_context"]["validation_context"];
+    assert_eq!(validation["trusted_ca"]["filename"], CA_BUNDLE);
+    assert_eq!(
+        validation["match_typed_subject_alt_names"][0]["matcher"]["exact"],
+        "mcp.example.com"
+    );
+    let staging = &cds["resources"][1];
+    assert_eq!(staging["type"], "STATIC");
+    assert!(staging.get("transport_socket").is_none());
+}
+
+#[test]
+fn routes_select_by_filter_state_and_rewrite_host_path_headers() {
+    let lds = json_of(LDS_FILE);
+    let listener = &lds["resources"][0];
+    assert_eq!(
+        listener["per_connection_buffer_limit_bytes"],
+        2_097_152 + BUFFER_HEADROOM
+    );
+    let hcm = &listener["filter_chains"][0]["filters"][0]["typed_config"];
+    let filters = hcm["http_filters"].as_array().unwrap();
+    assert_eq!(filters[0]["name"], FILTER_NAME);
+    assert_eq!(
+        filters[0]["config_discovery"]["type_urls"][0],
+        WASM_TYPE_URL
+    );
+    assert_eq!(filters[1]["name"], "envoy.filters.http.router");
+    let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array()
+        .unwrap();
+    assert_eq!(routes.len(), 3);
+    let prod = &routes[0];
+    assert_eq!(prod["match"]["path"], "/mcp");
+    assert_eq!(prod["match"]["filter_state"][0]["key"], FILTER_STATE_KEY);
+    assert_eq!(
+        prod["match"]["filter_state"][0]["string_match"]["exact"],
+        "Prod"
+    );
+    assert_eq!(prod["route"]["cluster"], "env_Prod");
+    assert_eq!(prod["route"]["host_rewrite_literal"], "mcp.example.com");
+    assert_eq!(prod["route"]["prefix_rewrite"], "/v1/mcp?tenant=acme");
+    assert_eq!(prod["route"]["timeout"], "30s");
+    assert_eq!(prod["request_headers_to_remove"][0], "authorization");
+    let added = &prod["request_headers_to_add"];
+    assert_eq!(added[0]["header"]["key"], "Authorization");
+    // `%` is Envoy's formatter syntax: a literal one is doubled.
+    assert_eq!(added[0]["header"]["value"], "Bearer pr0d%%token");
+    assert_eq!(added[0]["append_action"], "OVERWRITE_IF_EXISTS_OR_ADD");
+    let staging = &routes[1];
+    assert_eq!(staging["route"]["host_rewrite_literal"], "10.0.0.7:8080");
+    assert_eq!(staging["route"]["timeout"], "60s");
+    // The last route refuses whatever the filter did not route.
+    let last = &routes[2];
+    assert_eq!(last["match"]["prefix"], "/mcp");
+    assert_eq!(last["direct_response"]["status"], 500);
+    assert!(last.get("route").is_none());
+}
+
+#[test]
+fn ecds_holds_the_filter_config_and_the_mandatory_flags() {
+    let ecds = json_of(ECDS_FILE);
+    let resource = &ecds["resources"][0];
+    assert_eq!(resource["name"], FILTER_NAME);
+    let config = &resource["typed_config"]["config"];
+    assert_eq!(config["allow_on_headers_stop_iteration"], true);
+    assert_eq!(config["failure_policy"], "FAIL_RELOAD");
+    assert_eq!(config["root_id"], "meshmux");
+    assert_eq!(
+        config["vm_config"]["code"]["local"]["filename"],
+        "/opt/meshmux/meshmux_filter.wasm"
+    );
+    let plugin: policy::FilterConfig =
+        serde_json::from_str(config["configuration"]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(plugin.max_body_bytes, 2_097_152);
+    assert_eq!(
+        plugin.backends["Prod"].headers["Authorization"], "Bearer pr0d%token",
+        "the filter sends headers itself: no Envoy escaping"
+    );
+    assert_eq!(plugin.manifest.tools.len(), 1);
+    // The plugin config is one the filter accepts.
+    policy::Gateway::new(plugin).unwrap();
+}
+
+#[test]
+fn bootstrap_watches_the_output_directory() {
+    let boot = json_of(BOOTSTRAP_FILE);
+    let lds = &boot["dynamic_resources"]["lds_config"]["path_config_source"];
+    assert_eq!(lds["path"], "/etc/meshmux/lds.yaml");
+    assert_eq!(lds["watched_directory"]["path"], "/etc/meshmux");
+    assert_eq!(
+        boot["admin"]["address"]["socket_address"]["address"],
+        "127.0.0.1"
+    );
+}
+
+fn prerequisite(var: &str, how: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => panic!(
+            "{var} is not set. This test runs the generated config through a real Envoy; \
+             `cargo xtask test` sets it, or run it by hand with {var}={how}"
+        ),
+    }
+}
+
+fn validate(envoy: &std::path::Path, path: &std::path::Path) {
+    let out = Command::new(envoy)
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "envoy --mode validate -c {} failed:\n{}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs Envoy 1.40 in validate mode on the bootstrap as written, on the listener and
+/// clusters inlined (validate mode does not read dynamic_resources' files), and with the
+/// filter inlined too, which makes Envoy load the wasm and configure it with our plugin
+/// config.
+#[test]
+fn envoy_accepts_the_generated_config() {
+    let envoy = prerequisite(
+        "MESHMUX_TEST_ENVOY",
+        "$PWD/.venv/bin/envoy (`cargo xtask setup`)",
+    );
+    let filter = prerequisite(
+        "MESHMUX_TEST_FILTER",
+        "$PWD/target/wasm/wasm32-unknown-unknown/release/meshmux_filter.wasm (`cargo xtask build-wasm`)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let files = generated(dir.path().to_path_buf(), filter);
+    for f in &files {
+        std::fs::write(dir.path().join(f.name), &f.contents).unwrap();
+    }
+    validate(&envoy, &dir.path().join(BOOTSTRAP_FILE));
+    for (name, inline) in [("static.yaml", false), ("inline.yaml", true)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, validation_bootstrap(&files, inline).unwrap()).unwrap();
+        validate(&envoy, &path);
+    }
+}

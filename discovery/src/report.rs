@@ -1,0 +1,262 @@
+//! What `check`, `discover` and `list` print, and the exit codes they end with. Pure: every
+//! function turns a manifest (and the raw discovery results) into text or JSON.
+
+use std::fmt::Write as _;
+
+use policy::manifest::{Diagnostic, Manifest, ToolEntry};
+use serde_json::{Value, json};
+
+use crate::catalog::EnvResult;
+
+/// Exit codes of `check`, `discover` and `list` (seed 000's `--test-schema`, plus 2).
+pub mod exit {
+    /// Every backend answered and every tool merged.
+    pub const CLEAN: u8 = 0;
+    /// Some tools could not be merged (description or parameter type mismatch).
+    pub const MERGE_ERRORS: u8 = 1;
+    /// A backend was unreachable or answered invalidly (it wins over merge errors).
+    pub const BACKEND_FAILED: u8 = 2;
+    /// The config could not be loaded or the output not written.
+    pub const USAGE: u8 = 3;
+}
+
+pub fn exit_code(manifest: &Manifest) -> u8 {
+    if manifest.envs.iter().any(|e| e.unreachable.is_some()) {
+        exit::BACKEND_FAILED
+    } else if !manifest.errors.is_empty() {
+        exit::MERGE_ERRORS
+    } else {
+        exit::CLEAN
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The one-line verdict that ends every report.
+pub fn verdict(manifest: &Manifest) -> String {
+    let down = manifest
+        .envs
+        .iter()
+        .filter(|e| e.unreachable.is_some())
+        .count();
+    let mut parts = Vec::new();
+    if down > 0 {
+        parts.push(plural(
+            down,
+            "environment unreachable",
+            "environments unreachable",
+        ));
+    }
+    if !manifest.errors.is_empty() {
+        parts.push(plural(manifest.errors.len(), "merge error", "merge errors"));
+    }
+    if !manifest.warnings.is_empty() {
+        parts.push(plural(manifest.warnings.len(), "warning", "warnings"));
+    }
+    let summary = if parts.is_empty() {
+        "all tools merged cleanly".to_owned()
+    } else {
+        parts.join(", ")
+    };
+    format!(
+        "{}: {summary} (exit {})",
+        if exit_code(manifest) == exit::CLEAN {
+            "OK"
+        } else {
+            "FAILED"
+        },
+        exit_code(manifest)
+    )
+}
+
+fn diagnostics(out: &mut String, title: &str, items: &[Diagnostic]) {
+    if items.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{title} ({}):", items.len());
+    for d in items {
+        let _ = writeln!(out, "  {}: {}", d.tool, d.message);
+    }
+}
+
+/// The environments block: one line each, with the reason when unreachable.
+fn environments(out: &mut String, manifest: &Manifest, results: &[EnvResult]) {
+    let width = manifest
+        .envs
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(out, "Environments:");
+    for env in &manifest.envs {
+        match &env.unreachable {
+            Some(reason) => {
+                let _ = writeln!(
+                    out,
+                    "  FAIL {:width$}  {}\n       {:width$}  unreachable: {reason}",
+                    env.name, env.url, ""
+                );
+            }
+            None => {
+                let count = results
+                    .iter()
+                    .find(|r| r.name == env.name)
+                    .and_then(EnvResult::tool_count)
+                    .unwrap_or(0);
+                let server = env
+                    .server_info
+                    .as_ref()
+                    .and_then(|s| {
+                        let name = s.get("name")?.as_str()?;
+                        let version = s.get("version").and_then(Value::as_str).unwrap_or("?");
+                        Some(format!("{name} {version}, "))
+                    })
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  ok   {:width$}  {}  {} ({server}MCP {})",
+                    env.name,
+                    env.url,
+                    plural(count, "tool", "tools"),
+                    env.protocol_version
+                );
+            }
+        }
+    }
+}
+
+/// `meshmux check` as text.
+pub fn check_text(source: &str, manifest: &Manifest, results: &[EnvResult]) -> String {
+    let mut out = format!("meshmux check: {source}\n\n");
+    environments(&mut out, manifest, results);
+    let _ = writeln!(
+        out,
+        "\nMerged: {}",
+        plural(manifest.tools.len(), "tool", "tools")
+    );
+    diagnostics(&mut out, "Errors", &manifest.errors);
+    diagnostics(&mut out, "Warnings", &manifest.warnings);
+    let _ = writeln!(out, "\n{}", verdict(manifest));
+    out
+}
+
+/// `meshmux check --format json`: one document for CI.
+pub fn check_json(source: &str, manifest: &Manifest, results: &[EnvResult]) -> Value {
+    let envs: Vec<Value> = manifest
+        .envs
+        .iter()
+        .map(|env| {
+            let tools = results
+                .iter()
+                .find(|r| r.name == env.name)
+                .and_then(EnvResult::tool_count);
+            match &env.unreachable {
+                Some(reason) => json!({
+                    "name": env.name, "url": env.url, "status": "unreachable",
+                    "tools": Value::Null, "error": reason,
+                }),
+                None => json!({
+                    "name": env.name, "url": env.url, "status": "ok", "tools": tools,
+                    "protocol_version": env.protocol_version, "server_info": env.server_info,
+                }),
+            }
+        })
+        .collect();
+    json!({
+        "config": source,
+        "exit_code": exit_code(manifest),
+        "envs": envs,
+        "tools": manifest.tools.len(),
+        "errors": manifest.errors,
+        "warnings": manifest.warnings,
+    })
+}
+
+/// `meshmux list`: the merged catalog as a person reads it.
+pub fn list_text(manifest: &Manifest) -> String {
+    let names: Vec<&str> = manifest.envs.iter().map(|e| e.name.as_str()).collect();
+    let mut out = format!(
+        "{} from {} ({})\n",
+        plural(manifest.tools.len(), "tool", "tools"),
+        plural(names.len(), "environment", "environments"),
+        names.join(", ")
+    );
+    for tool in &manifest.tools {
+        list_tool(&mut out, tool);
+    }
+    for env in &manifest.envs {
+        if let Some(reason) = &env.unreachable {
+            let _ = writeln!(
+                out,
+                "\nUnreachable: {} (its tools are absent): {reason}",
+                env.name
+            );
+        }
+    }
+    diagnostics(&mut out, "Errors (tools left out)", &manifest.errors);
+    diagnostics(&mut out, "Warnings", &manifest.warnings);
+    let _ = writeln!(out, "\n{}", verdict(manifest));
+    out
+}
+
+fn list_tool(out: &mut String, tool: &ToolEntry) {
+    let envs: Vec<&str> = tool.envs.iter().map(|e| e.env.as_str()).collect();
+    let _ = writeln!(out, "\n{}  [env: {}]", tool.name(), envs.join(" | "));
+    let field = |key: &str| tool.tool.get(key).and_then(Value::as_str);
+    if let Some(title) = field("title") {
+        let _ = writeln!(out, "  title: {title}");
+    }
+    if let Some(desc) = field("description") {
+        for line in desc.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    let schema = tool.tool.get("inputSchema");
+    let props = schema
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object);
+    let required: Vec<&str> = schema
+        .and_then(|s| s.get("required"))
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for (name, prop) in props.into_iter().flatten() {
+        if name == policy::merge::ENV_PARAM {
+            continue;
+        }
+        let kind = prop.get("type").map_or("any".to_owned(), |t| match t {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let owners: Vec<&str> = tool
+            .envs
+            .iter()
+            .filter(|e| e.params.iter().any(|p| p == name))
+            .map(|e| e.env.as_str())
+            .collect();
+        let mut notes = vec![kind];
+        if required.contains(&name.as_str()) {
+            notes.push("required".into());
+        }
+        if owners.len() < tool.envs.len() {
+            notes.push(format!("only on {}", owners.join(", ")));
+        }
+        let _ = writeln!(out, "  - {name} ({})", notes.join(", "));
+    }
+    if let Some(ann) = tool.tool.get("annotations").and_then(Value::as_object) {
+        let hints: Vec<&str> = ann
+            .iter()
+            .filter(|(_, v)| v.as_bool() == Some(true))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !hints.is_empty() {
+            let _ = writeln!(out, "  hints: {}", hints.join(", "));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;

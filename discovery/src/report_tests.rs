@@ -1,0 +1,94 @@
+use policy::config::{Config, Format};
+use serde_json::json;
+
+use super::*;
+use crate::catalog::{Discovered, build_manifest};
+
+fn config() -> Config {
+    let text = r#"{"environments": {
+        "Prod": {"description": "Production", "url": "http://127.0.0.1:1/mcp"},
+        "Staging": {"description": "Staging", "url": "http://127.0.0.1:2/mcp"},
+        "Dev": {"description": "Development", "url": "http://127.0.0.1:3/mcp"}}}"#;
+    Config::parse(text, Format::Json, "ops.json", &|_| None).unwrap()
+}
+
+fn tools(env: &str, drift: Option<crate::demo::Drift>) -> Result<Discovered, String> {
+    Ok(Discovered {
+        protocol_version: "2025-11-25".into(),
+        server_info: Some(json!({"name": format!("demo-{env}"), "version": "1.0"})),
+        tools: crate::demo::tools::definitions(env, drift),
+    })
+}
+
+fn result(name: &str, outcome: Result<Discovered, String>) -> EnvResult {
+    EnvResult {
+        name: name.into(),
+        outcome,
+    }
+}
+
+/// (manifest, results) for: everything fine / a merge error / a merge error and a down env.
+fn scenario(drift: bool, down: bool) -> (policy::manifest::Manifest, Vec<EnvResult>) {
+    let results = vec![
+        result("Prod", tools("Prod", None)),
+        result(
+            "Staging",
+            tools("Staging", drift.then_some(crate::demo::Drift::Type)),
+        ),
+        result(
+            "Dev",
+            if down {
+                Err("initialize failed: connection refused".into())
+            } else {
+                tools("Dev", None)
+            },
+        ),
+    ];
+    (build_manifest(&config(), &results).unwrap(), results)
+}
+
+#[test]
+fn exit_codes() {
+    let check = |drift, down, expected| {
+        let (m, _) = scenario(drift, down);
+        assert_eq!(exit_code(&m), expected, "drift {drift}, down {down}");
+    };
+    // Warnings alone (a Dev-only parameter) are clean.
+    check(false, false, exit::CLEAN);
+    check(true, false, exit::MERGE_ERRORS);
+    check(false, true, exit::BACKEND_FAILED);
+    // Both: the unreachable backend wins.
+    check(true, true, exit::BACKEND_FAILED);
+}
+
+#[test]
+fn check_text_names_tools_envs_and_reasons() {
+    let (m, results) = scenario(true, true);
+    insta::assert_snapshot!(check_text("ops.json", &m, &results));
+}
+
+#[test]
+fn check_json_is_one_document() {
+    let (m, results) = scenario(false, true);
+    let doc = check_json("ops.json", &m, &results);
+    assert_eq!(doc["exit_code"], 2);
+    assert_eq!(doc["envs"][0]["status"], "ok");
+    assert_eq!(doc["envs"][0]["tools"], 6);
+    assert_eq!(doc["envs"][2]["status"], "unreachable");
+    assert_eq!(
+        doc["envs"][2]["error"],
+        "initialize failed: connection refused"
+    );
+    assert_eq!(doc["tools"], 6);
+    assert!(doc["errors"].as_array().unwrap().is_empty());
+    assert_eq!(doc["warnings"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn list_marks_partial_params_and_envs() {
+    let (m, _) = scenario(false, false);
+    let text = list_text(&m);
+    assert!(text.contains("rollback_deployment  [env: Prod]"), "{text}");
+    assert!(text.contains("- debug (boolean, only on Dev)"), "{text}");
+    insta::assert_snapshot!(text);
+}
