@@ -17,6 +17,7 @@ use crate::{READY_TIMEOUT, logs, ports, prereq};
 /// Envoy plus the meshmux filter in front of a config's envs; Envoy stops on drop.
 pub struct Gateway {
     envoy: Proc,
+    base_id: u32,
     out: PathBuf,
     port: u16,
     admin_port: u16,
@@ -98,11 +99,12 @@ impl Gateway {
     /// listener answers a `ping`.
     pub fn start(config: Config) -> Result<Gateway> {
         let found = discover(&config)?;
+        let base_id = next_base_id();
         let mut cmd = Command::new(prereq::envoy()?);
         cmd.arg("-c")
             .arg(found.out.join("envoy.yaml"))
             .args(["--concurrency", "2"])
-            .args(["--base-id", &next_base_id().to_string()])
+            .args(["--base-id", &base_id.to_string()])
             .args(["--log-level", "info"]);
         let mut envoy = Proc::spawn("envoy", &mut cmd)?.graceful();
         let probe = http::client_with_timeout(Duration::from_secs(2))?;
@@ -122,6 +124,7 @@ impl Gateway {
         )?;
         Ok(Gateway {
             envoy,
+            base_id,
             out: found.out,
             port: found.port,
             admin_port: found.admin_port,
@@ -204,5 +207,18 @@ impl Gateway {
             .get(format!("{}/stats", self.admin_url()))
             .send()?
             .text()?)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.envoy.stop();
+        // Envoy leaves its hot-restart shared memory behind (named after base id × 10); this
+        // base id was ours alone, so its file is ours to remove.
+        let shm = format!(
+            "/dev/shm/envoy_shared_memory_{}",
+            u64::from(self.base_id) * 10
+        );
+        let _ = std::fs::remove_file(shm);
     }
 }

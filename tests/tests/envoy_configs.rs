@@ -13,23 +13,75 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use serde_json::{Value, json};
 use tests::process::Proc;
 use tests::{Backend, Config, gateway, prereq};
 
-fn validate(file: &Path) -> anyhow::Result<()> {
+/// Runs `envoy --mode validate` on `file`; whether it passed, and its log.
+fn envoy_validate(file: &Path) -> anyhow::Result<(bool, String)> {
     let mut cmd = Command::new(prereq::envoy()?);
     cmd.args(["--mode", "validate", "--disable-hot-restart", "-c"])
         .arg(file)
         .current_dir(file.parent().unwrap());
     let mut envoy = Proc::spawn("envoy-validate", &mut cmd)?;
     let status = envoy.wait_exit(Duration::from_secs(60))?;
-    let log = std::fs::read_to_string(envoy.log())?;
-    assert!(
-        status.success(),
-        "{} does not validate:\n{log}",
-        file.display()
-    );
+    Ok((status.success(), std::fs::read_to_string(envoy.log())?))
+}
+
+fn validate(file: &Path) -> anyhow::Result<()> {
+    let (ok, log) = envoy_validate(file)?;
+    assert!(ok, "{} does not validate:\n{log}", file.display());
     Ok(())
+}
+
+/// The `resources` of a generated xDS file, without their `@type` (which a resource in
+/// `static_resources` must not carry).
+fn resources(file: &Path) -> anyhow::Result<Vec<Value>> {
+    let doc: Value = serde_norway::from_str(&std::fs::read_to_string(file)?)?;
+    let mut list = doc["resources"].as_array().cloned().unwrap_or_default();
+    assert!(!list.is_empty(), "{} has no resources", file.display());
+    for r in &mut list {
+        r.as_object_mut().unwrap().remove("@type");
+    }
+    Ok(list)
+}
+
+/// Replaces every ECDS reference (`config_discovery`) in `value` by the extension config
+/// `ecds` names, so the filter's plugin config is validated too.
+fn inline_ecds(value: &mut Value, ecds: &[Value]) {
+    match value {
+        Value::Object(obj) => {
+            if obj.contains_key("config_discovery") {
+                let name = obj["name"].clone();
+                let config = ecds
+                    .iter()
+                    .find(|e| e["name"] == name)
+                    .unwrap_or_else(|| panic!("ecds.yaml has no extension config {name}"));
+                obj.remove("config_discovery");
+                obj.insert("typed_config".into(), config["typed_config"].clone());
+            }
+            obj.values_mut().for_each(|v| inline_ecds(v, ecds));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| inline_ecds(v, ecds)),
+        _ => {}
+    }
+}
+
+/// The generated bootstrap with its LDS, CDS and ECDS files inlined as static resources:
+/// `--mode validate` does not open files a bootstrap only subscribes to.
+fn inlined_bootstrap(out: &Path) -> anyhow::Result<Value> {
+    let mut bootstrap: Value =
+        serde_norway::from_str(&std::fs::read_to_string(out.join("envoy.yaml"))?)?;
+    let ecds = resources(&out.join("ecds.yaml"))?;
+    let mut listeners = Value::Array(resources(&out.join("lds.yaml"))?);
+    inline_ecds(&mut listeners, &ecds);
+    let obj = bootstrap.as_object_mut().unwrap();
+    obj.remove("dynamic_resources");
+    obj.insert(
+        "static_resources".into(),
+        json!({"listeners": listeners, "clusters": resources(&out.join("cds.yaml"))?}),
+    );
+    Ok(bootstrap)
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -66,14 +118,25 @@ fn the_generated_envoy_config_validates() -> anyhow::Result<()> {
     let found = gateway::discover(&config)?;
 
     validate(&found.out.join("envoy.yaml"))?;
-    for resources in ["lds.yaml", "cds.yaml", "ecds.yaml"] {
-        let text = std::fs::read_to_string(found.out.join(resources))?;
-        let doc: serde_norway::Value = serde_norway::from_str(&text)?;
-        assert!(
-            doc.get("resources").is_some(),
-            "{resources} has no resources:\n{text}"
-        );
-    }
+    let inlined = found.out.join("validate-inlined.yaml");
+    std::fs::write(&inlined, inlined_bootstrap(&found.out)?.to_string())?;
+    let (ok, log) = envoy_validate(&inlined)?;
+    assert!(
+        ok,
+        "the generated listener, clusters or filter config do not validate:\n{log}"
+    );
+    assert!(log.contains("loading 1 listener(s)"), "{log}");
+    assert!(log.contains("loading 2 cluster(s)"), "{log}");
+
+    // The check itself can fail: a config Envoy rejects does not pass.
+    let mut broken = inlined_bootstrap(&found.out)?;
+    broken["static_resources"]["clusters"][0]["no_such_field"] = json!(true);
+    let broken_path = found.out.join("validate-broken.yaml");
+    std::fs::write(&broken_path, broken.to_string())?;
+    assert!(
+        !envoy_validate(&broken_path)?.0,
+        "Envoy accepted an unknown field"
+    );
     Ok(())
 }
 

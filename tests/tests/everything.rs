@@ -85,3 +85,19 @@ fn server_everything_works_for_the_rmcp_and_typescript_clients() -> anyhow::Resu
     );
     Ok(())
 }
+
+#[test]
+fn a_restarted_server_everything_is_reinitialized() -> anyhow::Result<()> {
+    let (gw, mut alpha, _beta) = two_everythings()?;
+    let call = || gw.call_tool("echo", json!({"env": "Alpha", "message": "again"}));
+    assert_eq!(result_text(&call()?), "Echo: again");
+
+    // server-everything answers an unknown session id with 400 "No valid session ID", not
+    // the 404 the spec asks for; the gateway must still notice the session is gone.
+    alpha.restart()?;
+    let after = call()?;
+
+    assert!(!is_error(&after), "{after:#}");
+    assert_eq!(result_text(&after), "Echo: again");
+    Ok(())
+}

@@ -49,6 +49,8 @@ fn each_env_is_reached_by_its_own_calls() -> anyhow::Result<()> {
         );
         assert_eq!(call.header("authorization"), None, "{env}: {call:#?}");
         assert_eq!(call.header(TOKEN_HEADER), Some(token), "{env}: {call:#?}");
+        // A stateful backend saw the gateway's own session, never the client's.
+        assert!(call.header("mcp-session-id").is_some(), "{env}: {call:#?}");
         for h in call.headers.values() {
             assert!(
                 !h.contains(CLIENT_TOKEN),
