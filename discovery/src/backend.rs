@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result, anyhow};
 use http::{HeaderName, HeaderValue};
 use policy::config::Config;
 use rmcp::ServiceExt as _;
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{ClientInitializeError, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{
@@ -76,7 +77,11 @@ async fn discover_one(
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .custom_headers(header_map(headers)?);
     let transport = StreamableHttpClientTransport::from_config(config);
-    let client = ()
+    let client_info = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("meshmux-discovery", env!("CARGO_PKG_VERSION")),
+    );
+    let client = client_info
         .serve(transport)
         .await
         .map_err(|e| anyhow!("initialize failed: {}", init_cause(&e)))?;

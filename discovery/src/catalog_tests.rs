@@ -194,3 +194,19 @@ fn targets_use_defaults_and_drop_host() {
         "TLS and DNS still use the URL's host"
     );
 }
+
+/// The example the project ships parses, and the generator accepts it.
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../envoy/example-config.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    let lookup = |name: &str| name.ends_with("_API_KEY").then(|| format!("key-{name}"));
+    let config = Config::parse(&text, policy::config::Format::Json, path, &lookup).unwrap();
+    let t = targets(&config).unwrap();
+    let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["Prod", "Staging", "Dev"]);
+    assert_eq!(t[0].timeout_seconds, 120);
+    assert_eq!(t[2].headers["X-Team"], "platform");
+    let m = build_manifest(&config, &[]).unwrap();
+    assert_eq!(m.server.name, "observability");
+}
