@@ -91,3 +91,24 @@ pub fn node_module_file(relative: &str) -> Result<PathBuf> {
     }
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_prerequisite_says_how_to_get_it() {
+        let err = find(
+            "MESHMUX_TEST_NOT_A_VARIABLE",
+            "no/such/file",
+            "The thing",
+            "cargo xtask setup",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("The thing is missing"), "{err}");
+        assert!(err.contains("no/such/file"), "{err}");
+        assert!(err.contains("run `cargo xtask test`") || err.contains("Run `cargo xtask test`"));
+        assert!(err.contains("cargo xtask setup"), "{err}");
+    }
+}

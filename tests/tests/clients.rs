@@ -129,6 +129,44 @@ fn the_2026_headers_must_agree_with_the_body() -> anyhow::Result<()> {
 }
 
 #[test]
+fn a_2026_request_with_its_meta_reaches_an_initialize_era_backend() -> anyhow::Result<()> {
+    let ops = OpsEnvs::start()?;
+    // A 2026-07-28 request is self-contained: its `_meta` repeats the protocol version, the
+    // client info and capabilities. The backend session speaks 2025-11-25, so that `_meta`
+    // must not be forwarded as is (an rmcp backend refuses a `_meta` version that differs
+    // from the MCP-Protocol-Version header).
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {
+            "name": "search_logs",
+            "arguments": {"env": "Prod", "query": "x"},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "raw-2026", "version": "0"},
+                "io.modelcontextprotocol/clientCapabilities": {}
+            }
+        }
+    });
+
+    let resp = ops
+        .gw
+        .post(body.to_string())
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "search_logs")
+        .header("mcp-param-env", "Prod")
+        .send()?;
+
+    let result = resp.result()?;
+    assert!(!is_error(&result), "{result:#}");
+    assert!(
+        result_text(&result).starts_with("[Prod] search_logs"),
+        "{result:#}"
+    );
+    Ok(())
+}
+
+#[test]
 fn initialize_negotiates_the_clients_version() -> anyhow::Result<()> {
     let ops = OpsEnvs::start()?;
 
