@@ -84,15 +84,18 @@ fn inlined_bootstrap(out: &Path) -> anyhow::Result<Value> {
     Ok(bootstrap)
 }
 
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+fn config_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            yaml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            config_files(&path, out);
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        {
             out.push(path);
         }
     }
@@ -140,22 +143,40 @@ fn the_generated_envoy_config_validates() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A meshmux config (seed 000's format) rather than an Envoy or Kubernetes document.
+fn is_meshmux_config(doc: &serde_norway::Value) -> bool {
+    doc.get("environments").is_some()
+}
+
 #[test]
-fn every_shipped_envoy_yaml_validates() -> anyhow::Result<()> {
+fn every_shipped_envoy_config_validates_and_every_example_config_loads() -> anyhow::Result<()> {
     let mut files = Vec::new();
-    yaml_files(&prereq::root().join("envoy"), &mut files);
+    config_files(&prereq::root().join("envoy"), &mut files);
     files.sort();
 
+    let (mut bootstraps, mut configs) = (0, 0);
     for file in &files {
         let text = std::fs::read_to_string(file)?;
+        // JSON is YAML, so one parser reads both (and every document of a multi-doc file).
         for doc in serde_norway::Deserializer::from_str(&text) {
-            let doc = serde::Deserialize::deserialize(doc)
-                .map_err(|e| anyhow::anyhow!("{}: not YAML: {e}", file.display()))?;
+            let doc: serde_norway::Value = serde::Deserialize::deserialize(doc)
+                .map_err(|e| anyhow::anyhow!("{}: not YAML or JSON: {e}", file.display()))?;
             if is_bootstrap(&doc) {
                 validate(file)?;
+                bootstraps += 1;
+            } else if is_meshmux_config(&doc) {
+                let name = file.display().to_string();
+                let format = policy::config::Format::from_name(&name);
+                // Every `$VAR` gets a placeholder: the example must load with any values.
+                policy::config::Config::parse(&text, format, &name, &|_| Some("x".into()))
+                    .map_err(|e| anyhow::anyhow!("the shipped example does not load: {e}"))?;
+                configs += 1;
             }
         }
     }
-    eprintln!("checked {} shipped YAML files", files.len());
+    eprintln!(
+        "{} shipped files: {bootstraps} Envoy bootstraps validated, {configs} meshmux configs loaded",
+        files.len()
+    );
     Ok(())
 }
