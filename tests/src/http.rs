@@ -2,7 +2,7 @@
 //! status, headers and body (JSON or SSE) that came back.
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
@@ -101,6 +101,7 @@ impl Request {
         } else if !self.body.is_empty() {
             req = req.body(self.body);
         }
+        let sent = Instant::now();
         let mut resp = req.send().with_context(|| format!("sending {shown}"))?;
         let status = resp.status().as_u16();
         let headers = resp
@@ -114,12 +115,23 @@ impl Request {
             })
             .collect();
         let mut body = Vec::new();
-        resp.read_to_end(&mut body)
-            .with_context(|| format!("reading the answer to {shown}"))?;
+        let mut arrivals = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = resp
+                .read(&mut buf)
+                .with_context(|| format!("reading the answer to {shown}"))?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(buf.get(..n).unwrap_or_default());
+            arrivals.push((sent.elapsed(), body.len()));
+        }
         Ok(Response {
             status,
             headers,
             body,
+            arrivals,
         })
     }
 }
@@ -131,9 +143,25 @@ pub struct Response {
     /// Header names lower-case, in arrival order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When each piece of the body arrived (since the request was sent), with the body's
+    /// length so far: shows whether the answer streamed or came in one piece at the end.
+    pub arrivals: Vec<(Duration, usize)>,
 }
 
 impl Response {
+    /// When the body byte at `offset` had arrived.
+    pub fn arrived_at(&self, offset: usize) -> Option<Duration> {
+        self.arrivals
+            .iter()
+            .find(|(_, len)| *len > offset)
+            .map(|(at, _)| *at)
+    }
+
+    /// When the last byte arrived.
+    pub fn finished_at(&self) -> Option<Duration> {
+        self.arrivals.last().map(|(at, _)| *at)
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

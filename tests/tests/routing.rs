@@ -40,6 +40,11 @@ fn each_env_is_reached_by_its_own_calls() -> anyhow::Result<()> {
         let records = ops.backend(env).wait_for_records(1)?;
         assert_eq!(records.len(), 1, "{env}: {records:#?}");
         let call = &records[0];
+        assert!(
+            resp.header("mcp-session-id").is_none()
+                || resp.header("mcp-session-id") != call.header("mcp-session-id"),
+            "{env}: the client saw the backend's session id"
+        );
         assert_eq!(call.env, env);
         assert_eq!(call.tool, "search_logs");
         assert_eq!(

@@ -60,6 +60,32 @@ fn a_backends_sse_progress_stream_arrives_whole_and_in_order() -> anyhow::Result
 }
 
 #[test]
+fn a_long_sse_answer_streams_rather_than_arriving_at_the_end() -> anyhow::Result<()> {
+    let ops = OpsEnvs::start()?;
+
+    // 60 steps of 20 ms each: the first progress event exists over a second before the end.
+    let resp = ops.gw.post_json(&call_with_progress(
+        9,
+        "stream_progress",
+        json!({"env": "Prod", "steps": 60}),
+    ))?;
+
+    assert_eq!(progress_of(&resp.messages()?).len(), 60);
+    let first = resp
+        .text()
+        .find("notifications/progress")
+        .and_then(|offset| resp.arrived_at(offset))
+        .unwrap();
+    let end = resp.finished_at().unwrap();
+    eprintln!("first progress event at {first:?}, end of the answer at {end:?}");
+    assert!(
+        end.saturating_sub(first) > std::time::Duration::from_millis(600),
+        "the gateway buffered the answer: first progress at {first:?}, end at {end:?}"
+    );
+    Ok(())
+}
+
+#[test]
 fn the_typescript_client_sees_every_progress_notification() -> anyhow::Result<()> {
     let ops = OpsEnvs::start()?;
 
