@@ -184,6 +184,20 @@ fn an_oversize_chunked_body_is_too_large() -> anyhow::Result<()> {
 }
 
 #[test]
+fn an_unsupported_protocol_version_is_refused() -> anyhow::Result<()> {
+    let ops = OpsEnvs::start()?;
+
+    let resp = ops
+        .gw
+        .post(CALL)
+        .header("mcp-protocol-version", "1999-01-01")
+        .send()?;
+
+    assert_refused(&ops, &resp, 400, -32022);
+    Ok(())
+}
+
+#[test]
 fn notifications_are_accepted_and_answered_by_the_gateway() -> anyhow::Result<()> {
     let ops = OpsEnvs::start()?;
 

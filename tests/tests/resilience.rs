@@ -135,3 +135,49 @@ fn a_backend_that_comes_back_is_used_again() -> anyhow::Result<()> {
     assert!(!is_error(&back), "{back:#}");
     Ok(())
 }
+
+#[test]
+fn concurrent_first_calls_share_the_envs_backend_session() -> anyhow::Result<()> {
+    let prod = Backend::demo("Prod").record().start()?;
+    let staging = Backend::demo("Staging").record().start()?;
+    let gw = Gateway::builder()
+        .env("Prod", &prod)
+        .env("Staging", &staging)
+        .start()?;
+
+    // 24 calls at once, before any backend session exists, over Envoy's two workers.
+    std::thread::scope(|s| {
+        let calls: Vec<_> = (0..24)
+            .map(|i| {
+                let env = if i % 2 == 0 { "Prod" } else { "Staging" };
+                let gw = &gw;
+                s.spawn(move || {
+                    let args = json!({"env": env, "query": format!("q{i}")});
+                    (env, gw.call_tool("search_logs", args))
+                })
+            })
+            .collect();
+        for call in calls {
+            let (env, result) = call.join().unwrap();
+            let result = result.unwrap();
+            assert!(
+                result_text(&result).starts_with(&format!("[{env}] search_logs")),
+                "{result:#}"
+            );
+        }
+    });
+
+    for backend in [&prod, &staging] {
+        let records = backend.wait_for_records(12)?;
+        let mut sessions: Vec<_> = records
+            .iter()
+            .map(|r| r.header("mcp-session-id").unwrap_or("none").to_owned())
+            .collect();
+        sessions.sort();
+        sessions.dedup();
+        // One session per env; a race between the two workers may open a second one.
+        assert!(sessions.len() <= 2, "{}: {sessions:?}", backend.env());
+        assert!(!sessions.contains(&"none".to_owned()), "{}", backend.env());
+    }
+    Ok(())
+}
