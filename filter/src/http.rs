@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use log::{info, warn};
+use log::{debug, info, warn};
 use policy::gateway::{Forward, Head, RequestHead};
 use policy::reply::{self, LocalReply};
 use policy::rpc::code;
@@ -264,7 +264,9 @@ impl Context for Stream {
                 response::retry_answered(self, &gateway, retry, &answer);
             }
             other => {
-                warn!("ignoring an unexpected side-call answer (token {token})");
+                // The answer to a DELETE of a surplus session, or to a call this stream
+                // stopped waiting for.
+                debug!("ignoring side-call answer {token}");
                 self.phase = other;
             }
         }

@@ -80,10 +80,7 @@ pub fn advance(
             Err(reason) => Progress::Failed(reason),
         },
         Step::Initialized(opened) => match session::acknowledged(&answer.session_answer()) {
-            Ok(()) => {
-                store(entry, &opened);
-                Progress::Open(opened)
-            }
+            Ok(()) => Progress::Open(store_or_adopt(gateway, entry, opened)),
             Err(reason) => Progress::Failed(reason),
         },
     }
@@ -104,11 +101,18 @@ pub fn send(
     host::dispatch(&entry.cluster, &headers, body, timeout)
 }
 
-fn store(entry: &EnvEntry, opened: &BackendSession) {
+/// Stores the session just opened, unless a stream opened one for this env first (a burst
+/// of first calls opens several at once): then that one is used by everybody and ours is
+/// closed, so the backend keeps one session per env instead of leaking the losers.
+fn store_or_adopt(gateway: &Gateway, entry: &EnvEntry, opened: BackendSession) -> BackendSession {
     let key = session::shared_key(&entry.name);
-    let (_, cas) = host::shared::get(&key);
-    // Another worker may have opened one at the same time; either session works, and this
-    // stream uses its own.
+    let (bytes, cas) = host::shared::get(&key);
+    if let Some(existing) = bytes.and_then(|b| BackendSession::decode(&b, entry))
+        && existing != opened
+    {
+        close(gateway, entry, &opened);
+        return existing;
+    }
     if host::shared::set(&key, &opened.encode(), cas) {
         info!(
             "env `{}`: backend session opened ({}, version {})",
@@ -118,6 +122,29 @@ fn store(entry: &EnvEntry, opened: &BackendSession) {
                 .as_deref()
                 .unwrap_or("the backend keeps none"),
             opened.protocol_version
+        );
+    }
+    opened
+}
+
+/// Ends a backend session we will not use (best effort: a DELETE whose answer is ignored).
+fn close(gateway: &Gateway, entry: &EnvEntry, unused: &BackendSession) {
+    let Some(id) = unused.session_id.as_deref() else {
+        return;
+    };
+    let access = gateway.config().backends.get(&entry.name);
+    let mut headers =
+        session::side_call_headers(entry, access, Some(id), Some(&unused.protocol_version));
+    for (name, value) in &mut headers {
+        if name == ":method" {
+            *value = "DELETE".into();
+        }
+    }
+    let timeout = session::timeout_ms(access);
+    if let Err(e) = host::dispatch(&entry.cluster, &headers, b"", timeout) {
+        warn!(
+            "env `{}`: could not close the surplus backend session: {e}",
+            entry.name
         );
     }
 }

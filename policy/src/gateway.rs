@@ -502,6 +502,7 @@ impl Gateway {
         }
         if let Some(params) = object.get_mut("params").and_then(Value::as_object_mut) {
             params.insert("arguments".into(), Value::Object(arguments));
+            strip_era_meta(params);
         }
         Outcome::Forward(Forward {
             env: env.clone(),
@@ -523,6 +524,20 @@ fn forward_version(entry: &EnvEntry) -> String {
         entry.protocol_version.clone()
     } else {
         protocol::LATEST_WITH_INITIALIZE.to_owned()
+    }
+}
+
+/// The backend is called in the `initialize` era over the gateway's own session, so the
+/// 2026-07-28 per-request `_meta` (protocol version, client info and capabilities) would
+/// contradict the `MCP-Protocol-Version` it gets; other `_meta` keys (`progressToken`, vendor
+/// keys) are the caller's and go through.
+fn strip_era_meta(params: &mut Map<String, Value>) {
+    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else {
+        return;
+    };
+    meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+    if meta.is_empty() {
+        params.remove("_meta");
     }
 }
 

@@ -572,3 +572,25 @@ fn era_2026_headers_must_match_the_body() {
     let (_, legacy) = run(&post(), list, &ANY);
     assert!(!legacy.contains("resultType"), "{legacy}");
 }
+
+#[test]
+fn era_2026_meta_is_not_forwarded_but_progress_tokens_are() {
+    let head = RequestHead {
+        protocol_version: Some("2026-07-28"),
+        mcp_method: Some("tools/call"),
+        mcp_name: Some("search_logs"),
+        ..post()
+    };
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "search_logs", "arguments": {"query": "q", "env": "Prod"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientInfo": {"name": "c", "version": "1"},
+                  "progressToken": "p1"}}})
+    .to_string();
+    let (_, got) = run(&head, &body, &ANY);
+    assert!(got.contains(r#""_meta":{"progressToken":"p1"}"#), "{got}");
+    assert!(!got.contains("io.modelcontextprotocol"), "{got}");
+    let bare = body.replace(r#","progressToken":"p1""#, "");
+    let (_, got) = run(&head, &bare, &ANY);
+    assert!(!got.contains("_meta"), "{got}");
+}
