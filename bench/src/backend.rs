@@ -10,20 +10,38 @@ use serde_json::{Value, json};
 
 /// The tools it serves: a realistic catalog of six ops tools.
 pub fn tools() -> Value {
-    let tool = |name: &str, desc: &str, props: Value| {
-        json!({"name": name, "description": desc, "inputSchema": {"type": "object", "properties": props}})
-    };
+    let tool = |name: &str, desc: &str, props: Value| json!({"name": name, "description": desc, "inputSchema": {"type": "object", "properties": props}});
     json!([
-        tool("search_logs", "Search the service logs for a query and return matching lines.",
-             json!({"query": {"type": "string", "description": "Full-text query"}, "limit": {"type": "integer"}})),
-        tool("get_service_status", "Current health, version and error rate of a service.",
-             json!({"service": {"type": "string"}})),
-        tool("list_deployments", "Recent deployments of a service, newest first.",
-             json!({"service": {"type": "string"}, "limit": {"type": "integer"}})),
-        tool("query_metrics", "Query a metric over a time window.",
-             json!({"metric": {"type": "string"}, "window": {"type": "string"}})),
-        tool("list_alerts", "Firing alerts for a service.", json!({"service": {"type": "string"}})),
-        tool("get_config", "Effective runtime configuration of a service.", json!({"service": {"type": "string"}})),
+        tool(
+            "search_logs",
+            "Search the service logs for a query and return matching lines.",
+            json!({"query": {"type": "string", "description": "Full-text query"}, "limit": {"type": "integer"}})
+        ),
+        tool(
+            "get_service_status",
+            "Current health, version and error rate of a service.",
+            json!({"service": {"type": "string"}})
+        ),
+        tool(
+            "list_deployments",
+            "Recent deployments of a service, newest first.",
+            json!({"service": {"type": "string"}, "limit": {"type": "integer"}})
+        ),
+        tool(
+            "query_metrics",
+            "Query a metric over a time window.",
+            json!({"metric": {"type": "string"}, "window": {"type": "string"}})
+        ),
+        tool(
+            "list_alerts",
+            "Firing alerts for a service.",
+            json!({"service": {"type": "string"}})
+        ),
+        tool(
+            "get_config",
+            "Effective runtime configuration of a service.",
+            json!({"service": {"type": "string"}})
+        ),
     ])
 }
 
@@ -32,7 +50,10 @@ async fn mcp(body: Bytes) -> Response {
         return (StatusCode::BAD_REQUEST, "invalid JSON").into_response();
     };
     let id = request.get("id").cloned();
-    let method = request.get("method").and_then(Value::as_str).unwrap_or_default();
+    let method = request
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let Some(id) = id else {
         return StatusCode::ACCEPTED.into_response();
     };
@@ -44,7 +65,9 @@ async fn mcp(body: Bytes) -> Response {
         }),
         "tools/list" => json!({"tools": tools()}),
         "tools/call" => {
-            let size = request.pointer("/params/arguments").map_or(0, |a| a.to_string().len());
+            let size = request
+                .pointer("/params/arguments")
+                .map_or(0, |a| a.to_string().len());
             json!({"content": [{"type": "text", "text": format!("ok: {size} bytes of arguments")}]})
         }
         _ => json!({}),

@@ -48,11 +48,18 @@ pub struct Envoy {
 
 impl Envoy {
     pub fn start(envoy: &Path, config: &Path, log: &Path, admin_port: u16) -> Result<Envoy> {
-        let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let child = Command::new(envoy)
             .arg("-c")
             .arg(config)
-            .args(["--concurrency", "1", "--log-level", "warn", "--disable-hot-restart"])
+            .args([
+                "--concurrency",
+                "1",
+                "--log-level",
+                "warn",
+                "--disable-hot-restart",
+            ])
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -64,7 +71,10 @@ impl Envoy {
                 return Ok(envoy);
             }
             if let Ok(Some(status)) = envoy.child.try_wait() {
-                bail!("Envoy exited with {status} during start; see {}", log.display());
+                bail!(
+                    "Envoy exited with {status} during start; see {}",
+                    log.display()
+                );
             }
             if Instant::now() > deadline {
                 envoy.stop();
@@ -82,9 +92,17 @@ impl Envoy {
     pub fn cpu_seconds(&self) -> Result<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
         // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
         let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or_default()
+        };
         Ok((ticks(11) + ticks(12)) / 100.0)
     }
 
@@ -124,11 +142,20 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, Str
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

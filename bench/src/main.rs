@@ -27,8 +27,14 @@ struct Args {
 
 fn parse_args() -> Result<Args> {
     let mut args = std::env::args().skip(1);
-    let (mut envoy, mut filter, mut meshmux, mut out, mut work, mut seconds) =
-        (None, None, None, PathBuf::from("bench/RESULTS.md"), PathBuf::from("target/bench"), 10);
+    let (mut envoy, mut filter, mut meshmux, mut out, mut work, mut seconds) = (
+        None,
+        None,
+        None,
+        PathBuf::from("bench/RESULTS.md"),
+        PathBuf::from("target/bench"),
+        10,
+    );
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -38,7 +44,9 @@ fn parse_args() -> Result<Args> {
             "--out" => out = PathBuf::from(value()?),
             "--work" => work = PathBuf::from(value()?),
             "--seconds" => seconds = value()?.parse().context("--seconds")?,
-            other => bail!("unknown flag {other}; use --envoy --filter --meshmux [--out] [--work] [--seconds]"),
+            other => bail!(
+                "unknown flag {other}; use --envoy --filter --meshmux [--out] [--work] [--seconds]"
+            ),
         }
     }
     Ok(Args {
@@ -61,8 +69,12 @@ struct Row {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    std::fs::create_dir_all(&args.work).with_context(|| format!("creating {}", args.work.display()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    std::fs::create_dir_all(&args.work)
+        .with_context(|| format!("creating {}", args.work.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let backend_port = free_port()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", backend_port)))?;
     runtime.spawn(async move { axum::serve(listener, backend::router()).await });
@@ -84,9 +96,20 @@ fn main() -> Result<()> {
     // (a) plain Envoy.
     let (port, admin) = (free_port()?, free_port()?);
     let plain_cfg = args.work.join("plain.json");
-    std::fs::write(&plain_cfg, envoy::plain_bootstrap(port, admin, backend_port))?;
-    let plain = Envoy::start(&args.envoy, &plain_cfg, &args.work.join("plain-envoy.log"), admin)?;
-    let bodies = [("tools/call", call_body(None)), ("tools/list", list_body.clone())];
+    std::fs::write(
+        &plain_cfg,
+        envoy::plain_bootstrap(port, admin, backend_port),
+    )?;
+    let plain = Envoy::start(
+        &args.envoy,
+        &plain_cfg,
+        &args.work.join("plain-envoy.log"),
+        admin,
+    )?;
+    let bodies = [
+        ("tools/call", call_body(None)),
+        ("tools/list", list_body.clone()),
+    ];
     measure(&args, &plain, "plain Envoy", port, &bodies, &mut rows)?;
     rss.push(("plain Envoy", plain.peak_rss_mib()?));
     drop(plain);
@@ -109,14 +132,27 @@ fn main() -> Result<()> {
         .arg(&out_dir)
         .arg("--filter")
         .arg(&args.filter)
-        .args(["--port", &port.to_string(), "--admin-port", &admin.to_string()])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--admin-port",
+            &admin.to_string(),
+        ])
         .status()
         .context("running meshmux discover")?;
     if !status.success() {
         bail!("meshmux discover failed with {status}");
     }
-    let meshmux = Envoy::start(&args.envoy, &out_dir.join("envoy.yaml"), &args.work.join("meshmux-envoy.log"), admin)?;
-    let bodies = [("tools/call", call_body(Some("Bench"))), ("tools/list", list_body)];
+    let meshmux = Envoy::start(
+        &args.envoy,
+        &out_dir.join("envoy.yaml"),
+        &args.work.join("meshmux-envoy.log"),
+        admin,
+    )?;
+    let bodies = [
+        ("tools/call", call_body(Some("Bench"))),
+        ("tools/list", list_body),
+    ];
     measure(&args, &meshmux, "Envoy + meshmux", port, &bodies, &mut rows)?;
     rss.push(("Envoy + meshmux", meshmux.peak_rss_mib()?));
     drop(meshmux);
@@ -125,7 +161,8 @@ fn main() -> Result<()> {
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&args.out, &report).with_context(|| format!("writing {}", args.out.display()))?;
+    std::fs::write(&args.out, &report)
+        .with_context(|| format!("writing {}", args.out.display()))?;
     print!("{report}");
     Ok(())
 }
@@ -151,7 +188,11 @@ fn measure(
             let load = wrk::run(&args.work, &url, body, connections, args.seconds)?;
             let cpu = envoy.cpu_seconds()? - before;
             if load.non_2xx > 0 || load.requests == 0 {
-                bail!("{gateway} {method}: {} non-2xx answers of {}", load.non_2xx, load.requests);
+                bail!(
+                    "{gateway} {method}: {} non-2xx answers of {}",
+                    load.non_2xx,
+                    load.requests
+                );
             }
             let cpu_us_per_request = cpu * 1e6 / load.requests as f64;
             eprintln!(
@@ -161,7 +202,13 @@ fn measure(
                 load.p99_ms,
                 cpu_us_per_request
             );
-            rows.push(Row { gateway, method, connections, load, cpu_us_per_request });
+            rows.push(Row {
+                gateway,
+                method,
+                connections,
+                load,
+                cpu_us_per_request,
+            });
         }
     }
     Ok(())
@@ -178,7 +225,10 @@ fn render(rows: &[Row], rss: &[(&str, f64)], seconds: u32) -> String {
          {seconds} s per cell, after a 2 s warm-up) on the same 2-core machine, so compare ratios, not\n\
          absolute numbers. tools/call carries 1 KB of arguments; meshmux answers tools/list itself.\n"
     );
-    let _ = writeln!(s, "| gateway | method | connections | requests/s | p50 ms | p99 ms | Envoy CPU µs/request |");
+    let _ = writeln!(
+        s,
+        "| gateway | method | connections | requests/s | p50 ms | p99 ms | Envoy CPU µs/request |"
+    );
     let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
     for r in rows {
         let _ = writeln!(
@@ -194,10 +244,15 @@ fn render(rows: &[Row], rss: &[(&str, f64)], seconds: u32) -> String {
         );
     }
     let _ = writeln!(s, "\n## meshmux relative to plain Envoy\n");
-    let _ = writeln!(s, "| method | connections | RPS ratio | p50 delta ms | CPU/request ratio |");
+    let _ = writeln!(
+        s,
+        "| method | connections | RPS ratio | p50 delta ms | CPU/request ratio |"
+    );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|");
     for m in rows.iter().filter(|r| r.gateway == "Envoy + meshmux") {
-        if let Some(p) = rows.iter().find(|r| r.gateway == "plain Envoy" && r.method == m.method && r.connections == m.connections) {
+        if let Some(p) = rows.iter().find(|r| {
+            r.gateway == "plain Envoy" && r.method == m.method && r.connections == m.connections
+        }) {
             let _ = writeln!(
                 s,
                 "| {} | {} | {:.2}× | {:+.3} | {:.2}× |",
@@ -215,4 +270,3 @@ fn render(rows: &[Row], rss: &[(&str, f64)], seconds: u32) -> String {
     }
     s
 }
-

@@ -18,7 +18,11 @@ pub struct Load {
 
 impl Load {
     pub fn rps(&self) -> f64 {
-        if self.seconds > 0.0 { self.requests as f64 / self.seconds } else { 0.0 }
+        if self.seconds > 0.0 {
+            self.requests as f64 / self.seconds
+        } else {
+            0.0
+        }
     }
 }
 
@@ -45,7 +49,17 @@ pub fn run(work: &Path, url: &str, body: &str, connections: u32, seconds: u32) -
     let body_file = work.join("body.json");
     std::fs::write(&body_file, body).with_context(|| format!("writing {}", body_file.display()))?;
     let out = Command::new("wrk")
-        .args(["-t", "1", "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--timeout", "5s", "-s"])
+        .args([
+            "-t",
+            "1",
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{seconds}s"),
+            "--timeout",
+            "5s",
+            "-s",
+        ])
         .arg(&script)
         .arg(url)
         .env("MESHMUX_BENCH_BODY", &body_file)
@@ -53,7 +67,11 @@ pub fn run(work: &Path, url: &str, body: &str, connections: u32, seconds: u32) -
         .context("running wrk (install it with `apt-get install wrk`; `cargo xtask bench` does)")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        bail!("wrk failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "wrk failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let line = stdout
         .lines()
