@@ -111,8 +111,10 @@ pub struct DemoArgs {
     /// Environment name; Prod adds rollback_deployment, Dev adds query_metrics.debug.
     #[arg(long)]
     pub env: String,
+    /// Port to serve MCP on (at /mcp).
     #[arg(long)]
     pub port: u16,
+    /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
     /// Serve without sessions (no Mcp-Session-Id).
