@@ -166,6 +166,13 @@ pub struct AuthConfig {
     pub token_minting_roles: Vec<String>,
     #[serde(default = "default_expiry_days")]
     pub token_max_expiry_days: u32,
+    /// Where Envoy and the filter reach authsvc (meshmux; default `http://127.0.0.1:8090`).
+    #[serde(default = "default_authsvc_url")]
+    pub authsvc_url: String,
+}
+
+fn default_authsvc_url() -> String {
+    "http://127.0.0.1:8090".to_owned()
 }
 
 fn default_expiry_days() -> u32 {
@@ -398,6 +405,9 @@ impl AuthConfig {
                 "auth.required_scopes",
                 "is required with `azure`".into(),
             ));
+        }
+        if !(self.authsvc_url.starts_with("http://") || self.authsvc_url.starts_with("https://")) {
+            return Err(invalid("auth.authsvc_url", format!("{:?} is not an http(s) URL", self.authsvc_url)));
         }
         if self.signing_key_file.trim().is_empty() {
             return Err(invalid("auth.signing_key_file", "must not be empty".into()));

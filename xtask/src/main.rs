@@ -114,16 +114,8 @@ fn bench(args: &[String]) -> Result<()> {
     tools::apt_install(&["wrk"])?;
     let envoy = tools::envoy()?;
     let filter = wasm::build()?;
-    tools::cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "discovery",
-        "--bin",
-        "meshmux",
-        "-p",
-        "bench",
-    ])?;
+    tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux"])?;
+    tools::cargo(&["build", "--release", "-p", "bench"])?;
     let root = tools::root();
     let mut cmd = std::process::Command::new(root.join("target/release/meshmux-bench"));
     cmd.current_dir(&root)
