@@ -407,7 +407,10 @@ impl AuthConfig {
             ));
         }
         if !(self.authsvc_url.starts_with("http://") || self.authsvc_url.starts_with("https://")) {
-            return Err(invalid("auth.authsvc_url", format!("{:?} is not an http(s) URL", self.authsvc_url)));
+            return Err(invalid(
+                "auth.authsvc_url",
+                format!("{:?} is not an http(s) URL", self.authsvc_url),
+            ));
         }
         if self.signing_key_file.trim().is_empty() {
             return Err(invalid("auth.signing_key_file", "must not be empty".into()));

@@ -88,6 +88,8 @@ fn gateway(auth: bool) -> Gateway {
             "prod-logs": {"allowed_envs": {"Prod": ["search_*"]}}
         }))
         .unwrap(),
+        resource_metadata: None,
+        revocations: Default::default(),
     });
     let config = FilterConfig {
         manifest,

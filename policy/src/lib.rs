@@ -14,6 +14,7 @@ pub mod merge;
 pub mod protocol;
 pub mod rbac;
 pub mod reply;
+pub mod revocation;
 pub mod rpc;
 pub mod session;
 pub mod upstream;

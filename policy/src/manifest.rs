@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::rbac::Roles;
+use crate::revocation::RevocationSource;
 
 /// Bumped whenever a field changes meaning; the filter refuses formats it does not know.
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -173,6 +174,13 @@ pub struct FilterAuth {
     /// `["envoy.filters.http.jwt_authn", "jwt_payload"]`.
     pub claims_path: Vec<String>,
     pub roles: Roles,
+    /// The protected-resource metadata URL the filter's own 401s point clients at
+    /// (`<base_url>/.well-known/oauth-protected-resource/mcp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_metadata: Option<String>,
+    /// Where the filter fetches authsvc's list of revoked token ids.
+    #[serde(default)]
+    pub revocations: RevocationSource,
 }
 
 fn default_mcp_path() -> String {
