@@ -10,6 +10,7 @@ use policy::manifest::{
 };
 use policy::merge::{EnvTools, merge};
 use policy::rbac::RoleRules;
+use policy::revocation::RevocationSource;
 use serde_json::Value;
 
 /// Where jwt_authn puts the token payload in the config meshmux generates.
@@ -110,6 +111,44 @@ pub fn targets(config: &Config) -> Result<Vec<EnvTarget>, String> {
             })
         })
         .collect()
+}
+
+/// What the Envoy config needs to check authsvc's tokens and reach authsvc, when the config
+/// has an `auth` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthTarget {
+    /// The tokens' `iss`: `auth.base_url`, exactly as configured.
+    pub issuer: String,
+    /// The tokens' `aud`: the MCP URL, `auth.base_url` (without a trailing `/`) plus
+    /// `gateway.mcp_path`.
+    pub audience: String,
+    /// RFC 9728 metadata for the MCP URL, named in every 401's `WWW-Authenticate`.
+    pub resource_metadata: String,
+    /// Where Envoy reaches authsvc (`auth.authsvc_url`).
+    pub authsvc: BackendUrl,
+    /// authsvc's JWKS URL, fetched through the `authsvc` cluster.
+    pub jwks_uri: String,
+}
+
+/// The config's `auth` block as the Envoy config uses it.
+pub fn auth_target(config: &Config) -> Result<Option<AuthTarget>, String> {
+    let Some(auth) = &config.auth else {
+        return Ok(None);
+    };
+    let base = auth.base_url.trim_end_matches('/');
+    let authsvc =
+        BackendUrl::parse(&auth.authsvc_url).map_err(|e| format!("auth.authsvc_url: {e}"))?;
+    let mcp_path = &config.gateway.mcp_path;
+    Ok(Some(AuthTarget {
+        issuer: auth.base_url.clone(),
+        audience: format!("{base}{mcp_path}"),
+        resource_metadata: format!("{base}/.well-known/oauth-protected-resource{mcp_path}"),
+        jwks_uri: format!(
+            "{}/.well-known/jwks.json",
+            auth.authsvc_url.trim_end_matches('/')
+        ),
+        authsvc,
+    }))
 }
 
 /// A configured `Host` header names the virtual host behind the URL: it becomes the
@@ -223,8 +262,14 @@ pub fn filter_config(config: &Config, manifest: Manifest) -> FilterConfig {
             )
         })
         .collect();
+    let resource_metadata = auth_target(config)
+        .ok()
+        .flatten()
+        .map(|t| t.resource_metadata);
     let auth = config.auth.as_ref().map(|auth| FilterAuth {
         claims_path: CLAIMS_PATH.iter().map(|s| (*s).to_owned()).collect(),
+        resource_metadata,
+        revocations: RevocationSource::default(),
         roles: auth
             .roles
             .iter()

@@ -286,13 +286,6 @@ pub fn discovery_notes(d: &Discovery) -> String {
     for w in &d.manifest.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
-    if d.config.auth.is_some() {
-        out.push_str(
-            "note: the config has an `auth` block, so the filter enforces roles from jwt_authn's \
-             claims; this generated Envoy config has no jwt_authn yet, so every tool is refused \
-             until one is added in front of the meshmux filter.\n",
-        );
-    }
     out.push_str(&format!(
         "{} tools merged; {}\n",
         d.manifest.tools.len(),

@@ -38,6 +38,7 @@ pub struct Discovery {
 pub async fn discover(config: Config, timeout: Duration) -> Result<Discovery> {
     // Refuse a URL Envoy could not route to before contacting anything.
     catalog::targets(&config).map_err(|e| anyhow!(e))?;
+    catalog::auth_target(&config).map_err(|e| anyhow!(e))?;
     let results = crate::backend::discover_all(&config, timeout).await;
     let manifest = catalog::build_manifest(&config, &results).map_err(|e| anyhow!(e))?;
     Ok(Discovery {
@@ -60,7 +61,9 @@ pub struct Outcome {
 pub fn write(discovery: &Discovery, opts: &envoy::Options) -> Result<Vec<Outcome>> {
     let targets = catalog::targets(&discovery.config).map_err(|e| anyhow!(e))?;
     let filter = catalog::filter_config(&discovery.config, discovery.manifest.clone());
-    let mut files = envoy::generate(&targets, &filter, opts).map_err(|e| anyhow!(e))?;
+    let auth = catalog::auth_target(&discovery.config).map_err(|e| anyhow!(e))?;
+    let mut files =
+        envoy::generate(&targets, auth.as_ref(), &filter, opts).map_err(|e| anyhow!(e))?;
     let mut manifest =
         serde_json::to_string_pretty(&discovery.manifest).context("serializing the manifest")?;
     manifest.push('\n');

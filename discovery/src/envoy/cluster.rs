@@ -1,25 +1,28 @@
-//! One cluster per env (`env_<name>`), HTTP/1.1 upstream, TLS with SNI and certificate
-//! checks against the system roots for https backends.
+//! One cluster per env (`env_<name>`), and `authsvc` when auth is on: HTTP/1.1 upstream,
+//! TLS with SNI and certificate checks against the system roots for https URLs.
 
 use serde_json::{Value, json};
 
 use super::CA_BUNDLE;
-use crate::catalog::EnvTarget;
+use crate::catalog::{BackendUrl, EnvTarget};
 
 pub(super) fn clusters(targets: &[EnvTarget]) -> Vec<Value> {
-    targets.iter().map(cluster).collect()
+    targets
+        .iter()
+        .map(|t| cluster(&t.cluster, &t.url))
+        .collect()
 }
 
-fn cluster(target: &EnvTarget) -> Value {
-    let url = &target.url;
+/// A cluster of one endpoint at `url`'s host and port.
+pub(super) fn cluster(name: &str, url: &BackendUrl) -> Value {
     let mut cluster = json!({
         "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-        "name": target.cluster,
+        "name": name,
         // An IP literal needs no resolver; a name is re-resolved as DNS changes.
         "type": if url.ip { "STATIC" } else { "LOGICAL_DNS" },
         "connect_timeout": "2s",
         "load_assignment": {
-            "cluster_name": target.cluster,
+            "cluster_name": name,
             "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
                 "socket_address": { "address": url.host, "port_value": url.port }
             } } }] }]

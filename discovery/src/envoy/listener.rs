@@ -1,12 +1,15 @@
-//! The listener: one HCM whose filter chain is the meshmux wasm filter (through ECDS) then the
-//! router, and one route per env selected by the filter state the filter sets, plus a last
-//! route that refuses anything the filter did not route.
+//! The listener: one HCM whose filter chain is `jwt_authn` (with auth), the meshmux wasm
+//! filter (through ECDS), then the router; authsvc's public routes (with auth), one route per
+//! env selected by the filter state the filter sets, and a last route that refuses anything
+//! the filter did not route.
 
 use policy::manifest::FilterConfig;
 use serde_json::{Value, json};
 
-use super::{BUFFER_HEADROOM, FILTER_NAME, FILTER_STATE_KEY, Options, WASM_TYPE_URL, watched};
-use crate::catalog::EnvTarget;
+use super::{
+    BUFFER_HEADROOM, FILTER_NAME, FILTER_STATE_KEY, Options, WASM_TYPE_URL, auth, watched,
+};
+use crate::catalog::{AuthTarget, EnvTarget};
 
 /// What a request gets when it reaches the router without an env chosen by the filter.
 pub const UNROUTED_BODY: &str = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"meshmux filter did not route this request"}}"#;
@@ -17,14 +20,18 @@ const CLIENT_CREDENTIALS: [&str; 2] = ["authorization", "proxy-authorization"];
 
 pub(super) fn listener(
     targets: &[EnvTarget],
+    auth_target: Option<&AuthTarget>,
     filter: &FilterConfig,
     opts: &Options,
     ecds_path: &str,
 ) -> Value {
-    let mut routes: Vec<Value> = targets
-        .iter()
-        .map(|t| env_route(t, &filter.mcp_path))
-        .collect();
+    // authsvc's paths first: none of them is under the MCP path, but the order states it.
+    let mut routes: Vec<Value> = if auth_target.is_some() {
+        auth::routes()
+    } else {
+        Vec::new()
+    };
+    routes.extend(targets.iter().map(|t| env_route(t, &filter.mcp_path)));
     routes.push(json!({
         "name": "meshmux_unrouted",
         "match": { "prefix": filter.mcp_path },
@@ -34,7 +41,22 @@ pub(super) fn listener(
               "append_action": "OVERWRITE_IF_EXISTS_OR_ADD" }
         ]
     }));
-    let hcm = json!({
+    let mut http_filters: Vec<Value> = auth_target
+        .map(|a| auth::jwt_filter(a, &filter.mcp_path))
+        .into_iter()
+        .collect();
+    http_filters.push(json!({
+        "name": FILTER_NAME,
+        "config_discovery": {
+            "config_source": watched(ecds_path, &opts.out_dir),
+            "type_urls": [WASM_TYPE_URL]
+        }
+    }));
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+    }));
+    let mut hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "meshmux",
         "codec_type": "AUTO",
@@ -53,20 +75,11 @@ pub(super) fn listener(
             "validate_clusters": false,
             "virtual_hosts": [{ "name": "meshmux", "domains": ["*"], "routes": routes }]
         },
-        "http_filters": [
-            {
-                "name": FILTER_NAME,
-                "config_discovery": {
-                    "config_source": watched(ecds_path, &opts.out_dir),
-                    "type_urls": [WASM_TYPE_URL]
-                }
-            },
-            {
-                "name": "envoy.filters.http.router",
-                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
-            }
-        ]
+        "http_filters": http_filters
     });
+    if let (Some(a), Some(obj)) = (auth_target, hcm.as_object_mut()) {
+        obj.insert("local_reply_config".into(), auth::local_reply_config(a));
+    }
     json!({
         "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
         "name": "meshmux",

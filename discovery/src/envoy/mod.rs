@@ -4,6 +4,7 @@
 //!
 //! Everything is written as JSON, which Envoy reads in `.yaml` files too. Pure: no IO.
 
+mod auth;
 mod cluster;
 mod listener;
 mod validate;
@@ -13,8 +14,9 @@ use std::path::{Path, PathBuf};
 use policy::manifest::FilterConfig;
 use serde_json::{Value, json};
 
-use crate::catalog::EnvTarget;
+use crate::catalog::{AuthTarget, EnvTarget};
 
+pub use auth::{JWT_FILTER, PAYLOAD_KEY, challenge};
 pub use listener::{UNROUTED_BODY, escape_header_value};
 pub use validate::validation_bootstrap;
 
@@ -56,21 +58,26 @@ pub struct File {
 
 /// The four Envoy files, in the order they must be replaced on a live update: clusters
 /// before the routes that name them, routes before the filter config that selects them.
+/// With `auth`, the listener also verifies tokens (`jwt_authn`) and routes authsvc's paths.
 pub fn generate(
     targets: &[EnvTarget],
+    auth: Option<&AuthTarget>,
     filter: &FilterConfig,
     opts: &Options,
 ) -> Result<Vec<File>, String> {
     let path = |name: &str| opts.out_dir.join(name).display().to_string();
     let filter_json =
         serde_json::to_string(filter).map_err(|e| format!("serializing the filter config: {e}"))?;
+    let mut clusters = cluster::clusters(targets);
+    clusters.extend(auth.map(auth::cluster));
     Ok(vec![
-        file(CDS_FILE, &resources(cluster::clusters(targets)), 0o644),
+        file(CDS_FILE, &resources(clusters), 0o644),
         // Routes carry the envs' headers (credentials): owner-only.
         file(
             LDS_FILE,
             &resources(vec![listener::listener(
                 targets,
+                auth,
                 filter,
                 opts,
                 &path(ECDS_FILE),

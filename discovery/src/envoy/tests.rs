@@ -25,9 +25,31 @@ const CONFIG: &str = r#"{
   "gateway": {"max_body_bytes": 2097152}
 }"#;
 
+/// The same envs behind authorization: tokens from authsvc, two roles.
+const AUTH: &str = r#"{
+  "dev": {"users": {"alice": ["staging-reader"], "bob": ["admin"]}},
+  "base_url": "https://gw.example.com",
+  "signing_key_file": "/var/lib/meshmux/signing.pem",
+  "roles": {
+    "admin": {"allowed_envs": {"*": ["*"]}},
+    "staging-reader": {"allowed_envs": {"Staging": ["search_*"]}}
+  },
+  "authsvc_url": "http://127.0.0.1:8090"
+}"#;
+
 fn config() -> Config {
+    parse(CONFIG)
+}
+
+fn auth_config() -> Config {
+    let mut doc: Value = serde_json::from_str(CONFIG).unwrap();
+    doc["auth"] = serde_json::from_str(AUTH).unwrap();
+    parse(&doc.to_string())
+}
+
+fn parse(text: &str) -> Config {
     let lookup = |name: &str| (name == "PROD_TOKEN").then(|| "pr0d%token".to_owned());
-    Config::parse(CONFIG, Format::Json, "test.json", &lookup).unwrap()
+    Config::parse(text, Format::Json, "test.json", &lookup).unwrap()
 }
 
 fn results() -> Vec<EnvResult> {
@@ -52,11 +74,11 @@ fn results() -> Vec<EnvResult> {
     ]
 }
 
-fn generated(out_dir: PathBuf, filter_path: PathBuf) -> Vec<File> {
-    let config = config();
-    let manifest = catalog::build_manifest(&config, &results()).unwrap();
-    let filter = catalog::filter_config(&config, manifest);
-    let targets = catalog::targets(&config).unwrap();
+fn generated_for(config: &Config, out_dir: PathBuf, filter_path: PathBuf) -> Vec<File> {
+    let manifest = catalog::build_manifest(config, &results()).unwrap();
+    let filter = catalog::filter_config(config, manifest);
+    let targets = catalog::targets(config).unwrap();
+    let auth = catalog::auth_target(config).unwrap();
     let opts = Options {
         out_dir,
         filter_path,
@@ -64,18 +86,27 @@ fn generated(out_dir: PathBuf, filter_path: PathBuf) -> Vec<File> {
         port: 10000,
         admin_port: 9901,
     };
-    generate(&targets, &filter, &opts).unwrap()
+    generate(&targets, auth.as_ref(), &filter, &opts).unwrap()
 }
 
 fn files() -> Vec<File> {
-    generated(
+    files_for(&config())
+}
+
+fn files_for(config: &Config) -> Vec<File> {
+    generated_for(
+        config,
         PathBuf::from("/etc/meshmux"),
         PathBuf::from("/opt/meshmux/meshmux_filter.wasm"),
     )
 }
 
 fn json_of(name: &str) -> Value {
-    let file = files().into_iter().find(|f| f.name == name).unwrap();
+    json_in(&files(), name)
+}
+
+fn json_in(files: &[File], name: &str) -> Value {
+    let file = files.iter().find(|f| f.name == name).unwrap();
     serde_json::from_str(&file.contents).unwrap()
 }
 
@@ -98,6 +129,122 @@ fn snapshots() {
     for file in files() {
         insta::assert_snapshot!(file.name, file.contents);
     }
+}
+
+#[test]
+fn auth_snapshots() {
+    for file in files_for(&auth_config()) {
+        insta::assert_snapshot!(format!("auth_{}", file.name), file.contents);
+    }
+}
+
+#[test]
+fn without_auth_there_is_no_jwt_authn_and_no_authsvc() {
+    let text: String = files().iter().map(|f| f.contents.as_str()).collect();
+    for absent in [
+        "jwt_authn",
+        "authsvc",
+        "local_reply_config",
+        "www-authenticate",
+    ] {
+        assert!(!text.contains(absent), "{absent} in a config without auth");
+    }
+}
+
+#[test]
+fn auth_puts_jwt_authn_before_the_filter_and_routes_authsvc() {
+    let files = files_for(&auth_config());
+    let lds = json_in(&files, LDS_FILE);
+    let hcm = &lds["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let names: Vec<&str> = hcm["http_filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [JWT_FILTER, FILTER_NAME, "envoy.filters.http.router"]
+    );
+    let jwt = &hcm["http_filters"][0]["typed_config"];
+    let provider = &jwt["providers"]["authsvc"];
+    assert_eq!(provider["issuer"], "https://gw.example.com");
+    assert_eq!(provider["audiences"], json!(["https://gw.example.com/mcp"]));
+    assert_eq!(provider["payload_in_metadata"], PAYLOAD_KEY);
+    assert_eq!(provider["forward"], false);
+    let jwks = &provider["remote_jwks"];
+    assert_eq!(
+        jwks["http_uri"]["uri"],
+        "http://127.0.0.1:8090/.well-known/jwks.json"
+    );
+    assert_eq!(jwks["http_uri"]["cluster"], "authsvc");
+    assert_eq!(jwks["cache_duration"], "30s");
+    assert!(jwks["async_fetch"].is_object());
+    assert_eq!(
+        jwt["rules"],
+        json!([{"match": {"prefix": "/mcp"}, "requires": {"provider_name": "authsvc"}}])
+    );
+    let mapper = &hcm["local_reply_config"]["mappers"][0];
+    assert_eq!(
+        mapper["filter"]["status_code_filter"]["comparison"]["value"]["default_value"],
+        401
+    );
+    let header = &mapper["headers_to_add"][0];
+    assert_eq!(header["header"]["key"], "www-authenticate");
+    assert_eq!(
+        header["header"]["value"],
+        r#"Bearer resource_metadata="https://gw.example.com/.well-known/oauth-protected-resource/mcp""#
+    );
+    assert_eq!(header["append_action"], "OVERWRITE_IF_EXISTS_OR_ADD");
+
+    let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array()
+        .unwrap();
+    let to_authsvc: Vec<&Value> = routes
+        .iter()
+        .take_while(|r| r["route"]["cluster"] == "authsvc")
+        .map(|r| &r["match"])
+        .collect();
+    assert_eq!(
+        to_authsvc,
+        [
+            &json!({"path_separated_prefix": "/.well-known"}),
+            &json!({"path_separated_prefix": "/auth"}),
+            &json!({"path": "/register"}),
+            &json!({"path_separated_prefix": "/ui"}),
+        ]
+    );
+    assert_eq!(routes.len(), 4 + 3, "authsvc's routes, then the MCP routes");
+    assert!(
+        !lds.to_string().contains("/internal"),
+        "never routed publicly"
+    );
+
+    let cds = json_in(&files, CDS_FILE);
+    let authsvc = &cds["resources"][2];
+    assert_eq!(authsvc["name"], "authsvc");
+    assert_eq!(authsvc["type"], "STATIC");
+
+    let ecds = json_in(&files, ECDS_FILE);
+    let plugin: policy::FilterConfig = serde_json::from_str(
+        ecds["resources"][0]["typed_config"]["config"]["configuration"]["value"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let auth = plugin.auth.as_ref().unwrap();
+    assert_eq!(
+        auth.claims_path,
+        ["envoy.filters.http.jwt_authn", PAYLOAD_KEY]
+    );
+    assert_eq!(auth.roles.len(), 2);
+    assert_eq!(
+        auth.resource_metadata.as_deref(),
+        Some("https://gw.example.com/.well-known/oauth-protected-resource/mcp")
+    );
+    assert_eq!(auth.revocations.cluster, "authsvc");
+    assert_eq!(auth.revocations.path, "/internal/revocations");
+    policy::Gateway::new(plugin).unwrap();
 }
 
 #[test]
@@ -245,15 +392,17 @@ fn envoy_accepts_the_generated_config() {
         "MESHMUX_TEST_FILTER",
         "$PWD/target/wasm/wasm32-unknown-unknown/release/meshmux_filter.wasm (`cargo xtask build-wasm`)",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let files = generated(dir.path().to_path_buf(), filter);
-    for f in &files {
-        std::fs::write(dir.path().join(f.name), &f.contents).unwrap();
-    }
-    validate(&envoy, &dir.path().join(BOOTSTRAP_FILE));
-    for (name, inline) in [("static.yaml", false), ("inline.yaml", true)] {
-        let path = dir.path().join(name);
-        std::fs::write(&path, validation_bootstrap(&files, inline).unwrap()).unwrap();
-        validate(&envoy, &path);
+    for config in [config(), auth_config()] {
+        let dir = tempfile::tempdir().unwrap();
+        let files = generated_for(&config, dir.path().to_path_buf(), filter.clone());
+        for f in &files {
+            std::fs::write(dir.path().join(f.name), &f.contents).unwrap();
+        }
+        validate(&envoy, &dir.path().join(BOOTSTRAP_FILE));
+        for (name, inline) in [("static.yaml", false), ("inline.yaml", true)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, validation_bootstrap(&files, inline).unwrap()).unwrap();
+            validate(&envoy, &path);
+        }
     }
 }
