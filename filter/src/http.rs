@@ -285,7 +285,15 @@ impl HttpContext for Stream {
             ));
         };
         self.head = OwnedHead::read(&host::headers(MapType::HttpRequestHeaders));
-        match gateway.on_headers(&self.head.view()) {
+        let head = gateway.on_headers(&self.head.view());
+        // A revoked token is refused before anything else is answered on the MCP path.
+        if head != Head::Pass
+            && let Some(r) = crate::revocation::refusal(&gateway)
+        {
+            info!("refused a revoked token");
+            return self.answer(&r);
+        }
+        match head {
             Head::Pass => Action::Continue,
             Head::Reply(r) => self.answer(&r),
             Head::ReadBody if end_of_stream => self.finish(&gateway, b""),

@@ -5,6 +5,7 @@
 mod host;
 mod http;
 mod response;
+mod revocation;
 mod root;
 mod session;
 

@@ -1,23 +1,46 @@
 //! The root context: turns each plugin configuration into a [`Gateway`] shared by the HTTP
 //! contexts of this worker. A configuration that does not parse or validate is refused
-//! (`on_configure` returns false), so Envoy keeps serving with the previous one.
+//! (`on_configure` returns false), so Envoy keeps serving with the previous one. With auth,
+//! it also ticks to keep authsvc's revocation list fresh (`revocation.rs`).
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use log::{info, warn};
 use policy::{FilterConfig, Gateway};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
-use crate::host;
+use crate::host::{self, CallAnswer};
 use crate::http::Stream;
+use crate::revocation;
 
 #[derive(Default)]
 pub struct Root {
     gateway: Option<Rc<Gateway>>,
+    /// The revocation-list fetch this root context waits for.
+    fetching: Option<u32>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        if self.fetching != Some(token) {
+            return;
+        }
+        self.fetching = None;
+        let answer = CallAnswer::read(body_size);
+        if let Some(auth) = self.gateway.as_ref().and_then(|g| g.config().auth.as_ref()) {
+            revocation::answered(&auth.revocations, &answer);
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
@@ -36,6 +59,15 @@ impl RootContext for Root {
                         "off"
                     }
                 );
+                let tick = gateway
+                    .config()
+                    .auth
+                    .as_ref()
+                    .map_or(0, |a| revocation::tick_period_ms(&a.revocations));
+                // 0 stops the ticks a previous configuration with auth started.
+                if let Err(s) = hostcalls::set_tick_period(Duration::from_millis(tick)) {
+                    warn!("setting the tick period: {s:?}");
+                }
                 self.gateway = Some(Rc::new(gateway));
                 true
             }
@@ -43,6 +75,16 @@ impl RootContext for Root {
                 warn!("plugin configuration refused: {e}");
                 false
             }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if self.fetching.is_some() {
+            // The previous fetch has not answered yet (its timeout ends it).
+            return;
+        }
+        if let Some(auth) = self.gateway.as_ref().and_then(|g| g.config().auth.as_ref()) {
+            self.fetching = revocation::tick(&auth.revocations);
         }
     }
 
