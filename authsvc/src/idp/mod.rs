@@ -1,0 +1,133 @@
+//! The upstream login: one OIDC code flow (PKCE + nonce) shared by the OAuth façade
+//! (`/auth/callback`) and the token UI (`/ui/callback`).
+
+pub mod azure;
+pub mod dev;
+pub mod oidc;
+
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::config::{IdpSettings, Settings};
+use crate::error::{Error, Result};
+use crate::oauth::authorize::AuthRequest;
+use crate::store::ns;
+use crate::tokens::{Identity, random_id};
+
+pub const TRANSACTION_TTL: Duration = Duration::from_secs(600);
+
+pub enum Idp {
+    Oidc(oidc::Oidc),
+    Dev(dev::Dev),
+}
+
+impl Idp {
+    pub fn new(settings: &Settings) -> Idp {
+        match &settings.idp {
+            IdpSettings::Oidc(o) => Idp::Oidc(oidc::Oidc::new(o.clone())),
+            IdpSettings::Dev { users } => Idp::Dev(dev::Dev { users: users.clone() }),
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            Idp::Oidc(o) => o.settings.label,
+            Idp::Dev(_) => "dev",
+        }
+    }
+
+    /// For `/readyz`: the IdP's metadata and keys are at hand (fetched now if not yet).
+    pub async fn ready(&self, http: &reqwest::Client) -> Result<()> {
+        match self {
+            Idp::Oidc(o) => o.provider(http).await.map(|_| ()),
+            Idp::Dev(_) => Ok(()),
+        }
+    }
+}
+
+/// Why a login was started, and what to do when it comes back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Purpose {
+    /// An MCP client's authorization request, waiting for the user.
+    Authorize(AuthRequest),
+    /// A person logging into the token UI.
+    Ui,
+}
+
+impl Purpose {
+    pub fn callback_path(&self) -> &'static str {
+        match self {
+            Purpose::Authorize(_) => "/auth/callback",
+            Purpose::Ui => "/ui/callback",
+        }
+    }
+    pub fn label(&self) -> &'static str {
+        match self {
+            Purpose::Authorize(_) => "oauth",
+            Purpose::Ui => "ui",
+        }
+    }
+}
+
+/// An upstream login in flight, stored under the `state` we sent upstream; single use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Transaction {
+    pub purpose: Purpose,
+    pub nonce: String,
+    pub verifier: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// Stores a transaction and redirects the browser to the IdP's login.
+pub async fn begin(app: &App, purpose: Purpose) -> Result<Response> {
+    let state = random_id(24);
+    let tx = Transaction {
+        purpose,
+        nonce: random_id(24),
+        verifier: random_id(48),
+    };
+    let redirect_uri = app.url(tx.purpose.callback_path());
+    let location = match &app.idp {
+        Idp::Oidc(o) => o.authorize_url(&app.http, &redirect_uri, &state, &tx).await?,
+        Idp::Dev(_) => format!("{}?state={state}", app.url("/auth/dev/login")),
+    };
+    app.db.put(ns::TRANSACTION, &state, &tx, Some(TRANSACTION_TTL)).await?;
+    Ok(Redirect::to(&location).into_response())
+}
+
+/// Consumes the transaction named by `state` and exchanges the code for an identity.
+/// `path` is the callback that was hit; a transaction started for the other one is refused.
+pub async fn finish(app: &App, query: CallbackQuery, path: &str) -> Result<(Identity, Purpose)> {
+    let bad = |m: &str| Error::page(axum::http::StatusCode::BAD_REQUEST, m);
+    let state = query.state.ok_or_else(|| bad("The login answer has no state."))?;
+    let tx: Transaction = app
+        .db
+        .take(ns::TRANSACTION, &state)
+        .await?
+        .ok_or_else(|| bad("This login has expired or was already used. Start again."))?;
+    if tx.purpose.callback_path() != path {
+        return Err(bad("This login was started elsewhere."));
+    }
+    if let Some(error) = query.error {
+        let detail = query.error_description.unwrap_or_default();
+        return Err(bad(&format!("The identity provider refused the login: {error} {detail}")));
+    }
+    let code = query.code.ok_or_else(|| bad("The login answer has no code."))?;
+    let identity = match &app.idp {
+        Idp::Oidc(o) => o.exchange(&app.http, &app.url(path), &code, &tx, &app.settings).await?,
+        Idp::Dev(d) => d.exchange(app, &code).await?,
+    };
+    crate::metrics::global().login(app.idp.label(), tx.purpose.label());
+    tracing::info!(sub = %identity.sub, roles = ?identity.roles, purpose = tx.purpose.label(), "login");
+    Ok((identity, tx.purpose))
+}

@@ -1,0 +1,76 @@
+//! RFC 7591 dynamic client registration. Redirect URIs are matched exactly later.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::clients::{ClientInfo, valid_redirect_uri};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::store::ns;
+use crate::tokens::{digest, now, random_id};
+
+#[derive(Deserialize)]
+pub struct Registration {
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    client_name: Option<String>,
+    token_endpoint_auth_method: Option<String>,
+    grant_types: Option<Vec<String>>,
+    response_types: Option<Vec<String>>,
+}
+
+fn invalid(code: &'static str, d: impl Into<String>) -> Error {
+    Error::oauth(StatusCode::BAD_REQUEST, code, d)
+}
+
+pub async fn register(State(app): State<App>, body: axum::body::Bytes) -> Result<Response> {
+    let reg: Registration = serde_json::from_slice(&body)
+        .map_err(|e| invalid("invalid_client_metadata", format!("not a registration request: {e}")))?;
+    if reg.redirect_uris.is_empty() {
+        return Err(invalid("invalid_redirect_uri", "redirect_uris is required"));
+    }
+    if let Some(bad) = reg.redirect_uris.iter().find(|u| !valid_redirect_uri(u)) {
+        return Err(invalid("invalid_redirect_uri", format!("{bad:?} is not allowed (https, loopback http, or an app scheme; no fragment)")));
+    }
+    let method = reg.token_endpoint_auth_method.unwrap_or_else(|| "client_secret_basic".into());
+    if !["none", "client_secret_post", "client_secret_basic"].contains(&method.as_str()) {
+        return Err(invalid("invalid_client_metadata", format!("token_endpoint_auth_method {method:?} is not supported")));
+    }
+    let grants = reg.grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    if let Some(g) = grants.iter().find(|g| *g != "authorization_code" && *g != "refresh_token") {
+        return Err(invalid("invalid_client_metadata", format!("grant type {g:?} is not supported")));
+    }
+    if reg.response_types.iter().flatten().any(|r| r != "code") {
+        return Err(invalid("invalid_client_metadata", "only response type \"code\" is supported"));
+    }
+    let client_id = random_id(16);
+    let secret = (method != "none").then(|| random_id(32));
+    let client = ClientInfo {
+        client_id: client_id.clone(),
+        client_name: reg.client_name.clone(),
+        redirect_uris: reg.redirect_uris.clone(),
+        secret_digest: secret.as_deref().map(digest),
+    };
+    app.db.put(ns::CLIENT, &client_id, &client, None).await?;
+    tracing::info!(%client_id, name = ?reg.client_name, "client registered");
+    let mut answer = json!({
+        "client_id": client_id,
+        "client_id_issued_at": now(),
+        "redirect_uris": reg.redirect_uris,
+        "token_endpoint_auth_method": method,
+        "grant_types": grants,
+        "response_types": ["code"],
+    });
+    if let Some(name) = reg.client_name {
+        answer["client_name"] = json!(name);
+    }
+    if let Some(secret) = secret {
+        answer["client_secret"] = json!(secret);
+        answer["client_secret_expires_at"] = json!(0);
+    }
+    Ok((StatusCode::CREATED, [("cache-control", "no-store")], Json(answer)).into_response())
+}

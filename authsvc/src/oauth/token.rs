@@ -1,0 +1,137 @@
+//! `/auth/token`: authorization_code (PKCE S256 required, single-use code, exact
+//! redirect_uri) and refresh_token (rotated: the old one stops working on use).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::authorize::CodeGrant;
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::store::ns;
+use crate::tokens::{Claims, Identity, Kind, digest, pkce_s256_matches, random_id, same};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenRequest {
+    grant_type: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    refresh_token: Option<String>,
+    resource: Option<String>,
+}
+
+/// What a refresh token stands for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshGrant {
+    pub client_id: String,
+    pub identity: Identity,
+    pub scope: String,
+}
+
+pub async fn token(State(app): State<App>, headers: HeaderMap, Form(r): Form<TokenRequest>) -> Result<Response> {
+    let client_id = authenticate(&app, &headers, &r).await?;
+    if let Some(resource) = &r.resource {
+        if resource.trim_end_matches('/') != app.settings.audience {
+            return Err(Error::oauth(axum::http::StatusCode::BAD_REQUEST, "invalid_target", "this server only issues tokens for its MCP resource"));
+        }
+    }
+    match r.grant_type.as_deref() {
+        Some("authorization_code") => authorization_code(&app, &client_id, r).await,
+        Some("refresh_token") => refresh(&app, &client_id, r).await,
+        Some(other) => Err(Error::oauth(axum::http::StatusCode::BAD_REQUEST, "unsupported_grant_type", format!("grant_type {other:?} is not supported"))),
+        None => Err(Error::invalid_request("grant_type is required")),
+    }
+}
+
+/// The client: public (no secret registered) or confidential (secret by Basic or post).
+async fn authenticate(app: &App, headers: &HeaderMap, r: &TokenRequest) -> Result<String> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| STANDARD.decode(b.trim()).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|pair| {
+            let (id, secret) = pair.split_once(':')?;
+            let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+            Some((dec(id)?, dec(secret)?))
+        });
+    let (client_id, secret) = match (basic, &r.client_id) {
+        (Some((id, secret)), _) => (id, Some(secret)),
+        (None, Some(id)) => (id.clone(), r.client_secret.clone()),
+        (None, None) => return Err(Error::invalid_client("client_id is required")),
+    };
+    let client = super::clients::resolve(app, &client_id)
+        .await?
+        .map_err(Error::invalid_client)?;
+    if let Some(expected) = &client.secret_digest {
+        let given = secret.as_deref().map(digest).unwrap_or_default();
+        if !same(&given, expected) {
+            return Err(Error::invalid_client("client authentication failed"));
+        }
+    }
+    Ok(client_id)
+}
+
+async fn authorization_code(app: &App, client_id: &str, r: TokenRequest) -> Result<Response> {
+    let code = r.code.ok_or_else(|| Error::invalid_request("code is required"))?;
+    let verifier = r.code_verifier.ok_or_else(|| Error::invalid_request("code_verifier is required (PKCE)"))?;
+    // Taken, not read: a code works once, even when two replicas race for it.
+    let grant: CodeGrant = app
+        .db
+        .take(ns::CODE, &digest(&code))
+        .await?
+        .ok_or_else(|| Error::invalid_grant("the code is invalid, expired or already used"))?;
+    if grant.request.client_id != client_id {
+        return Err(Error::invalid_grant("the code was issued to another client"));
+    }
+    if r.redirect_uri.as_deref() != Some(grant.request.redirect_uri.as_str()) {
+        return Err(Error::invalid_grant("redirect_uri does not match the authorization request"));
+    }
+    if !pkce_s256_matches(&verifier, &grant.request.code_challenge) {
+        return Err(Error::invalid_grant("the code_verifier does not match the code_challenge"));
+    }
+    crate::metrics::global().minted("user");
+    issue(app, RefreshGrant { client_id: client_id.to_owned(), identity: grant.identity, scope: grant.request.scope }).await
+}
+
+async fn refresh(app: &App, client_id: &str, r: TokenRequest) -> Result<Response> {
+    let token = r.refresh_token.ok_or_else(|| Error::invalid_request("refresh_token is required"))?;
+    let grant: RefreshGrant = app
+        .db
+        .take(ns::REFRESH, &digest(&token))
+        .await?
+        .ok_or_else(|| Error::invalid_grant("the refresh token is invalid, expired or already used"))?;
+    if grant.client_id != client_id {
+        return Err(Error::invalid_grant("the refresh token was issued to another client"));
+    }
+    crate::metrics::global().refreshed();
+    issue(app, grant).await
+}
+
+/// A short-lived access token and a new refresh token.
+async fn issue(app: &App, grant: RefreshGrant) -> Result<Response> {
+    let claims = Claims::new(&app.settings, &grant.identity, Kind::User, app.settings.access_ttl);
+    let access = claims.sign(&app.keys).map_err(Error::internal)?;
+    let refresh = random_id(32);
+    app.db.put(ns::REFRESH, &digest(&refresh), &grant, Some(app.settings.refresh_ttl)).await?;
+    Ok((
+        [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+        Json(json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": app.settings.access_ttl.as_secs(),
+            "refresh_token": refresh,
+            "scope": grant.scope,
+        })),
+    )
+        .into_response())
+}

@@ -1,0 +1,155 @@
+//! `/ui/tokens`: the list of bot tokens you minted, the mint form, and revocation.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::page::{esc, layout};
+use super::session::{self, Session};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::mint::{self, MintRequest, MintedRecord};
+use crate::store::ns;
+use crate::tokens::{now, same};
+
+enum Notice {
+    Minted(String, MintedRecord),
+    Refused(String),
+    Revoked(String),
+}
+
+pub async fn list(State(app): State<App>, headers: HeaderMap) -> Result<Response> {
+    let Some((_, s)) = session::current(&app, &headers).await? else {
+        return Ok(Redirect::to("/ui/login").into_response());
+    };
+    render(&app, &s, None, StatusCode::OK).await
+}
+
+fn form_fields(body: &Bytes) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or_default()
+}
+
+/// The session, if the form's CSRF token matches it.
+async fn authorized(app: &App, headers: &HeaderMap, fields: &[(String, String)]) -> Result<Session> {
+    let (_, s) = session::current(app, headers)
+        .await?
+        .ok_or_else(|| Error::page(StatusCode::UNAUTHORIZED, "Your session has ended. Sign in again."))?;
+    if !same(field(fields, "csrf"), &s.csrf) {
+        return Err(Error::page(StatusCode::FORBIDDEN, "This form has expired. Reload the page and try again."));
+    }
+    Ok(s)
+}
+
+pub async fn mint(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    let fields = form_fields(&body);
+    let s = authorized(&app, &headers, &fields).await?;
+    let request = MintRequest {
+        name: field(&fields, "name").to_owned(),
+        roles: fields.iter().filter(|(k, _)| k == "role").map(|(_, v)| v.clone()).collect(),
+        days: field(&fields, "days").trim().parse().unwrap_or(0),
+    };
+    if let Err(reason) = mint::check(&app.settings, Some(&s.identity), &request) {
+        let status = if can_mint(&app, &s) { StatusCode::BAD_REQUEST } else { StatusCode::FORBIDDEN };
+        return render(&app, &s, Some(Notice::Refused(reason)), status).await;
+    }
+    let (token, record) = mint::mint(&app.settings, &app.keys, &app.db, &request, (&s.identity.sub, &s.identity.name)).await?;
+    render(&app, &s, Some(Notice::Minted(token, record)), StatusCode::OK).await
+}
+
+pub async fn revoke(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    let fields = form_fields(&body);
+    let s = authorized(&app, &headers, &fields).await?;
+    let record: Option<MintedRecord> = app.db.get(ns::MINTED, field(&fields, "jti")).await?;
+    let Some(record) = record.filter(|r| visible(&app, &s, r)) else {
+        return render(&app, &s, Some(Notice::Refused("No such token of yours.".into())), StatusCode::NOT_FOUND).await;
+    };
+    let name = record.name.clone();
+    mint::revoke(&app.db, record).await?;
+    render(&app, &s, Some(Notice::Revoked(name)), StatusCode::OK).await
+}
+
+fn can_mint(app: &App, s: &Session) -> bool {
+    s.identity.roles.iter().any(|r| app.settings.minting_roles.contains(r))
+}
+
+/// Yours, and (for minters) the ones minted from the command line.
+fn visible(app: &App, s: &Session, r: &MintedRecord) -> bool {
+    r.minted_by == s.identity.sub || (r.minted_by == "cli" && can_mint(app, s))
+}
+
+async fn render(app: &App, s: &Session, notice: Option<Notice>, status: StatusCode) -> Result<Response> {
+    let mut records: Vec<MintedRecord> = app.db.scan(ns::MINTED).await?;
+    records.retain(|r| visible(app, s, r));
+    records.sort_by(|a, b| b.created.cmp(&a.created));
+    let csrf = esc(&s.csrf);
+    let mut body = String::new();
+    match notice {
+        Some(Notice::Minted(token, r)) => body.push_str(&format!(
+            r#"<div class="success"><strong>Token “{}” created.</strong> Copy it now: it is shown only once.<code class="token">{}</code><p class="muted">Use it as <code>Authorization: Bearer …</code> against {}. Expires {}.</p></div>"#,
+            esc(&r.name), esc(&token), esc(&app.settings.audience), date(r.expires)
+        )),
+        Some(Notice::Refused(m)) => body.push_str(&format!(r#"<div class="error">{}</div>"#, esc(&m))),
+        Some(Notice::Revoked(name)) => body.push_str(&format!(r#"<div class="success">Token “{}” revoked. Gateways refuse it within 30 seconds.</div>"#, esc(&name))),
+        None => {}
+    }
+    if can_mint(app, s) {
+        let roles: String = s.identity.roles.iter().filter(|r| app.settings.roles.contains(*r))
+            .map(|r| format!(r#"<label><input type="checkbox" name="role" value="{0}"> {0}</label>"#, esc(r))).collect();
+        let max = app.settings.max_expiry_days;
+        body.push_str(&format!(
+            r#"<div class="card"><h2>Mint a bot token</h2><p class="lead">For CI jobs and agents. It carries only roles you hold.</p><form method="post" action="/ui/tokens"><input type="hidden" name="csrf" value="{csrf}">
+<div class="row"><div><label for="name">Name</label><input type="text" id="name" name="name" placeholder="ci-deploy" required maxlength="64"></div><div style="flex:0 0 160px"><label for="days">Lifetime (days)</label><input type="number" id="days" name="days" min="1" max="{max}" value="{default}"></div></div>
+<label>Roles</label><div class="roles">{roles}</div><div class="actions"><button>Mint token</button></div></form></div>"#,
+            default = max.min(30)
+        ));
+    } else {
+        body.push_str(r#"<div class="card"><h2>Bot tokens</h2><p class="lead">Your roles do not allow minting tokens. Ask an administrator for a minting role.</p></div>"#);
+    }
+    let rows: String = records.iter().map(|r| row(r, &csrf)).collect();
+    let table = if records.is_empty() {
+        r#"<p class="muted">No tokens yet.</p>"#.to_owned()
+    } else {
+        format!("<table><tr><th>Name</th><th>Roles</th><th>Created</th><th>Expires</th><th>By</th><th>State</th><th></th></tr>{rows}</table>")
+    };
+    body.push_str(&format!(r#"<div class="card"><h2>Your tokens</h2>{table}</div>"#));
+    let mut response = layout("Bot tokens", Some((&s.identity.name, &s.csrf)), &body);
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+fn row(r: &MintedRecord, csrf: &str) -> String {
+    let roles: String = r.roles.iter().map(|x| format!(r#"<span class="tag">{}</span>"#, esc(x))).collect();
+    let (state, action) = if r.revoked_at.is_some() {
+        (r#"<span class="state-revoked">revoked</span>"#.to_owned(), String::new())
+    } else if r.expires <= now() {
+        (r#"<span class="state-expired">expired</span>"#.to_owned(), String::new())
+    } else {
+        (
+            "active".to_owned(),
+            format!(r#"<form method="post" action="/ui/tokens/revoke"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="jti" value="{}"><button class="danger small">Revoke</button></form>"#, esc(&r.jti)),
+        )
+    };
+    format!(
+        "<tr><td><strong>{}</strong></td><td>{roles}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td><td>{action}</td></tr>",
+        esc(&r.name), date(r.created), date(r.expires), esc(&r.minted_by_name)
+    )
+}
+
+/// `YYYY-MM-DD` (UTC) from Unix seconds (civil-from-days, H. Hinnant).
+pub fn date(secs: u64) -> String {
+    let z = (secs / 86400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
