@@ -80,21 +80,41 @@ pub(super) fn jwt_filter(auth: &AuthTarget, mcp_path: &str) -> Value {
 
 /// Adds the MCP authorization challenge to the 401s Envoy answers itself (jwt_authn's
 /// "Jwt is missing", "Jwt is expired", …), replacing jwt_authn's own `Bearer realm=…`.
-pub(super) fn local_reply_config(auth: &AuthTarget) -> Value {
+/// jwt_authn answers a token for another audience with 403; the MCP spec wants 401 for every
+/// invalid token (a client then re-authorizes for this resource), so on the MCP path a local
+/// 403 becomes a 401 too (nothing else there answers 403 locally).
+pub(super) fn local_reply_config(auth: &AuthTarget, mcp_path: &str) -> Value {
+    let status = |code: u32, key: &str| {
+        json!({ "status_code_filter": { "comparison": {
+            "op": "EQ",
+            "value": { "default_value": code, "runtime_key": key }
+        } } })
+    };
+    let challenge = json!([{
+        "header": {
+            "key": "www-authenticate",
+            "value": super::escape_header_value(&challenge(auth))
+        },
+        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
+    }]);
     json!({
-        "mappers": [{
-            "filter": { "status_code_filter": { "comparison": {
-                "op": "EQ",
-                "value": { "default_value": 401, "runtime_key": "meshmux.unauthorized_status" }
-            } } },
-            "headers_to_add": [{
-                "header": {
-                    "key": "www-authenticate",
-                    "value": super::escape_header_value(&challenge(auth))
-                },
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
-            }]
-        }]
+        "mappers": [
+            {
+                "filter": { "and_filter": { "filters": [
+                    status(403, "meshmux.wrong_audience_status"),
+                    { "header_filter": { "header": {
+                        "name": ":path",
+                        "string_match": { "prefix": mcp_path }
+                    } } }
+                ] } },
+                "status_code": 401,
+                "headers_to_add": challenge
+            },
+            {
+                "filter": status(401, "meshmux.unauthorized_status"),
+                "headers_to_add": challenge
+            }
+        ]
     })
 }
 

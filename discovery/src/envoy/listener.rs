@@ -78,7 +78,10 @@ pub(super) fn listener(
         "http_filters": http_filters
     });
     if let (Some(a), Some(obj)) = (auth_target, hcm.as_object_mut()) {
-        obj.insert("local_reply_config".into(), auth::local_reply_config(a));
+        obj.insert(
+            "local_reply_config".into(),
+            auth::local_reply_config(a, &filter.mcp_path),
+        );
     }
     json!({
         "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",

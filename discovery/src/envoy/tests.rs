@@ -184,11 +184,26 @@ fn auth_puts_jwt_authn_before_the_filter_and_routes_authsvc() {
         jwt["rules"],
         json!([{"match": {"prefix": "/mcp"}, "requires": {"provider_name": "authsvc"}}])
     );
-    let mapper = &hcm["local_reply_config"]["mappers"][0];
+    let mappers = &hcm["local_reply_config"]["mappers"];
+    // jwt_authn's 403 for another audience becomes a 401 on the MCP path.
+    let wrong_aud = &mappers[0];
+    assert_eq!(
+        wrong_aud["filter"]["and_filter"]["filters"][0]["status_code_filter"]["comparison"]["value"]
+            ["default_value"],
+        403
+    );
+    assert_eq!(
+        wrong_aud["filter"]["and_filter"]["filters"][1]["header_filter"]["header"]["string_match"]
+            ["prefix"],
+        "/mcp"
+    );
+    assert_eq!(wrong_aud["status_code"], 401);
+    let mapper = &mappers[1];
     assert_eq!(
         mapper["filter"]["status_code_filter"]["comparison"]["value"]["default_value"],
         401
     );
+    assert_eq!(mapper["headers_to_add"], wrong_aud["headers_to_add"]);
     let header = &mapper["headers_to_add"][0];
     assert_eq!(header["header"]["key"], "www-authenticate");
     assert_eq!(
