@@ -21,6 +21,15 @@ struct EnvConfig {
 pub struct Config {
     envs: Vec<EnvConfig>,
     max_body_bytes: Option<u64>,
+    auth: Option<AuthConfig>,
+}
+
+/// The `auth` block: tokens from authsvc at `authsvc_url`, these roles.
+#[derive(Debug, Clone)]
+struct AuthConfig {
+    base_url: String,
+    authsvc_url: String,
+    roles: Value,
 }
 
 impl Config {
@@ -66,6 +75,22 @@ impl Config {
         self
     }
 
+    /// Turns authorization on: Envoy verifies tokens that authsvc (at `authsvc_url`, e.g. a
+    /// [`crate::auth::FakeAuthsvc`]) signed for [`crate::auth::BASE_URL`], and the filter applies
+    /// `roles` (role → env glob → tool globs, seed 000's `auth.roles`).
+    pub fn auth(mut self, authsvc_url: &str, roles: Value) -> Self {
+        self.auth = Some(AuthConfig {
+            base_url: crate::auth::BASE_URL.to_owned(),
+            authsvc_url: authsvc_url.to_owned(),
+            roles,
+        });
+        self
+    }
+
+    pub fn has_auth(&self) -> bool {
+        self.auth.is_some()
+    }
+
     pub fn env_names(&self) -> Vec<String> {
         self.envs.iter().map(|e| e.name.clone()).collect()
     }
@@ -90,6 +115,25 @@ impl Config {
         let mut config = json!({"environments": environments});
         if let (Some(limit), Some(obj)) = (self.max_body_bytes, config.as_object_mut()) {
             obj.insert("gateway".into(), json!({"max_body_bytes": limit}));
+        }
+        if let (Some(auth), Some(obj)) = (&self.auth, config.as_object_mut()) {
+            let roles: Map<String, Value> = auth
+                .roles
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(role, envs)| (role.clone(), json!({"allowed_envs": envs})))
+                .collect();
+            obj.insert(
+                "auth".into(),
+                json!({
+                    "dev": {"users": {}},
+                    "base_url": auth.base_url,
+                    "authsvc_url": auth.authsvc_url,
+                    "signing_key_file": crate::auth::signing_key_path(),
+                    "roles": roles,
+                }),
+            );
         }
         config
     }

@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 
-use crate::{Backend, Gateway};
+use crate::auth::{FakeAuthsvc, Issuer};
+use crate::{Backend, Config, Gateway};
 
 /// The header every env's backend receives from the gateway, and each env's value.
 pub const TOKEN_HEADER: &str = "X-Env-Token";
@@ -27,6 +28,11 @@ pub struct OpsEnvs {
 
 impl OpsEnvs {
     pub fn start() -> Result<Self> {
+        Self::start_with(|config| config)
+    }
+
+    /// Like [`OpsEnvs::start`], with the config adjusted by `adjust` before the gateway starts.
+    pub fn start_with(adjust: impl FnOnce(Config) -> Config) -> Result<Self> {
         let prod = Backend::demo("Prod").record().start()?;
         let staging = Backend::demo("Staging").record().start()?;
         let dev = Backend::demo("Dev").record().start()?;
@@ -37,7 +43,7 @@ impl OpsEnvs {
         for (env, token) in ENV_TOKENS {
             config = config.env_header(env, TOKEN_HEADER, token);
         }
-        let gw = config.start()?;
+        let gw = adjust(config).start()?;
         Ok(OpsEnvs {
             gw,
             prod,
@@ -65,5 +71,41 @@ impl OpsEnvs {
             n += b.records()?.len();
         }
         Ok(n)
+    }
+}
+
+/// The roles the auth tests use: `admin` may do everything, `staging-reader` anything in
+/// Staging only.
+pub fn test_roles() -> serde_json::Value {
+    serde_json::json!({
+        "admin": {"*": ["*"]},
+        "staging-reader": {"Staging": ["*"]}
+    })
+}
+
+/// [`OpsEnvs`] behind authorization: tokens from `issuer`, JWKS and revocation list from a
+/// stand-in authsvc, roles from [`test_roles`].
+pub struct AuthOps {
+    // The gateway stops before authsvc and the backends.
+    pub ops: OpsEnvs,
+    pub authsvc: FakeAuthsvc,
+    pub issuer: Issuer,
+}
+
+impl AuthOps {
+    pub fn start() -> Result<Self> {
+        let issuer = Issuer::new(crate::auth::BASE_URL)?;
+        let authsvc = FakeAuthsvc::start(&issuer)?;
+        let url = authsvc.url();
+        let ops = OpsEnvs::start_with(|c| c.auth(&url, test_roles()))?;
+        Ok(AuthOps {
+            ops,
+            authsvc,
+            issuer,
+        })
+    }
+
+    pub fn gw(&self) -> &Gateway {
+        &self.ops.gw
     }
 }

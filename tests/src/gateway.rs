@@ -114,12 +114,18 @@ impl Gateway {
         })?;
         let url = format!("http://127.0.0.1:{}/mcp", found.port);
         let ping = r#"{"jsonrpc":"2.0","id":"harness-ready","method":"ping"}"#;
+        // With auth, an anonymous ping is refused by jwt_authn: that 401 is the sign of life.
+        let auth = config.has_auth();
         envoy.wait_until(
             &format!("the gateway to answer a ping on {url}"),
             READY_TIMEOUT,
             || {
                 let resp = Request::post(probe.clone(), &url, ping).send()?;
-                Ok(resp.status == 200 && resp.rpc().is_ok_and(|r| r.get("result").is_some()))
+                Ok(if auth {
+                    resp.status == 401
+                } else {
+                    resp.status == 200 && resp.rpc().is_ok_and(|r| r.get("result").is_some())
+                })
             },
         )?;
         Ok(Gateway {
@@ -186,6 +192,21 @@ impl Gateway {
     pub fn list_tools(&self) -> Result<Value> {
         let body = json!({"jsonrpc": "2.0", "id": self.id(), "method": "tools/list"});
         self.post_json(&body.to_string())?.result()
+    }
+
+    /// A `tools/list` sent with `Authorization: Bearer <token>`, answered however it is.
+    pub fn list_tools_with(&self, token: &str) -> Result<Response> {
+        let body = json!({"jsonrpc": "2.0", "id": self.id(), "method": "tools/list"});
+        self.post(body.to_string())
+            .header("authorization", &format!("Bearer {token}"))
+            .send()
+    }
+
+    /// A `tools/call` sent with `Authorization: Bearer <token>`, answered however it is.
+    pub fn call_with(&self, token: &str, name: &str, arguments: Value) -> Result<Response> {
+        self.post(http::tools_call(self.id(), name, &arguments))
+            .header("authorization", &format!("Bearer {token}"))
+            .send()
     }
 
     /// A `tools/call` to the gateway, answered however the gateway answers.

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod backend;
 pub mod check;
 pub mod config;
