@@ -117,7 +117,7 @@ pub fn targets(config: &Config) -> Result<Vec<EnvTarget>, String> {
 /// has an `auth` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthTarget {
-    /// The tokens' `iss`: `auth.base_url`, exactly as configured.
+    /// The tokens' `iss`: `auth.base_url` without a trailing `/` (as authsvc issues them).
     pub issuer: String,
     /// The tokens' `aud`: the MCP URL, `auth.base_url` (without a trailing `/`) plus
     /// `gateway.mcp_path`.
@@ -140,7 +140,7 @@ pub fn auth_target(config: &Config) -> Result<Option<AuthTarget>, String> {
         BackendUrl::parse(&auth.authsvc_url).map_err(|e| format!("auth.authsvc_url: {e}"))?;
     let mcp_path = &config.gateway.mcp_path;
     Ok(Some(AuthTarget {
-        issuer: auth.base_url.clone(),
+        issuer: base.to_owned(),
         audience: format!("{base}{mcp_path}"),
         resource_metadata: format!("{base}/.well-known/oauth-protected-resource{mcp_path}"),
         jwks_uri: format!(

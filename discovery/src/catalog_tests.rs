@@ -210,3 +210,35 @@ fn the_shipped_example_config_is_valid() {
     let m = build_manifest(&config, &[]).unwrap();
     assert_eq!(m.server.name, "observability");
 }
+
+#[test]
+fn auth_target_matches_the_tokens_authsvc_issues() {
+    assert_eq!(auth_target(&three_envs()).unwrap(), None);
+    let config = config(
+        r#"{"environments": {"Staging": {"description": "S", "url": "http://s/mcp"}},
+            "gateway": {"mcp_path": "/v1/mcp"},
+            "auth": {"dev": {}, "base_url": "https://gw.example.com/", "authsvc_url": "https://auth.internal:8443/",
+                     "signing_key_file": "k.pem", "roles": {"ops": {"allowed_envs": {"*": ["*"]}}}}}"#,
+    );
+    let t = auth_target(&config).unwrap().unwrap();
+    assert_eq!(t.issuer, "https://gw.example.com");
+    assert_eq!(t.audience, "https://gw.example.com/v1/mcp");
+    assert_eq!(
+        t.resource_metadata,
+        "https://gw.example.com/.well-known/oauth-protected-resource/v1/mcp"
+    );
+    assert_eq!(
+        t.jwks_uri,
+        "https://auth.internal:8443/.well-known/jwks.json"
+    );
+    assert!(t.authsvc.tls);
+    assert_eq!(
+        (t.authsvc.host.as_str(), t.authsvc.port),
+        ("auth.internal", 8443)
+    );
+    let fc = filter_config(&config, build_manifest(&config, &[]).unwrap());
+    assert_eq!(
+        fc.auth.unwrap().resource_metadata.as_deref(),
+        Some("https://gw.example.com/.well-known/oauth-protected-resource/v1/mcp")
+    );
+}
