@@ -53,7 +53,10 @@ impl App {
     /// The store the settings ask for: Redis when `auth.redis.enabled`, else memory.
     pub fn store_for(settings: &Settings) -> anyhow::Result<Db> {
         Ok(match &settings.redis {
-            Some(r) => Db(Arc::new(crate::store::redis::RedisStore::new(&r.url, &r.encryption_key)?)),
+            Some(r) => Db(Arc::new(crate::store::redis::RedisStore::new(
+                &r.url,
+                &r.encryption_key,
+            )?)),
             None => Db::memory(),
         })
     }
@@ -66,17 +69,32 @@ impl App {
 pub fn router(app: App) -> Router {
     use crate::{health, idp, oauth, ui};
     Router::new()
-        .route("/.well-known/oauth-protected-resource", get(oauth::metadata::protected_resource))
-        .route("/.well-known/oauth-protected-resource/{*rest}", get(oauth::metadata::protected_resource))
-        .route("/.well-known/oauth-authorization-server", get(oauth::metadata::authorization_server))
-        .route("/.well-known/openid-configuration", get(oauth::metadata::authorization_server))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(oauth::metadata::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/{*rest}",
+            get(oauth::metadata::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata::authorization_server),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(oauth::metadata::authorization_server),
+        )
         .route("/.well-known/jwks.json", get(oauth::metadata::jwks))
         .route("/register", post(oauth::register::register))
         .route("/auth/login", get(oauth::authorize::authorize))
         .route("/auth/callback", get(oauth::authorize::callback))
         .route("/auth/consent", post(oauth::consent::answer))
         .route("/auth/token", post(oauth::token::token))
-        .route("/auth/dev/login", get(idp::dev::page).post(idp::dev::submit))
+        .route(
+            "/auth/dev/login",
+            get(idp::dev::page).post(idp::dev::submit),
+        )
         .route("/ui", get(ui::home))
         .route("/ui/login", get(ui::login))
         .route("/ui/callback", get(ui::callback))
@@ -103,7 +121,13 @@ async fn observe(State(_app): State<App>, request: Request, next: Next) -> Respo
     let mut response = next.run(request).await;
     crate::metrics::global().observe(&route, started.elapsed());
     let headers = response.headers_mut();
-    headers.insert("x-content-type-options", axum::http::HeaderValue::from_static("nosniff"));
-    headers.insert("referrer-policy", axum::http::HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        "x-content-type-options",
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        "referrer-policy",
+        axum::http::HeaderValue::from_static("no-referrer"),
+    );
     response
 }

@@ -14,7 +14,9 @@ pub enum IdpSettings {
     /// Any OpenID Connect provider (Entra ID is one, configured through `azure`).
     Oidc(OidcSettings),
     /// The loopback-only development login page.
-    Dev { users: BTreeMap<String, Vec<String>> },
+    Dev {
+        users: BTreeMap<String, Vec<String>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -145,14 +147,19 @@ impl Settings {
     pub fn check_listen(&self, listen: SocketAddr) -> anyhow::Result<()> {
         if let IdpSettings::Dev { .. } = self.idp {
             if !listen.ip().is_loopback() {
-                bail!("the dev identity provider only runs on a loopback listen address, not {listen}");
+                bail!(
+                    "the dev identity provider only runs on a loopback listen address, not {listen}"
+                );
             }
             let host = url::Url::parse(&self.issuer)
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_owned))
                 .unwrap_or_default();
             if !is_loopback_host(&host) {
-                bail!("the dev identity provider needs a loopback auth.base_url, not {}", self.issuer);
+                bail!(
+                    "the dev identity provider needs a loopback auth.base_url, not {}",
+                    self.issuer
+                );
             }
         }
         Ok(())

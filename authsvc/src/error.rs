@@ -88,11 +88,18 @@ impl IntoResponse for Error {
             }
             Error::Page { status, message } => {
                 tracing::info!(%status, %message, "refused");
-                (status, crate::ui::page::message_page("Not allowed", &message)).into_response()
+                (
+                    status,
+                    crate::ui::page::message_page("Not allowed", &message),
+                )
+                    .into_response()
             }
             Error::Store(cause) => {
                 tracing::error!(%cause, "store unavailable");
-                server_error(StatusCode::SERVICE_UNAVAILABLE, "the state store is unavailable")
+                server_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the state store is unavailable",
+                )
             }
             Error::Upstream(cause) => {
                 tracing::error!(%cause, "identity provider failure");

@@ -19,7 +19,11 @@ pub async fn readyz(State(app): State<App>) -> Response {
     let store = app.db.ping().await;
     let idp = app.idp.ready(&app.http).await;
     let ready = store.is_ok() && idp.is_ok();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let describe = |r: &Result<()>, what: &str| match r {
         Ok(()) => "ok".to_owned(),
         Err(e) => {
@@ -41,7 +45,10 @@ pub async fn readyz(State(app): State<App>) -> Response {
 
 pub async fn metrics() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         crate::metrics::global().render(),
     )
         .into_response()

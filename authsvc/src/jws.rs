@@ -35,17 +35,28 @@ pub enum VerifyError {
 /// Claim checks (iss, aud, exp, nonce) are the caller's.
 pub fn verify(token: &str, jwks: &Value) -> Result<Value, VerifyError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(VerifyError::Malformed);
     };
-    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| VerifyError::Malformed);
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| VerifyError::Malformed)
+    };
     let header: Value = serde_json::from_slice(&decode(h)?).map_err(|_| VerifyError::Malformed)?;
-    let alg = header.get("alg").and_then(Value::as_str).unwrap_or_default();
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let kid = header.get("kid").and_then(Value::as_str);
     let signature = decode(s)?;
     let message = format!("{h}.{p}");
-    let keys = jwks.get("keys").and_then(Value::as_array).ok_or(VerifyError::Malformed)?;
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or(VerifyError::Malformed)?;
     let key = keys
         .iter()
         .find(|k| kid.is_none_or(|kid| k.get("kid").and_then(Value::as_str) == Some(kid)))
@@ -58,9 +69,16 @@ pub fn verify(token: &str, jwks: &Value) -> Result<Value, VerifyError> {
     };
     use aws_lc_rs::signature as sig;
     let ok = match alg {
-        "RS256" => sig::RsaPublicKeyComponents { n: field("n")?, e: field("e")? }
-            .verify(&sig::RSA_PKCS1_2048_8192_SHA256, message.as_bytes(), &signature)
-            .is_ok(),
+        "RS256" => sig::RsaPublicKeyComponents {
+            n: field("n")?,
+            e: field("e")?,
+        }
+        .verify(
+            &sig::RSA_PKCS1_2048_8192_SHA256,
+            message.as_bytes(),
+            &signature,
+        )
+        .is_ok(),
         "ES256" => {
             let mut point = vec![4u8];
             point.extend(field("x")?);

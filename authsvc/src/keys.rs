@@ -118,7 +118,12 @@ impl SigningKey {
         let mut sig = vec![0u8; self.pair.public_modulus_len()];
         let rng = aws_lc_rs::rand::SystemRandom::new();
         self.pair
-            .sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &rng,
+                message,
+                &mut sig,
+            )
             .map_err(|_| anyhow::anyhow!("signing failed"))?;
         Ok(sig)
     }
@@ -151,7 +156,8 @@ pub fn previous_path(path: &Path) -> PathBuf {
 pub fn resolve(path: &Path, env_pem: Option<&str>) -> anyhow::Result<(KeyRing, KeySource)> {
     let (current, source) = if path.exists() {
         let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let key = SigningKey::from_pem(&pem).with_context(|| format!("key file {}", path.display()))?;
+        let key =
+            SigningKey::from_pem(&pem).with_context(|| format!("key file {}", path.display()))?;
         (key, KeySource::File)
     } else if let Some(pem) = env_pem.filter(|p| !p.trim().is_empty()) {
         let key = SigningKey::from_pem(pem.as_bytes()).context("MCP_ENV_MUX_SIGNING_KEY_PEM")?;

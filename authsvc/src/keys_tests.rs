@@ -26,14 +26,22 @@ fn all_three_sources_in_seed_order() {
     assert_eq!(source, KeySource::EnvVar);
     assert_eq!(std::fs::read_to_string(&env_path).unwrap(), other);
     assert_ne!(from_env.current.kid, generated.current.kid);
-    assert_eq!(std::fs::metadata(&env_path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&env_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
 fn a_bad_env_pem_is_an_error_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let err = resolve(&dir.path().join("k.pem"), Some("not a pem")).err().unwrap();
-    assert!(format!("{err:#}").contains("MCP_ENV_MUX_SIGNING_KEY_PEM"), "{err:#}");
+    let err = resolve(&dir.path().join("k.pem"), Some("not a pem"))
+        .err()
+        .unwrap();
+    assert!(
+        format!("{err:#}").contains("MCP_ENV_MUX_SIGNING_KEY_PEM"),
+        "{err:#}"
+    );
 }
 
 #[test]
@@ -60,14 +68,27 @@ fn rotation_keeps_the_previous_key_published() {
 #[test]
 fn signatures_verify_and_tampering_is_caught() {
     let key = SigningKey::generate().unwrap();
-    let ring = KeyRing { current: SigningKey::from_pem(key.to_pem().unwrap().as_bytes()).unwrap(), previous: None };
+    let ring = KeyRing {
+        current: SigningKey::from_pem(key.to_pem().unwrap().as_bytes()).unwrap(),
+        previous: None,
+    };
     assert_eq!(ring.current.kid, key.kid);
     let token = crate::jws::sign(&key, &serde_json::json!({"sub": "a"})).unwrap();
-    assert_eq!(crate::jws::verify(&token, &ring.jwks()).unwrap()["sub"], "a");
+    assert_eq!(
+        crate::jws::verify(&token, &ring.jwks()).unwrap()["sub"],
+        "a"
+    );
     let mut parts: Vec<&str> = token.split('.').collect();
     let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"b"}"#);
     parts[1] = &forged;
-    assert_eq!(crate::jws::verify(&parts.join("."), &ring.jwks()), Err(crate::jws::VerifyError::Signature));
-    let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#), forged);
+    assert_eq!(
+        crate::jws::verify(&parts.join("."), &ring.jwks()),
+        Err(crate::jws::VerifyError::Signature)
+    );
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+        forged
+    );
     assert!(crate::jws::verify(&none, &ring.jwks()).is_err());
 }

@@ -28,7 +28,10 @@ pub fn global() -> &'static Metrics {
 
 const HELP: [(&str, &str); 5] = [
     ("authsvc_logins_total", "Completed upstream logins."),
-    ("authsvc_tokens_minted_total", "Access tokens issued (user: OAuth code exchange; bot: UI or CLI)."),
+    (
+        "authsvc_tokens_minted_total",
+        "Access tokens issued (user: OAuth code exchange; bot: UI or CLI).",
+    ),
     ("authsvc_tokens_refreshed_total", "Refresh-token grants."),
     ("authsvc_tokens_revoked_total", "Bot tokens revoked."),
     ("authsvc_errors_total", "Error answers by kind."),
@@ -41,7 +44,10 @@ impl Metrics {
         }
     }
     pub fn login(&self, idp: &str, purpose: &str) {
-        self.add("authsvc_logins_total", format!("idp=\"{idp}\",purpose=\"{purpose}\""));
+        self.add(
+            "authsvc_logins_total",
+            format!("idp=\"{idp}\",purpose=\"{purpose}\""),
+        );
     }
     pub fn minted(&self, kind: &str) {
         self.add("authsvc_tokens_minted_total", format!("kind=\"{kind}\""));
@@ -56,7 +62,9 @@ impl Metrics {
         self.add("authsvc_errors_total", format!("kind=\"{kind}\""));
     }
     pub fn observe(&self, route: &str, elapsed: Duration) {
-        let Ok(mut l) = self.latency.lock() else { return };
+        let Ok(mut l) = self.latency.lock() else {
+            return;
+        };
         let h = l.entry(route.to_owned()).or_default();
         let secs = elapsed.as_secs_f64();
         for (count, bound) in h.counts.iter_mut().zip(BUCKETS) {
@@ -79,13 +87,23 @@ impl Metrics {
             }
         }
         let name = "authsvc_request_duration_seconds";
-        let _ = writeln!(out, "# HELP {name} Request latency by route.\n# TYPE {name} histogram");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Request latency by route.\n# TYPE {name} histogram"
+        );
         if let Ok(l) = self.latency.lock() {
             for (route, h) in l.iter() {
                 for (count, bound) in h.counts.iter().zip(BUCKETS) {
-                    let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}");
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
+                    );
                 }
-                let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
                 let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", h.sum);
                 let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {}", h.count);
             }

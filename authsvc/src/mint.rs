@@ -41,10 +41,21 @@ pub struct MintRequest {
 
 /// The rules, as a value: `Err` says why in words the page shows. `minter` is `None` for
 /// the CLI (whoever holds the key file may mint anything the config defines).
-pub fn check(settings: &Settings, minter: Option<&Identity>, req: &MintRequest) -> Result<(), String> {
+pub fn check(
+    settings: &Settings,
+    minter: Option<&Identity>,
+    req: &MintRequest,
+) -> Result<(), String> {
     let name = req.name.trim();
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c)) {
-        return Err("Give the token a name of 1–64 letters, digits, spaces, '-', '_' or '.'.".into());
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c))
+    {
+        return Err(
+            "Give the token a name of 1–64 letters, digits, spaces, '-', '_' or '.'.".into(),
+        );
     }
     if req.roles.is_empty() {
         return Err("Pick at least one role.".into());
@@ -53,23 +64,43 @@ pub fn check(settings: &Settings, minter: Option<&Identity>, req: &MintRequest) 
         return Err(format!("{unknown:?} is not a configured role."));
     }
     if req.days == 0 || req.days > settings.max_expiry_days {
-        return Err(format!("The lifetime must be 1 to {} days.", settings.max_expiry_days));
+        return Err(format!(
+            "The lifetime must be 1 to {} days.",
+            settings.max_expiry_days
+        ));
     }
     if let Some(who) = minter {
         if !who.roles.iter().any(|r| settings.minting_roles.contains(r)) {
             return Err("Your roles do not allow minting tokens.".into());
         }
         if let Some(extra) = req.roles.iter().find(|r| !who.roles.contains(r)) {
-            return Err(format!("You do not hold the role {extra:?}; a token can only carry roles you hold."));
+            return Err(format!(
+                "You do not hold the role {extra:?}; a token can only carry roles you hold."
+            ));
         }
     }
     Ok(())
 }
 
 /// Signs a bot token and records it. Returns the token (shown once) and its record.
-pub async fn mint(settings: &Settings, keys: &KeyRing, db: &Db, req: &MintRequest, by: (&str, &str)) -> Result<(String, MintedRecord)> {
-    let who = Identity { sub: format!("bot:{}", req.name.trim()), name: req.name.trim().to_owned(), roles: req.roles.clone() };
-    let claims = Claims::new(settings, &who, Kind::Bot, Duration::from_secs(u64::from(req.days) * 86400));
+pub async fn mint(
+    settings: &Settings,
+    keys: &KeyRing,
+    db: &Db,
+    req: &MintRequest,
+    by: (&str, &str),
+) -> Result<(String, MintedRecord)> {
+    let who = Identity {
+        sub: format!("bot:{}", req.name.trim()),
+        name: req.name.trim().to_owned(),
+        roles: req.roles.clone(),
+    };
+    let claims = Claims::new(
+        settings,
+        &who,
+        Kind::Bot,
+        Duration::from_secs(u64::from(req.days) * 86400),
+    );
     let token = claims.sign(keys).map_err(Error::internal)?;
     let record = record_of(&claims, by);
     save(db, &record).await?;
@@ -92,8 +123,17 @@ fn record_of(claims: &Claims, by: (&str, &str)) -> MintedRecord {
 }
 
 async fn save(db: &Db, record: &MintedRecord) -> Result<()> {
-    let keep = record.expires.saturating_sub(now()).saturating_add(KEEP_AFTER_EXPIRY);
-    db.put(ns::MINTED, &record.jti, record, Some(Duration::from_secs(keep))).await
+    let keep = record
+        .expires
+        .saturating_sub(now())
+        .saturating_add(KEEP_AFTER_EXPIRY);
+    db.put(
+        ns::MINTED,
+        &record.jti,
+        record,
+        Some(Duration::from_secs(keep)),
+    )
+    .await
 }
 
 /// Marks the record revoked and lists the jti until the token would have expired.
@@ -104,7 +144,13 @@ pub async fn revoke(db: &Db, mut record: MintedRecord) -> Result<()> {
     record.revoked_at = Some(now());
     save(db, &record).await?;
     let left = record.expires.saturating_sub(now()).max(1);
-    db.put(ns::REVOKED, &record.jti, &record.jti, Some(Duration::from_secs(left))).await?;
+    db.put(
+        ns::REVOKED,
+        &record.jti,
+        &record.jti,
+        Some(Duration::from_secs(left)),
+    )
+    .await?;
     crate::metrics::global().revoked();
     tracing::info!(jti = %record.jti, name = %record.name, "bot token revoked");
     Ok(())
@@ -113,13 +159,25 @@ pub async fn revoke(db: &Db, mut record: MintedRecord) -> Result<()> {
 /// `POST /internal/minted {"token": "<jwt>"}`: records a bot token the CLI signed with the
 /// shared key (used when there is no Redis for the CLI to write to). Only a token this
 /// key ring verifies is recorded, so the endpoint grants nothing the key file does not.
-pub async fn record_from_cli(State(app): State<App>, Json(body): Json<Value>) -> Result<Json<Value>> {
-    let token = body.get("token").and_then(Value::as_str).unwrap_or_default();
+pub async fn record_from_cli(
+    State(app): State<App>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>> {
+    let token = body
+        .get("token")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let claims: Claims = crate::jws::verify(token, &app.keys.jwks())
         .ok()
         .and_then(|c| serde_json::from_value(c).ok())
         .filter(|c: &Claims| c.kind == Kind::Bot && c.iss == app.settings.issuer && c.exp > now())
-        .ok_or_else(|| Error::oauth(StatusCode::BAD_REQUEST, "invalid_token", "not a valid bot token of this issuer"))?;
+        .ok_or_else(|| {
+            Error::oauth(
+                StatusCode::BAD_REQUEST,
+                "invalid_token",
+                "not a valid bot token of this issuer",
+            )
+        })?;
     let record = record_of(&claims, ("cli", "command line"));
     save(&app.db, &record).await?;
     crate::metrics::global().minted("bot");
@@ -128,18 +186,40 @@ pub async fn record_from_cli(State(app): State<App>, Json(body): Json<Value>) ->
 
 /// `meshmux-authsvc mint`: signs with the shared key and records the token, in Redis when
 /// configured, else in the running authsvc at `authsvc_url` (`POST /internal/minted`).
-pub async fn cli_mint(settings: &Settings, env_pem: Option<&str>, name: &str, roles: Vec<String>, days: u32, authsvc_url: &str) -> anyhow::Result<String> {
-    let req = MintRequest { name: name.to_owned(), roles, days };
+pub async fn cli_mint(
+    settings: &Settings,
+    env_pem: Option<&str>,
+    name: &str,
+    roles: Vec<String>,
+    days: u32,
+    authsvc_url: &str,
+) -> anyhow::Result<String> {
+    let req = MintRequest {
+        name: name.to_owned(),
+        roles,
+        days,
+    };
     check(settings, None, &req).map_err(|e| anyhow::anyhow!(e))?;
     let (keys, source) = crate::keys::resolve(&settings.signing_key_file, env_pem)?;
     source.log(&settings.signing_key_file);
     if settings.redis.is_some() {
         let db = crate::App::store_for(settings)?;
-        let (token, _) = mint(settings, &keys, &db, &req, ("cli", "command line")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (token, _) = mint(settings, &keys, &db, &req, ("cli", "command line"))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         return Ok(token);
     }
-    let who = Identity { sub: format!("bot:{}", req.name.trim()), name: req.name.trim().to_owned(), roles: req.roles.clone() };
-    let claims = Claims::new(settings, &who, Kind::Bot, Duration::from_secs(u64::from(req.days) * 86400));
+    let who = Identity {
+        sub: format!("bot:{}", req.name.trim()),
+        name: req.name.trim().to_owned(),
+        roles: req.roles.clone(),
+    };
+    let claims = Claims::new(
+        settings,
+        &who,
+        Kind::Bot,
+        Duration::from_secs(u64::from(req.days) * 86400),
+    );
     let token = claims.sign(&keys)?;
     let url = format!("{}/internal/minted", authsvc_url.trim_end_matches('/'));
     let response = reqwest::Client::new()

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod common;
 
 use axum::http::StatusCode;
@@ -9,7 +14,10 @@ use serde_json::json;
 async fn metadata_documents() {
     let r = router();
     let mut b = Browser::default();
-    for path in ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"] {
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
         let a = b.get(&r, path).await;
         assert_eq!(a.status, StatusCode::OK, "{path}");
         let m = a.json();
@@ -17,7 +25,10 @@ async fn metadata_documents() {
         assert_eq!(m["authorization_servers"], json!([BASE]));
         assert_eq!(m["bearer_methods_supported"], json!(["header"]));
     }
-    for path in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
         let m = b.get(&r, path).await.json();
         assert_eq!(m["issuer"], BASE);
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
@@ -30,7 +41,10 @@ async fn metadata_documents() {
     let jwks = b.get(&r, "/.well-known/jwks.json").await.json();
     assert_eq!(jwks["keys"][0]["kid"], keyring().current.kid);
     assert_eq!(jwks["keys"][0]["alg"], "RS256");
-    assert!(jwks["keys"][0].get("d").is_none(), "no private parts in the JWKS");
+    assert!(
+        jwks["keys"][0].get("d").is_none(),
+        "no private parts in the JWKS"
+    );
 }
 
 #[tokio::test]
@@ -38,12 +52,36 @@ async fn registration_checks_redirect_uris() {
     let r = router();
     let mut b = Browser::default();
     for (body, status, error) in [
-        (json!({"redirect_uris": ["https://app.example.com/cb"]}), StatusCode::CREATED, None),
-        (json!({"redirect_uris": ["http://app.example.com/cb"]}), StatusCode::BAD_REQUEST, Some("invalid_redirect_uri")),
-        (json!({"redirect_uris": ["https://app.example.com/cb#x"]}), StatusCode::BAD_REQUEST, Some("invalid_redirect_uri")),
-        (json!({"client_name": "x"}), StatusCode::BAD_REQUEST, Some("invalid_redirect_uri")),
-        (json!({"redirect_uris": [CLIENT_CB], "token_endpoint_auth_method": "private_key_jwt"}), StatusCode::BAD_REQUEST, Some("invalid_client_metadata")),
-        (json!({"redirect_uris": [CLIENT_CB], "grant_types": ["client_credentials"]}), StatusCode::BAD_REQUEST, Some("invalid_client_metadata")),
+        (
+            json!({"redirect_uris": ["https://app.example.com/cb"]}),
+            StatusCode::CREATED,
+            None,
+        ),
+        (
+            json!({"redirect_uris": ["http://app.example.com/cb"]}),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_redirect_uri"),
+        ),
+        (
+            json!({"redirect_uris": ["https://app.example.com/cb#x"]}),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_redirect_uri"),
+        ),
+        (
+            json!({"client_name": "x"}),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_redirect_uri"),
+        ),
+        (
+            json!({"redirect_uris": [CLIENT_CB], "token_endpoint_auth_method": "private_key_jwt"}),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_client_metadata"),
+        ),
+        (
+            json!({"redirect_uris": [CLIENT_CB], "grant_types": ["client_credentials"]}),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_client_metadata"),
+        ),
     ] {
         let a = b.post_json(&r, "/register", &body).await;
         assert_eq!(a.status, status, "{body}: {}", a.body);
@@ -51,7 +89,10 @@ async fn registration_checks_redirect_uris() {
             Some(e) => assert_eq!(a.json()["error"], e),
             None => {
                 assert!(a.json()["client_id"].is_string());
-                assert!(a.json()["client_secret"].is_string(), "default method is client_secret_basic");
+                assert!(
+                    a.json()["client_secret"].is_string(),
+                    "default method is client_secret_basic"
+                );
             }
         }
     }
@@ -74,7 +115,10 @@ async fn full_flow_issues_an_audience_bound_user_token() {
     assert_eq!(c["name"], "alice");
     assert_eq!(c["kind"], "user");
     assert_eq!(c["roles"], json!(["admin", "ops"]));
-    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 3600);
+    assert_eq!(
+        c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(),
+        3600
+    );
     assert!(c["jti"].is_string());
 }
 
@@ -98,10 +142,15 @@ async fn pkce_is_required_and_codes_are_single_use() {
         let (r, client_id) = (r.clone(), client_id.clone());
         let mut b = b.clone();
         async move {
-            let a = login_steps(&mut b, &[r.clone()], &client_id, "bob").await;
+            let a = login_steps(&mut b, std::slice::from_ref(&r), &client_id, "bob").await;
             let a = if a.status == StatusCode::OK {
                 let (id, csrf) = (a.hidden("id"), a.hidden("csrf"));
-                b.post_form(&r, "/auth/consent", &[("id", &id), ("csrf", &csrf), ("decision", "approve")]).await
+                b.post_form(
+                    &r,
+                    "/auth/consent",
+                    &[("id", &id), ("csrf", &csrf), ("decision", "approve")],
+                )
+                .await
             } else {
                 a
             };
@@ -111,10 +160,19 @@ async fn pkce_is_required_and_codes_are_single_use() {
     let exchange = |code: String, verifier: &'static str| {
         let (r, client_id) = (r.clone(), client_id.clone());
         async move {
-            Browser::default().post_form(&r, "/auth/token", &[
-                ("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CLIENT_CB),
-                ("client_id", &client_id), ("code_verifier", verifier),
-            ]).await
+            Browser::default()
+                .post_form(
+                    &r,
+                    "/auth/token",
+                    &[
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("redirect_uri", CLIENT_CB),
+                        ("client_id", &client_id),
+                        ("code_verifier", verifier),
+                    ],
+                )
+                .await
         }
     };
     let wrong = "x".repeat(50);
@@ -122,13 +180,25 @@ async fn pkce_is_required_and_codes_are_single_use() {
     // Wrong verifier: refused (and the code is spent).
     let code = code_for(&mut b).await;
     let a = exchange(code.clone(), wrong).await;
-    assert_eq!((a.status, a.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
-    assert_eq!(exchange(code, VERIFIER).await.json()["error"], "invalid_grant");
+    assert_eq!(
+        (a.status, a.json()["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(
+        exchange(code, VERIFIER).await.json()["error"],
+        "invalid_grant"
+    );
     // Right verifier works once; the same code again is refused.
     let code = code_for(&mut b).await;
-    assert_eq!(exchange(code.clone(), VERIFIER).await.status, StatusCode::OK);
+    assert_eq!(
+        exchange(code.clone(), VERIFIER).await.status,
+        StatusCode::OK
+    );
     let again = exchange(code, VERIFIER).await;
-    assert_eq!((again.status, again.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (again.status, again.json()["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test]
@@ -140,21 +210,40 @@ async fn refresh_tokens_rotate() {
     let refresh = |rt: String, client: String| {
         let r = r.clone();
         async move {
-            Browser::default().post_form(&r, "/auth/token", &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", &client)]).await
+            Browser::default()
+                .post_form(
+                    &r,
+                    "/auth/token",
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", &rt),
+                        ("client_id", &client),
+                    ],
+                )
+                .await
         }
     };
     let a = refresh(rt1.clone(), client.clone()).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let rt2 = a.json()["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(rt1, rt2);
-    assert_eq!(claims_of(a.json()["access_token"].as_str().unwrap())["sub"], "dev:bob");
+    assert_eq!(
+        claims_of(a.json()["access_token"].as_str().unwrap())["sub"],
+        "dev:bob"
+    );
     // The old one is spent.
     let reuse = refresh(rt1, client.clone()).await;
-    assert_eq!((reuse.status, reuse.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (reuse.status, reuse.json()["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
     // Bound to its client: another client's attempt is refused.
     let other = register(&mut b, &r).await;
     assert_eq!(refresh(rt2, other).await.json()["error"], "invalid_grant");
-    assert_eq!(refresh("made-up".into(), client).await.json()["error"], "invalid_grant");
+    assert_eq!(
+        refresh("made-up".into(), client).await.json()["error"],
+        "invalid_grant"
+    );
 }
 
 #[tokio::test]
@@ -165,26 +254,73 @@ async fn consent_is_csrf_protected_single_use_and_remembered() {
     let page = login_steps(&mut b, std::slice::from_ref(&r), &client_id, "alice").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Test Client") && page.body.contains(CLIENT_CB));
-    assert!(page.headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(
+        page.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
     assert_eq!(page.headers["x-frame-options"], "DENY");
     let (id, csrf) = (page.hidden("id"), page.hidden("csrf"));
     // Wrong CSRF value: refused, and the pending consent is gone.
-    let a = b.post_form(&r, "/auth/consent", &[("id", &id), ("csrf", "forged"), ("decision", "approve")]).await;
+    let a = b
+        .post_form(
+            &r,
+            "/auth/consent",
+            &[("id", &id), ("csrf", "forged"), ("decision", "approve")],
+        )
+        .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
-    let a = b.post_form(&r, "/auth/consent", &[("id", &id), ("csrf", &csrf), ("decision", "approve")]).await;
+    let a = b
+        .post_form(
+            &r,
+            "/auth/consent",
+            &[("id", &id), ("csrf", &csrf), ("decision", "approve")],
+        )
+        .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "single use");
     // Right form values but no cookie (a cross-site post): refused.
     let page = login_steps(&mut b, std::slice::from_ref(&r), &client_id, "alice").await;
     let mut stranger = Browser::default();
-    let a = stranger.post_form(&r, "/auth/consent", &[("id", &page.hidden("id")), ("csrf", &page.hidden("csrf")), ("decision", "approve")]).await;
+    let a = stranger
+        .post_form(
+            &r,
+            "/auth/consent",
+            &[
+                ("id", &page.hidden("id")),
+                ("csrf", &page.hidden("csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     // Deny: access_denied to the client.
     let page = login_steps(&mut b, std::slice::from_ref(&r), &client_id, "alice").await;
-    let a = b.post_form(&r, "/auth/consent", &[("id", &page.hidden("id")), ("csrf", &page.hidden("csrf")), ("decision", "deny")]).await;
+    let a = b
+        .post_form(
+            &r,
+            "/auth/consent",
+            &[
+                ("id", &page.hidden("id")),
+                ("csrf", &page.hidden("csrf")),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
     assert_eq!(a.param("error").as_deref(), Some("access_denied"));
     // Approve once; the next login for this user and client skips the page.
     let page = login_steps(&mut b, std::slice::from_ref(&r), &client_id, "alice").await;
-    let a = b.post_form(&r, "/auth/consent", &[("id", &page.hidden("id")), ("csrf", &page.hidden("csrf")), ("decision", "approve")]).await;
+    let a = b
+        .post_form(
+            &r,
+            "/auth/consent",
+            &[
+                ("id", &page.hidden("id")),
+                ("csrf", &page.hidden("csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
     assert!(a.param("code").is_some());
     let a = login_steps(&mut b, std::slice::from_ref(&r), &client_id, "alice").await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
@@ -211,14 +347,26 @@ async fn authorize_refuses_before_redirecting_anywhere_untrusted() {
     // A state is single use: replaying the dev login fails.
     let a = b.get(&r, &authorize_url(&client_id)).await;
     let state = a.param("state").unwrap();
-    let a = b.post_form(&r, "/auth/dev/login", &[("state", &state), ("user", "alice")]).await;
+    let a = b
+        .post_form(
+            &r,
+            "/auth/dev/login",
+            &[("state", &state), ("user", "alice")],
+        )
+        .await;
     let cb = a.location();
     assert_eq!(b.get(&r, &cb).await.status, StatusCode::OK);
     assert_eq!(b.get(&r, &cb).await.status, StatusCode::BAD_REQUEST);
     // The dev login refuses roles the user does not hold.
     let a = b.get(&r, &authorize_url(&client_id)).await;
     let state = a.param("state").unwrap();
-    let a = b.post_form(&r, "/auth/dev/login", &[("state", &state), ("user", "bob"), ("role", "admin")]).await;
+    let a = b
+        .post_form(
+            &r,
+            "/auth/dev/login",
+            &[("state", &state), ("user", "bob"), ("role", "admin")],
+        )
+        .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
 }
 
@@ -228,5 +376,9 @@ async fn dev_idp_is_loopback_only() {
     assert!(s.check_listen("127.0.0.1:8090".parse().unwrap()).is_ok());
     assert!(s.check_listen("0.0.0.0:8090".parse().unwrap()).is_err());
     let remote = settings_for("https://gw.example.com");
-    assert!(remote.check_listen("127.0.0.1:8090".parse().unwrap()).is_err());
+    assert!(
+        remote
+            .check_listen("127.0.0.1:8090".parse().unwrap())
+            .is_err()
+    );
 }

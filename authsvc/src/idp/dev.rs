@@ -31,13 +31,21 @@ pub struct PageQuery {
 
 pub async fn page(State(app): State<App>, Query(q): Query<PageQuery>) -> Result<Response> {
     let Some(dev) = dev_of(&app) else {
-        return Err(Error::page(StatusCode::NOT_FOUND, "The dev identity provider is not enabled."));
+        return Err(Error::page(
+            StatusCode::NOT_FOUND,
+            "The dev identity provider is not enabled.",
+        ));
     };
     let mut cards = String::new();
     for (user, roles) in &dev.users {
         let boxes: String = roles
             .iter()
-            .map(|r| format!(r#"<label><input type="checkbox" name="role" value="{0}" checked> {0}</label>"#, esc(r)))
+            .map(|r| {
+                format!(
+                    r#"<label><input type="checkbox" name="role" value="{0}" checked> {0}</label>"#,
+                    esc(r)
+                )
+            })
             .collect();
         cards.push_str(&format!(
             r#"<div class="card"><form method="post" action="/auth/dev/login"><input type="hidden" name="state" value="{}"><input type="hidden" name="user" value="{1}"><h2>{1}</h2><div class="roles">{boxes}</div><div class="actions"><button>Sign in as {1}</button></div></form></div>"#,
@@ -57,7 +65,10 @@ pub async fn page(State(app): State<App>, Query(q): Query<PageQuery>) -> Result<
 
 pub async fn submit(State(app): State<App>, body: Bytes) -> Result<Response> {
     let Some(dev) = dev_of(&app) else {
-        return Err(Error::page(StatusCode::NOT_FOUND, "The dev identity provider is not enabled."));
+        return Err(Error::page(
+            StatusCode::NOT_FOUND,
+            "The dev identity provider is not enabled.",
+        ));
     };
     let (mut state, mut user, mut roles) = (String::new(), String::new(), Vec::new());
     for (k, v) in url::form_urlencoded::parse(&body) {
@@ -82,11 +93,24 @@ pub async fn submit(State(app): State<App>, body: Bytes) -> Result<Response> {
         roles = allowed.clone();
     }
     tracing::warn!(%user, ?roles, "dev identity provider: signed in without any credential");
-    let identity = Identity { sub: format!("dev:{user}"), name: user, roles };
+    let identity = Identity {
+        sub: format!("dev:{user}"),
+        name: user,
+        roles,
+    };
     let code = random_id(24);
-    app.db.put(ns::DEV_CODE, &crate::tokens::digest(&code), &identity, Some(Duration::from_secs(60))).await?;
+    app.db
+        .put(
+            ns::DEV_CODE,
+            &crate::tokens::digest(&code),
+            &identity,
+            Some(Duration::from_secs(60)),
+        )
+        .await?;
     let mut to = url::Url::parse(&app.url(tx.purpose.callback_path())).map_err(Error::internal)?;
-    to.query_pairs_mut().append_pair("code", &code).append_pair("state", &state);
+    to.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &state);
     Ok(Redirect::to(to.as_str()).into_response())
 }
 
@@ -102,6 +126,11 @@ impl Dev {
         app.db
             .take(ns::DEV_CODE, &crate::tokens::digest(code))
             .await?
-            .ok_or_else(|| Error::page(StatusCode::BAD_REQUEST, "This sign-in code has expired or was already used."))
+            .ok_or_else(|| {
+                Error::page(
+                    StatusCode::BAD_REQUEST,
+                    "This sign-in code has expired or was already used.",
+                )
+            })
     }
 }

@@ -20,15 +20,17 @@ use crate::tokens::{Identity, random_id};
 pub const TRANSACTION_TTL: Duration = Duration::from_secs(600);
 
 pub enum Idp {
-    Oidc(oidc::Oidc),
+    Oidc(Box<oidc::Oidc>),
     Dev(dev::Dev),
 }
 
 impl Idp {
     pub fn new(settings: &Settings) -> Idp {
         match &settings.idp {
-            IdpSettings::Oidc(o) => Idp::Oidc(oidc::Oidc::new(o.clone())),
-            IdpSettings::Dev { users } => Idp::Dev(dev::Dev { users: users.clone() }),
+            IdpSettings::Oidc(o) => Idp::Oidc(Box::new(oidc::Oidc::new(o.clone()))),
+            IdpSettings::Dev { users } => Idp::Dev(dev::Dev {
+                users: users.clone(),
+            }),
         }
     }
 
@@ -98,10 +100,15 @@ pub async fn begin(app: &App, purpose: Purpose) -> Result<Response> {
     };
     let redirect_uri = app.url(tx.purpose.callback_path());
     let location = match &app.idp {
-        Idp::Oidc(o) => o.authorize_url(&app.http, &redirect_uri, &state, &tx).await?,
+        Idp::Oidc(o) => {
+            o.authorize_url(&app.http, &redirect_uri, &state, &tx)
+                .await?
+        }
         Idp::Dev(_) => format!("{}?state={state}", app.url("/auth/dev/login")),
     };
-    app.db.put(ns::TRANSACTION, &state, &tx, Some(TRANSACTION_TTL)).await?;
+    app.db
+        .put(ns::TRANSACTION, &state, &tx, Some(TRANSACTION_TTL))
+        .await?;
     Ok(Redirect::to(&location).into_response())
 }
 
@@ -109,7 +116,9 @@ pub async fn begin(app: &App, purpose: Purpose) -> Result<Response> {
 /// `path` is the callback that was hit; a transaction started for the other one is refused.
 pub async fn finish(app: &App, query: CallbackQuery, path: &str) -> Result<(Identity, Purpose)> {
     let bad = |m: &str| Error::page(axum::http::StatusCode::BAD_REQUEST, m);
-    let state = query.state.ok_or_else(|| bad("The login answer has no state."))?;
+    let state = query
+        .state
+        .ok_or_else(|| bad("The login answer has no state."))?;
     let tx: Transaction = app
         .db
         .take(ns::TRANSACTION, &state)
@@ -120,11 +129,18 @@ pub async fn finish(app: &App, query: CallbackQuery, path: &str) -> Result<(Iden
     }
     if let Some(error) = query.error {
         let detail = query.error_description.unwrap_or_default();
-        return Err(bad(&format!("The identity provider refused the login: {error} {detail}")));
+        return Err(bad(&format!(
+            "The identity provider refused the login: {error} {detail}"
+        )));
     }
-    let code = query.code.ok_or_else(|| bad("The login answer has no code."))?;
+    let code = query
+        .code
+        .ok_or_else(|| bad("The login answer has no code."))?;
     let identity = match &app.idp {
-        Idp::Oidc(o) => o.exchange(&app.http, &app.url(path), &code, &tx, &app.settings).await?,
+        Idp::Oidc(o) => {
+            o.exchange(&app.http, &app.url(path), &code, &tx, &app.settings)
+                .await?
+        }
         Idp::Dev(d) => d.exchange(app, &code).await?,
     };
     crate::metrics::global().login(app.idp.label(), tx.purpose.label());

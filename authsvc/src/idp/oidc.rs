@@ -45,12 +45,21 @@ fn upstream(e: impl std::fmt::Display) -> Error {
 
 impl Oidc {
     pub fn new(settings: OidcSettings) -> Oidc {
-        Oidc { settings, cache: RwLock::new(None) }
+        Oidc {
+            settings,
+            cache: RwLock::new(None),
+        }
     }
 
     /// Discovery document and JWKS, fetched on first use and refreshed hourly.
     pub async fn provider(&self, http: &reqwest::Client) -> Result<Provider> {
-        if let Some(p) = self.cache.read().await.as_ref().filter(|p| p.fetched.elapsed() < REFRESH_AFTER) {
+        if let Some(p) = self
+            .cache
+            .read()
+            .await
+            .as_ref()
+            .filter(|p| p.fetched.elapsed() < REFRESH_AFTER)
+        {
             return Ok(p.clone());
         }
         self.refresh(http).await
@@ -66,14 +75,27 @@ impl Oidc {
             )));
         }
         let jwks: Value = get_json(http, &discovery.jwks_uri).await?;
-        let provider = Provider { discovery, jwks, fetched: Instant::now() };
+        let provider = Provider {
+            discovery,
+            jwks,
+            fetched: Instant::now(),
+        };
         *self.cache.write().await = Some(provider.clone());
         Ok(provider)
     }
 
-    pub async fn authorize_url(&self, http: &reqwest::Client, redirect_uri: &str, state: &str, tx: &Transaction) -> Result<String> {
+    pub async fn authorize_url(
+        &self,
+        http: &reqwest::Client,
+        redirect_uri: &str,
+        state: &str,
+        tx: &Transaction,
+    ) -> Result<String> {
         let p = self.provider(http).await?;
-        let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, tx.verifier.as_bytes()));
+        let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            tx.verifier.as_bytes(),
+        ));
         let mut url = url::Url::parse(&p.discovery.authorization_endpoint).map_err(upstream)?;
         url.query_pairs_mut()
             .append_pair("response_type", "code")
@@ -87,7 +109,14 @@ impl Oidc {
         Ok(url.into())
     }
 
-    pub async fn exchange(&self, http: &reqwest::Client, redirect_uri: &str, code: &str, tx: &Transaction, settings: &Settings) -> Result<Identity> {
+    pub async fn exchange(
+        &self,
+        http: &reqwest::Client,
+        redirect_uri: &str,
+        code: &str,
+        tx: &Transaction,
+        settings: &Settings,
+    ) -> Result<Identity> {
         let p = self.provider(http).await?;
         let mut form = vec![
             ("grant_type", "authorization_code"),
@@ -99,12 +128,19 @@ impl Oidc {
         let mut request = http.post(&p.discovery.token_endpoint);
         if let Some(secret) = &self.settings.client_secret {
             // client_secret_basic is the default (RFC 8414); post where it is the only one.
-            let methods = p.discovery.token_endpoint_auth_methods_supported.clone().unwrap_or_default();
+            let methods = p
+                .discovery
+                .token_endpoint_auth_methods_supported
+                .clone()
+                .unwrap_or_default();
             let basic = methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic");
             if basic {
-                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
                 let pair = format!("{}:{}", enc(&self.settings.client_id), enc(secret));
-                request = request.header("authorization", format!("Basic {}", STANDARD.encode(pair)));
+                request =
+                    request.header("authorization", format!("Basic {}", STANDARD.encode(pair)));
             } else {
                 form.push(("client_secret", secret.as_str()));
             }
@@ -113,9 +149,15 @@ impl Oidc {
         let status = response.status();
         let body: Value = response.json().await.map_err(upstream)?;
         if !status.is_success() {
-            return Err(upstream(format!("token endpoint answered {status}: {}", body.get("error").unwrap_or(&Value::Null))));
+            return Err(upstream(format!(
+                "token endpoint answered {status}: {}",
+                body.get("error").unwrap_or(&Value::Null)
+            )));
         }
-        let id_token = body.get("id_token").and_then(Value::as_str).ok_or_else(|| upstream("no id_token in the token response"))?;
+        let id_token = body
+            .get("id_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| upstream("no id_token in the token response"))?;
         let claims = match crate::jws::verify(id_token, &p.jwks) {
             Err(crate::jws::VerifyError::UnknownKey(_)) => {
                 let fresh = self.refresh(http).await?;
@@ -135,7 +177,9 @@ impl Oidc {
         }
         let aud_ok = match claims.get("aud") {
             Some(Value::String(a)) => *a == self.settings.client_id,
-            Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&self.settings.client_id)),
+            Some(Value::Array(a)) => a
+                .iter()
+                .any(|v| v.as_str() == Some(&self.settings.client_id)),
             _ => false,
         };
         if !aud_ok {
@@ -165,8 +209,16 @@ impl Oidc {
             node = node.and_then(|n| n.get(part));
         }
         let values: Vec<String> = match node {
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-            Some(Value::String(s)) => s.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::String(s)) => s
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             _ => Vec::new(),
         };
         let roles: BTreeSet<String> = if self.settings.group_roles.is_empty() {
@@ -175,20 +227,36 @@ impl Oidc {
             values
                 .iter()
                 .flat_map(|v| {
-                    let mapped = self.settings.group_roles.get(v).cloned().unwrap_or_default();
+                    let mapped = self
+                        .settings
+                        .group_roles
+                        .get(v)
+                        .cloned()
+                        .unwrap_or_default();
                     let direct = settings.roles.contains(v).then(|| v.clone());
                     mapped.into_iter().chain(direct)
                 })
                 .collect()
         };
-        Identity { sub, name, roles: roles.into_iter().collect() }
+        Identity {
+            sub,
+            name,
+            roles: roles.into_iter().collect(),
+        }
     }
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T> {
-    let response = http.get(url).send().await.map_err(|e| upstream(format!("GET {url}: {e}")))?;
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| upstream(format!("GET {url}: {e}")))?;
     if !response.status().is_success() {
         return Err(upstream(format!("GET {url}: {}", response.status())));
     }
-    response.json().await.map_err(|e| upstream(format!("GET {url}: {e}")))
+    response
+        .json()
+        .await
+        .map_err(|e| upstream(format!("GET {url}: {e}")))
 }

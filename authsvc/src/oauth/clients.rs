@@ -45,11 +45,14 @@ pub async fn resolve(app: &App, client_id: &str) -> Result<Result<ClientInfo, Cl
 }
 
 async fn metadata_document(app: &App, url: &str) -> Result<ClientInfo, ClientError> {
-    if let Ok(cache) = app.client_metadata.0.lock() {
-        if let Some((at, info)) = cache.get(url).filter(|(at, _)| at.elapsed() < CACHE_FOR) {
-            let _ = at;
-            return Ok(info.clone());
-        }
+    let cached = app.client_metadata.0.lock().ok().and_then(|cache| {
+        cache
+            .get(url)
+            .filter(|(at, _)| at.elapsed() < CACHE_FOR)
+            .map(|(_, info)| info.clone())
+    });
+    if let Some(info) = cached {
+        return Ok(info);
     }
     let info = fetch(url, app.settings.allow_loopback_client_metadata).await?;
     if let Ok(mut cache) = app.client_metadata.0.lock() {
@@ -65,7 +68,11 @@ async fn fetch(client_id: &str, allow_loopback: bool) -> Result<ClientInfo, Clie
     if url.scheme() != "https" && !(url.scheme() == "http" && loopback_ok) {
         return Err("client ID metadata documents must be served over https".into());
     }
-    if url.path() == "/" || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+    if url.path() == "/"
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err("a client ID metadata URL needs a path and no fragment or credentials".into());
     }
     let port = url.port_or_known_default().unwrap_or(443);
@@ -76,8 +83,14 @@ async fn fetch(client_id: &str, allow_loopback: bool) -> Result<ClientInfo, Clie
     let Some(addr) = addrs.first().copied() else {
         return Err(format!("{host} has no address"));
     };
-    if let Some(bad) = addrs.iter().find(|a| !(is_public(a.ip()) || (loopback_ok && a.ip().is_loopback()))) {
-        return Err(format!("{host} resolves to a non-public address ({})", bad.ip()));
+    if let Some(bad) = addrs
+        .iter()
+        .find(|a| !(is_public(a.ip()) || (loopback_ok && a.ip().is_loopback())))
+    {
+        return Err(format!(
+            "{host} resolves to a non-public address ({})",
+            bad.ip()
+        ));
     }
     // Pin the checked address so a second DNS answer cannot point elsewhere.
     let http = reqwest::Client::builder()
@@ -93,7 +106,10 @@ async fn fetch(client_id: &str, allow_loopback: bool) -> Result<ClientInfo, Clie
         .await
         .map_err(|e| format!("fetching the client metadata failed: {e}"))?;
     if !response.status().is_success() {
-        return Err(format!("the client metadata URL answered {}", response.status()));
+        return Err(format!(
+            "the client metadata URL answered {}",
+            response.status()
+        ));
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
@@ -102,24 +118,40 @@ async fn fetch(client_id: &str, allow_loopback: bool) -> Result<ClientInfo, Clie
             return Err("the client metadata document is too large".into());
         }
     }
-    let doc: Value = serde_json::from_slice(&body).map_err(|_| "the client metadata document is not JSON".to_string())?;
+    let doc: Value = serde_json::from_slice(&body)
+        .map_err(|_| "the client metadata document is not JSON".to_string())?;
     if doc.get("client_id").and_then(Value::as_str) != Some(client_id) {
         return Err("the document's client_id does not equal its URL".into());
     }
-    if doc.get("token_endpoint_auth_method").and_then(Value::as_str).is_some_and(|m| m != "none") {
-        return Err("only public clients (token_endpoint_auth_method none) may use metadata documents".into());
+    if doc
+        .get("token_endpoint_auth_method")
+        .and_then(Value::as_str)
+        .is_some_and(|m| m != "none")
+    {
+        return Err(
+            "only public clients (token_endpoint_auth_method none) may use metadata documents"
+                .into(),
+        );
     }
     let redirect_uris: Vec<String> = doc
         .get("redirect_uris")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     if redirect_uris.is_empty() || !redirect_uris.iter().all(|u| valid_redirect_uri(u)) {
         return Err("the document needs valid redirect_uris".into());
     }
     Ok(ClientInfo {
         client_id: client_id.to_owned(),
-        client_name: doc.get("client_name").and_then(Value::as_str).map(str::to_owned),
+        client_name: doc
+            .get("client_name")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         redirect_uris,
         secret_digest: None,
     })
@@ -165,14 +197,18 @@ fn public_v6(ip: Ipv6Addr) -> bool {
 /// https; http only to a loopback host; or a native app's own scheme. Never a fragment,
 /// never `javascript:`/`data:`/`file:`.
 pub fn valid_redirect_uri(uri: &str) -> bool {
-    let Ok(url) = url::Url::parse(uri) else { return false };
+    let Ok(url) = url::Url::parse(uri) else {
+        return false;
+    };
     if url.fragment().is_some() {
         return false;
     }
     match url.scheme() {
         "https" => url.host_str().is_some(),
         "http" => url.host_str().is_some_and(is_loopback_host),
-        "javascript" | "data" | "file" | "blob" | "about" | "vbscript" | "ftp" | "ws" | "wss" => false,
+        "javascript" | "data" | "file" | "blob" | "about" | "vbscript" | "ftp" | "ws" | "wss" => {
+            false
+        }
         _ => true,
     }
 }

@@ -32,12 +32,19 @@ pub struct Pending {
 pub async fn show(app: &App, request: AuthRequest, identity: Identity) -> Result<Response> {
     let id = random_id(24);
     let csrf = random_id(24);
-    let client = request.client_name.clone().unwrap_or_else(|| request.client_id.clone());
+    let client = request
+        .client_name
+        .clone()
+        .unwrap_or_else(|| request.client_id.clone());
     let host = url::Url::parse(&request.redirect_uri)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| request.redirect_uri.clone());
-    let roles: String = identity.roles.iter().map(|r| format!(r#"<span class="tag">{}</span>"#, esc(r))).collect();
+    let roles: String = identity
+        .roles
+        .iter()
+        .map(|r| format!(r#"<span class="tag">{}</span>"#, esc(r)))
+        .collect();
     let body = format!(
         r#"<div class="card"><h1>Allow {client} to use meshmux as you?</h1>
 <p class="lead"><strong>{client}</strong> asks to call MCP tools through <strong>{resource}</strong> on behalf of <strong>{user}</strong>, with your roles: {roles}</p>
@@ -53,9 +60,23 @@ pub async fn show(app: &App, request: AuthRequest, identity: Identity) -> Result
         host = esc(&host),
         scope = esc(&request.scope),
     );
-    app.db.put(ns::CONSENT_PENDING, &id, &Pending { request, identity, csrf: csrf.clone() }, Some(PENDING_TTL)).await?;
+    app.db
+        .put(
+            ns::CONSENT_PENDING,
+            &id,
+            &Pending {
+                request,
+                identity,
+                csrf: csrf.clone(),
+            },
+            Some(PENDING_TTL),
+        )
+        .await?;
     let mut page = layout("Allow access", None, &body);
-    page.headers_mut().append(header::SET_COOKIE, set_cookie(&app.settings, COOKIE, &csrf, PENDING_TTL)?);
+    page.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&app.settings, COOKIE, &csrf, PENDING_TTL)?,
+    );
     Ok(page)
 }
 
@@ -66,9 +87,22 @@ pub struct Answer {
     decision: String,
 }
 
-pub async fn answer(State(app): State<App>, headers: HeaderMap, Form(a): Form<Answer>) -> Result<Response> {
-    let forbidden = || Error::page(StatusCode::FORBIDDEN, "This consent form is invalid or expired. Start the sign-in again.");
-    let pending: Pending = app.db.take(ns::CONSENT_PENDING, &a.id).await?.ok_or_else(forbidden)?;
+pub async fn answer(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(a): Form<Answer>,
+) -> Result<Response> {
+    let forbidden = || {
+        Error::page(
+            StatusCode::FORBIDDEN,
+            "This consent form is invalid or expired. Start the sign-in again.",
+        )
+    };
+    let pending: Pending = app
+        .db
+        .take(ns::CONSENT_PENDING, &a.id)
+        .await?
+        .ok_or_else(forbidden)?;
     let cookie = cookie_value(&headers, &app.settings, COOKIE).unwrap_or_default();
     if !same(&a.csrf, &pending.csrf) || !same(&cookie, &pending.csrf) {
         return Err(forbidden());
@@ -81,7 +115,13 @@ pub async fn answer(State(app): State<App>, headers: HeaderMap, Form(a): Form<An
         issue_code(&app, pending.request, pending.identity).await?
     } else {
         let r = &pending.request;
-        error_redirect(&app, &r.redirect_uri, r.state.as_deref(), "access_denied", "the user denied access")
+        error_redirect(
+            &app,
+            &r.redirect_uri,
+            r.state.as_deref(),
+            "access_denied",
+            "the user denied access",
+        )
     };
     response.headers_mut().append(header::SET_COOKIE, clear);
     Ok(response.into_response())

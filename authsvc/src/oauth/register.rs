@@ -28,24 +28,47 @@ fn invalid(code: &'static str, d: impl Into<String>) -> Error {
 }
 
 pub async fn register(State(app): State<App>, body: axum::body::Bytes) -> Result<Response> {
-    let reg: Registration = serde_json::from_slice(&body)
-        .map_err(|e| invalid("invalid_client_metadata", format!("not a registration request: {e}")))?;
+    let reg: Registration = serde_json::from_slice(&body).map_err(|e| {
+        invalid(
+            "invalid_client_metadata",
+            format!("not a registration request: {e}"),
+        )
+    })?;
     if reg.redirect_uris.is_empty() {
         return Err(invalid("invalid_redirect_uri", "redirect_uris is required"));
     }
     if let Some(bad) = reg.redirect_uris.iter().find(|u| !valid_redirect_uri(u)) {
-        return Err(invalid("invalid_redirect_uri", format!("{bad:?} is not allowed (https, loopback http, or an app scheme; no fragment)")));
+        return Err(invalid(
+            "invalid_redirect_uri",
+            format!("{bad:?} is not allowed (https, loopback http, or an app scheme; no fragment)"),
+        ));
     }
-    let method = reg.token_endpoint_auth_method.unwrap_or_else(|| "client_secret_basic".into());
+    let method = reg
+        .token_endpoint_auth_method
+        .unwrap_or_else(|| "client_secret_basic".into());
     if !["none", "client_secret_post", "client_secret_basic"].contains(&method.as_str()) {
-        return Err(invalid("invalid_client_metadata", format!("token_endpoint_auth_method {method:?} is not supported")));
+        return Err(invalid(
+            "invalid_client_metadata",
+            format!("token_endpoint_auth_method {method:?} is not supported"),
+        ));
     }
-    let grants = reg.grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
-    if let Some(g) = grants.iter().find(|g| *g != "authorization_code" && *g != "refresh_token") {
-        return Err(invalid("invalid_client_metadata", format!("grant type {g:?} is not supported")));
+    let grants = reg
+        .grant_types
+        .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    if let Some(g) = grants
+        .iter()
+        .find(|g| *g != "authorization_code" && *g != "refresh_token")
+    {
+        return Err(invalid(
+            "invalid_client_metadata",
+            format!("grant type {g:?} is not supported"),
+        ));
     }
     if reg.response_types.iter().flatten().any(|r| r != "code") {
-        return Err(invalid("invalid_client_metadata", "only response type \"code\" is supported"));
+        return Err(invalid(
+            "invalid_client_metadata",
+            "only response type \"code\" is supported",
+        ));
     }
     let client_id = random_id(16);
     let secret = (method != "none").then(|| random_id(32));
@@ -65,12 +88,19 @@ pub async fn register(State(app): State<App>, body: axum::body::Bytes) -> Result
         "grant_types": grants,
         "response_types": ["code"],
     });
-    if let Some(name) = reg.client_name {
-        answer["client_name"] = json!(name);
+    if let Some(obj) = answer.as_object_mut() {
+        if let Some(name) = reg.client_name {
+            obj.insert("client_name".into(), json!(name));
+        }
+        if let Some(secret) = secret {
+            obj.insert("client_secret".into(), json!(secret));
+            obj.insert("client_secret_expires_at".into(), json!(0));
+        }
     }
-    if let Some(secret) = secret {
-        answer["client_secret"] = json!(secret);
-        answer["client_secret_expires_at"] = json!(0);
-    }
-    Ok((StatusCode::CREATED, [("cache-control", "no-store")], Json(answer)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [("cache-control", "no-store")],
+        Json(answer),
+    )
+        .into_response())
 }

@@ -36,17 +36,29 @@ pub struct RefreshGrant {
     pub scope: String,
 }
 
-pub async fn token(State(app): State<App>, headers: HeaderMap, Form(r): Form<TokenRequest>) -> Result<Response> {
+pub async fn token(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(r): Form<TokenRequest>,
+) -> Result<Response> {
     let client_id = authenticate(&app, &headers, &r).await?;
-    if let Some(resource) = &r.resource {
-        if resource.trim_end_matches('/') != app.settings.audience {
-            return Err(Error::oauth(axum::http::StatusCode::BAD_REQUEST, "invalid_target", "this server only issues tokens for its MCP resource"));
-        }
+    if let Some(resource) = &r.resource
+        && resource.trim_end_matches('/') != app.settings.audience
+    {
+        return Err(Error::oauth(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_target",
+            "this server only issues tokens for its MCP resource",
+        ));
     }
     match r.grant_type.as_deref() {
         Some("authorization_code") => authorization_code(&app, &client_id, r).await,
         Some("refresh_token") => refresh(&app, &client_id, r).await,
-        Some(other) => Err(Error::oauth(axum::http::StatusCode::BAD_REQUEST, "unsupported_grant_type", format!("grant_type {other:?} is not supported"))),
+        Some(other) => Err(Error::oauth(
+            axum::http::StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("grant_type {other:?} is not supported"),
+        )),
         None => Err(Error::invalid_request("grant_type is required")),
     }
 }
@@ -61,7 +73,11 @@ async fn authenticate(app: &App, headers: &HeaderMap, r: &TokenRequest) -> Resul
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|pair| {
             let (id, secret) = pair.split_once(':')?;
-            let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+            let dec = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+            };
             Some((dec(id)?, dec(secret)?))
         });
     let (client_id, secret) = match (basic, &r.client_id) {
@@ -82,8 +98,12 @@ async fn authenticate(app: &App, headers: &HeaderMap, r: &TokenRequest) -> Resul
 }
 
 async fn authorization_code(app: &App, client_id: &str, r: TokenRequest) -> Result<Response> {
-    let code = r.code.ok_or_else(|| Error::invalid_request("code is required"))?;
-    let verifier = r.code_verifier.ok_or_else(|| Error::invalid_request("code_verifier is required (PKCE)"))?;
+    let code = r
+        .code
+        .ok_or_else(|| Error::invalid_request("code is required"))?;
+    let verifier = r
+        .code_verifier
+        .ok_or_else(|| Error::invalid_request("code_verifier is required (PKCE)"))?;
     // Taken, not read: a code works once, even when two replicas race for it.
     let grant: CodeGrant = app
         .db
@@ -91,27 +111,47 @@ async fn authorization_code(app: &App, client_id: &str, r: TokenRequest) -> Resu
         .await?
         .ok_or_else(|| Error::invalid_grant("the code is invalid, expired or already used"))?;
     if grant.request.client_id != client_id {
-        return Err(Error::invalid_grant("the code was issued to another client"));
+        return Err(Error::invalid_grant(
+            "the code was issued to another client",
+        ));
     }
     if r.redirect_uri.as_deref() != Some(grant.request.redirect_uri.as_str()) {
-        return Err(Error::invalid_grant("redirect_uri does not match the authorization request"));
+        return Err(Error::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
     }
     if !pkce_s256_matches(&verifier, &grant.request.code_challenge) {
-        return Err(Error::invalid_grant("the code_verifier does not match the code_challenge"));
+        return Err(Error::invalid_grant(
+            "the code_verifier does not match the code_challenge",
+        ));
     }
     crate::metrics::global().minted("user");
-    issue(app, RefreshGrant { client_id: client_id.to_owned(), identity: grant.identity, scope: grant.request.scope }).await
+    issue(
+        app,
+        RefreshGrant {
+            client_id: client_id.to_owned(),
+            identity: grant.identity,
+            scope: grant.request.scope,
+        },
+    )
+    .await
 }
 
 async fn refresh(app: &App, client_id: &str, r: TokenRequest) -> Result<Response> {
-    let token = r.refresh_token.ok_or_else(|| Error::invalid_request("refresh_token is required"))?;
+    let token = r
+        .refresh_token
+        .ok_or_else(|| Error::invalid_request("refresh_token is required"))?;
     let grant: RefreshGrant = app
         .db
         .take(ns::REFRESH, &digest(&token))
         .await?
-        .ok_or_else(|| Error::invalid_grant("the refresh token is invalid, expired or already used"))?;
+        .ok_or_else(|| {
+            Error::invalid_grant("the refresh token is invalid, expired or already used")
+        })?;
     if grant.client_id != client_id {
-        return Err(Error::invalid_grant("the refresh token was issued to another client"));
+        return Err(Error::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
     }
     crate::metrics::global().refreshed();
     issue(app, grant).await
@@ -119,12 +159,27 @@ async fn refresh(app: &App, client_id: &str, r: TokenRequest) -> Result<Response
 
 /// A short-lived access token and a new refresh token.
 async fn issue(app: &App, grant: RefreshGrant) -> Result<Response> {
-    let claims = Claims::new(&app.settings, &grant.identity, Kind::User, app.settings.access_ttl);
+    let claims = Claims::new(
+        &app.settings,
+        &grant.identity,
+        Kind::User,
+        app.settings.access_ttl,
+    );
     let access = claims.sign(&app.keys).map_err(Error::internal)?;
     let refresh = random_id(32);
-    app.db.put(ns::REFRESH, &digest(&refresh), &grant, Some(app.settings.refresh_ttl)).await?;
+    app.db
+        .put(
+            ns::REFRESH,
+            &digest(&refresh),
+            &grant,
+            Some(app.settings.refresh_ttl),
+        )
+        .await?;
     Ok((
-        [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
         Json(json!({
             "access_token": access,
             "token_type": "Bearer",

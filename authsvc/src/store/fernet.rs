@@ -49,8 +49,14 @@ impl Fernet {
     }
 
     /// Deterministic encryption for the spec's test vectors.
-    pub fn encrypt_with(&self, plaintext: &[u8], time: u64, iv: [u8; 16]) -> Result<String, FernetError> {
-        let key = UnboundCipherKey::new(&AES_128, &self.encryption).map_err(|_| FernetError::Key)?;
+    pub fn encrypt_with(
+        &self,
+        plaintext: &[u8],
+        time: u64,
+        iv: [u8; 16],
+    ) -> Result<String, FernetError> {
+        let key =
+            UnboundCipherKey::new(&AES_128, &self.encryption).map_err(|_| FernetError::Key)?;
         let cipher = PaddedBlockEncryptingKey::cbc_pkcs7(key).map_err(|_| FernetError::Key)?;
         let mut body = plaintext.to_vec();
         cipher
@@ -67,7 +73,9 @@ impl Fernet {
     }
 
     pub fn decrypt(&self, token: &str) -> Result<Vec<u8>, FernetError> {
-        let raw = URL_SAFE.decode(token.trim()).map_err(|_| FernetError::Token)?;
+        let raw = URL_SAFE
+            .decode(token.trim())
+            .map_err(|_| FernetError::Token)?;
         if raw.len() < HEADER + 16 + MAC || raw.first() != Some(&VERSION) {
             return Err(FernetError::Token);
         }
@@ -81,7 +89,8 @@ impl Fernet {
         if body.len() % 16 != 0 {
             return Err(FernetError::Token);
         }
-        let key = UnboundCipherKey::new(&AES_128, &self.encryption).map_err(|_| FernetError::Key)?;
+        let key =
+            UnboundCipherKey::new(&AES_128, &self.encryption).map_err(|_| FernetError::Key)?;
         let cipher = PaddedBlockDecryptingKey::cbc_pkcs7(key).map_err(|_| FernetError::Key)?;
         let plain = cipher
             .decrypt(&mut body, DecryptionContext::Iv128(FixedLength::from(iv)))
@@ -124,7 +133,11 @@ mod tests {
         let mut raw = URL_SAFE.decode(TOKEN).unwrap();
         for at in [0, 5, 20, 30, raw.len() - 1] {
             raw[at] ^= 1;
-            assert_eq!(f.decrypt(&URL_SAFE.encode(&raw)), Err(FernetError::Token), "byte {at}");
+            assert_eq!(
+                f.decrypt(&URL_SAFE.encode(&raw)),
+                Err(FernetError::Token),
+                "byte {at}"
+            );
             raw[at] ^= 1;
         }
         let other = Fernet::new("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();

@@ -9,13 +9,18 @@ use async_trait::async_trait;
 use super::Store;
 use crate::error::{Error, Result};
 
+type Entries = HashMap<String, (Vec<u8>, Option<Instant>)>;
+
 #[derive(Default)]
 pub struct MemoryStore {
-    entries: Mutex<HashMap<String, (Vec<u8>, Option<Instant>)>>,
+    entries: Mutex<Entries>,
 }
 
 impl MemoryStore {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, (Vec<u8>, Option<Instant>)>) -> T) -> Result<T> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, (Vec<u8>, Option<Instant>)>) -> T,
+    ) -> Result<T> {
         let mut map = self
             .entries
             .lock()

@@ -62,7 +62,13 @@ impl Db {
         Db(Arc::new(memory::MemoryStore::default()))
     }
 
-    pub async fn put<T: Serialize + Sync>(&self, ns: &str, key: &str, value: &T, ttl: Option<Duration>) -> Result<()> {
+    pub async fn put<T: Serialize + Sync>(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
         let bytes = serde_json::to_vec(value).map_err(Error::internal)?;
         self.0.put(&format!("{ns}{key}"), &bytes, ttl).await
     }

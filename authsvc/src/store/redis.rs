@@ -74,16 +74,21 @@ impl Store for RedisStore {
         self.query::<()>(&cmd).await
     }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let v = self.query(redis::cmd("GET").arg(format!("{PREFIX}{key}"))).await?;
+        let v = self
+            .query(redis::cmd("GET").arg(format!("{PREFIX}{key}")))
+            .await?;
         self.open(v)
     }
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
         // GETDEL is atomic: two replicas racing for one code or state get it once.
-        let v = self.query(redis::cmd("GETDEL").arg(format!("{PREFIX}{key}"))).await?;
+        let v = self
+            .query(redis::cmd("GETDEL").arg(format!("{PREFIX}{key}")))
+            .await?;
         self.open(v)
     }
     async fn delete(&self, key: &str) -> Result<()> {
-        self.query::<()>(redis::cmd("DEL").arg(format!("{PREFIX}{key}"))).await
+        self.query::<()>(redis::cmd("DEL").arg(format!("{PREFIX}{key}")))
+            .await
     }
     async fn scan(&self, prefix: &str) -> Result<Vec<Vec<u8>>> {
         let pattern = format!("{PREFIX}{prefix}*");
@@ -91,7 +96,14 @@ impl Store for RedisStore {
         let mut keys: Vec<String> = Vec::new();
         loop {
             let (next, batch): (u64, Vec<String>) = self
-                .query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500))
+                .query(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(500),
+                )
                 .await?;
             keys.extend(batch);
             if next == 0 {

@@ -24,7 +24,10 @@ pub async fn login(State(app): State<App>) -> Result<Response> {
 pub async fn callback(State(app): State<App>, Query(q): Query<CallbackQuery>) -> Result<Response> {
     let (identity, purpose) = idp::finish(&app, q, "/ui/callback").await?;
     if !matches!(purpose, Purpose::Ui) {
-        return Err(Error::page(axum::http::StatusCode::BAD_REQUEST, "This login was not for the token page."));
+        return Err(Error::page(
+            axum::http::StatusCode::BAD_REQUEST,
+            "This login was not for the token page.",
+        ));
     }
     let cookie = session::create(&app, identity).await?;
     let mut response = Redirect::to("/ui/tokens").into_response();
@@ -38,7 +41,12 @@ pub async fn logout(State(app): State<App>, headers: HeaderMap) -> Result<Respon
     if let Some((key, _)) = session::current(&app, &headers).await? {
         app.db.delete(ns::SESSION, &key).await?;
     }
-    let clear = session::set_cookie(&app.settings, session::UI_COOKIE, "", std::time::Duration::ZERO)?;
+    let clear = session::set_cookie(
+        &app.settings,
+        session::UI_COOKIE,
+        "",
+        std::time::Duration::ZERO,
+    )?;
     let mut response = page::layout(
         "Signed out",
         None,

@@ -76,6 +76,10 @@ pub fn message_page(title: &str, message: &str) -> Response {
     layout(
         title,
         None,
-        &format!(r#"<div class="card"><h1>{}</h1><p class="lead">{}</p></div>"#, esc(title), esc(message)),
+        &format!(
+            r#"<div class="card"><h1>{}</h1><p class="lead">{}</p></div>"#,
+            esc(title),
+            esc(message)
+        ),
     )
 }

@@ -18,10 +18,19 @@ pub const UI_COOKIE: &str = "meshmux_ui";
 
 /// The name a cookie really has: `__Host-` prefixed on https.
 pub fn cookie_name(settings: &Settings, base: &str) -> String {
-    if settings.is_https() { format!("__Host-{base}") } else { base.to_owned() }
+    if settings.is_https() {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
 }
 
-pub fn set_cookie(settings: &Settings, base: &str, value: &str, max_age: Duration) -> Result<HeaderValue> {
+pub fn set_cookie(
+    settings: &Settings,
+    base: &str,
+    value: &str,
+    max_age: Duration,
+) -> Result<HeaderValue> {
     let secure = if settings.is_https() { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
@@ -53,8 +62,18 @@ pub struct Session {
 /// Creates a session and returns the `Set-Cookie` header for it.
 pub async fn create(app: &App, identity: Identity) -> Result<HeaderValue> {
     let id = random_id(32);
-    let session = Session { identity, csrf: random_id(24) };
-    app.db.put(ns::SESSION, &digest(&id), &session, Some(app.settings.ui_session_ttl)).await?;
+    let session = Session {
+        identity,
+        csrf: random_id(24),
+    };
+    app.db
+        .put(
+            ns::SESSION,
+            &digest(&id),
+            &session,
+            Some(app.settings.ui_session_ttl),
+        )
+        .await?;
     set_cookie(&app.settings, UI_COOKIE, &id, app.settings.ui_session_ttl)
 }
 
@@ -63,5 +82,9 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<(String, S
         return Ok(None);
     };
     let key = digest(&id);
-    Ok(app.db.get::<Session>(ns::SESSION, &key).await?.map(|s| (key, s)))
+    Ok(app
+        .db
+        .get::<Session>(ns::SESSION, &key)
+        .await?
+        .map(|s| (key, s)))
 }

@@ -27,20 +27,36 @@ pub async fn list(State(app): State<App>, headers: HeaderMap) -> Result<Response
 }
 
 fn form_fields(body: &Bytes) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
-    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or_default()
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
 }
 
 /// The session, if the form's CSRF token matches it.
-async fn authorized(app: &App, headers: &HeaderMap, fields: &[(String, String)]) -> Result<Session> {
-    let (_, s) = session::current(app, headers)
-        .await?
-        .ok_or_else(|| Error::page(StatusCode::UNAUTHORIZED, "Your session has ended. Sign in again."))?;
+async fn authorized(
+    app: &App,
+    headers: &HeaderMap,
+    fields: &[(String, String)],
+) -> Result<Session> {
+    let (_, s) = session::current(app, headers).await?.ok_or_else(|| {
+        Error::page(
+            StatusCode::UNAUTHORIZED,
+            "Your session has ended. Sign in again.",
+        )
+    })?;
     if !same(field(fields, "csrf"), &s.csrf) {
-        return Err(Error::page(StatusCode::FORBIDDEN, "This form has expired. Reload the page and try again."));
+        return Err(Error::page(
+            StatusCode::FORBIDDEN,
+            "This form has expired. Reload the page and try again.",
+        ));
     }
     Ok(s)
 }
@@ -50,15 +66,36 @@ pub async fn mint(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
     let s = authorized(&app, &headers, &fields).await?;
     let request = MintRequest {
         name: field(&fields, "name").to_owned(),
-        roles: fields.iter().filter(|(k, _)| k == "role").map(|(_, v)| v.clone()).collect(),
+        roles: fields
+            .iter()
+            .filter(|(k, _)| k == "role")
+            .map(|(_, v)| v.clone())
+            .collect(),
         days: field(&fields, "days").trim().parse().unwrap_or(0),
     };
     if let Err(reason) = mint::check(&app.settings, Some(&s.identity), &request) {
-        let status = if can_mint(&app, &s) { StatusCode::BAD_REQUEST } else { StatusCode::FORBIDDEN };
+        let status = if can_mint(&app, &s) {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::FORBIDDEN
+        };
         return render(&app, &s, Some(Notice::Refused(reason)), status).await;
     }
-    let (token, record) = mint::mint(&app.settings, &app.keys, &app.db, &request, (&s.identity.sub, &s.identity.name)).await?;
-    render(&app, &s, Some(Notice::Minted(token, record)), StatusCode::OK).await
+    let (token, record) = mint::mint(
+        &app.settings,
+        &app.keys,
+        &app.db,
+        &request,
+        (&s.identity.sub, &s.identity.name),
+    )
+    .await?;
+    render(
+        &app,
+        &s,
+        Some(Notice::Minted(token, record)),
+        StatusCode::OK,
+    )
+    .await
 }
 
 pub async fn revoke(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Result<Response> {
@@ -66,7 +103,13 @@ pub async fn revoke(State(app): State<App>, headers: HeaderMap, body: Bytes) -> 
     let s = authorized(&app, &headers, &fields).await?;
     let record: Option<MintedRecord> = app.db.get(ns::MINTED, field(&fields, "jti")).await?;
     let Some(record) = record.filter(|r| visible(&app, &s, r)) else {
-        return render(&app, &s, Some(Notice::Refused("No such token of yours.".into())), StatusCode::NOT_FOUND).await;
+        return render(
+            &app,
+            &s,
+            Some(Notice::Refused("No such token of yours.".into())),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
     };
     let name = record.name.clone();
     mint::revoke(&app.db, record).await?;
@@ -74,7 +117,10 @@ pub async fn revoke(State(app): State<App>, headers: HeaderMap, body: Bytes) -> 
 }
 
 fn can_mint(app: &App, s: &Session) -> bool {
-    s.identity.roles.iter().any(|r| app.settings.minting_roles.contains(r))
+    s.identity
+        .roles
+        .iter()
+        .any(|r| app.settings.minting_roles.contains(r))
 }
 
 /// Yours, and (for minters) the ones minted from the command line.
@@ -82,10 +128,15 @@ fn visible(app: &App, s: &Session, r: &MintedRecord) -> bool {
     r.minted_by == s.identity.sub || (r.minted_by == "cli" && can_mint(app, s))
 }
 
-async fn render(app: &App, s: &Session, notice: Option<Notice>, status: StatusCode) -> Result<Response> {
+async fn render(
+    app: &App,
+    s: &Session,
+    notice: Option<Notice>,
+    status: StatusCode,
+) -> Result<Response> {
     let mut records: Vec<MintedRecord> = app.db.scan(ns::MINTED).await?;
     records.retain(|r| visible(app, s, r));
-    records.sort_by(|a, b| b.created.cmp(&a.created));
+    records.sort_by_key(|r| std::cmp::Reverse(r.created));
     let csrf = esc(&s.csrf);
     let mut body = String::new();
     match notice {
@@ -98,8 +149,18 @@ async fn render(app: &App, s: &Session, notice: Option<Notice>, status: StatusCo
         None => {}
     }
     if can_mint(app, s) {
-        let roles: String = s.identity.roles.iter().filter(|r| app.settings.roles.contains(*r))
-            .map(|r| format!(r#"<label><input type="checkbox" name="role" value="{0}"> {0}</label>"#, esc(r))).collect();
+        let roles: String = s
+            .identity
+            .roles
+            .iter()
+            .filter(|r| app.settings.roles.contains(*r))
+            .map(|r| {
+                format!(
+                    r#"<label><input type="checkbox" name="role" value="{0}"> {0}</label>"#,
+                    esc(r)
+                )
+            })
+            .collect();
         let max = app.settings.max_expiry_days;
         body.push_str(&format!(
             r#"<div class="card"><h2>Mint a bot token</h2><p class="lead">For CI jobs and agents. It carries only roles you hold.</p><form method="post" action="/ui/tokens"><input type="hidden" name="csrf" value="{csrf}">
@@ -114,29 +175,49 @@ async fn render(app: &App, s: &Session, notice: Option<Notice>, status: StatusCo
     let table = if records.is_empty() {
         r#"<p class="muted">No tokens yet.</p>"#.to_owned()
     } else {
-        format!("<table><tr><th>Name</th><th>Roles</th><th>Created</th><th>Expires</th><th>By</th><th>State</th><th></th></tr>{rows}</table>")
+        format!(
+            "<table><tr><th>Name</th><th>Roles</th><th>Created</th><th>Expires</th><th>By</th><th>State</th><th></th></tr>{rows}</table>"
+        )
     };
-    body.push_str(&format!(r#"<div class="card"><h2>Your tokens</h2>{table}</div>"#));
+    body.push_str(&format!(
+        r#"<div class="card"><h2>Your tokens</h2>{table}</div>"#
+    ));
     let mut response = layout("Bot tokens", Some((&s.identity.name, &s.csrf)), &body);
     *response.status_mut() = status;
     Ok(response)
 }
 
 fn row(r: &MintedRecord, csrf: &str) -> String {
-    let roles: String = r.roles.iter().map(|x| format!(r#"<span class="tag">{}</span>"#, esc(x))).collect();
+    let roles: String = r
+        .roles
+        .iter()
+        .map(|x| format!(r#"<span class="tag">{}</span>"#, esc(x)))
+        .collect();
     let (state, action) = if r.revoked_at.is_some() {
-        (r#"<span class="state-revoked">revoked</span>"#.to_owned(), String::new())
+        (
+            r#"<span class="state-revoked">revoked</span>"#.to_owned(),
+            String::new(),
+        )
     } else if r.expires <= now() {
-        (r#"<span class="state-expired">expired</span>"#.to_owned(), String::new())
+        (
+            r#"<span class="state-expired">expired</span>"#.to_owned(),
+            String::new(),
+        )
     } else {
         (
             "active".to_owned(),
-            format!(r#"<form method="post" action="/ui/tokens/revoke"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="jti" value="{}"><button class="danger small">Revoke</button></form>"#, esc(&r.jti)),
+            format!(
+                r#"<form method="post" action="/ui/tokens/revoke"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="jti" value="{}"><button class="danger small">Revoke</button></form>"#,
+                esc(&r.jti)
+            ),
         )
     };
     format!(
         "<tr><td><strong>{}</strong></td><td>{roles}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td><td>{action}</td></tr>",
-        esc(&r.name), date(r.created), date(r.expires), esc(&r.minted_by_name)
+        esc(&r.name),
+        date(r.created),
+        date(r.expires),
+        esc(&r.minted_by_name)
     )
 }
 

@@ -1,14 +1,20 @@
 //! Shared helpers: settings from a real config text, routers, a tiny cookie-keeping
 //! browser driven through `oneshot`, and the dev-IdP OAuth flow step by step.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use authsvc::App;
 use authsvc::config::Settings;
 use authsvc::keys::{KeyRing, SigningKey};
 use authsvc::store::Db;
-use authsvc::App;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
@@ -44,7 +50,13 @@ pub fn config_text(base_url: &str) -> String {
 }
 
 pub fn settings_for(base_url: &str) -> Settings {
-    let config = policy::config::Config::parse(&config_text(base_url), policy::config::Format::Json, "test.json", &|_| None).unwrap();
+    let config = policy::config::Config::parse(
+        &config_text(base_url),
+        policy::config::Format::Json,
+        "test.json",
+        &|_| None,
+    )
+    .unwrap();
     Settings::from_config(&config).unwrap()
 }
 
@@ -59,7 +71,10 @@ pub fn pem() -> &'static str {
 }
 
 pub fn keyring() -> KeyRing {
-    KeyRing { current: SigningKey::from_pem(pem().as_bytes()).unwrap(), previous: None }
+    KeyRing {
+        current: SigningKey::from_pem(pem().as_bytes()).unwrap(),
+        previous: None,
+    }
 }
 
 pub fn app_with(settings: Settings, db: Db) -> App {
@@ -85,7 +100,12 @@ impl Answer {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
     pub fn location(&self) -> String {
-        self.headers.get(header::LOCATION).unwrap_or_else(|| panic!("no location ({}): {}", self.status, self.body)).to_str().unwrap().to_owned()
+        self.headers
+            .get(header::LOCATION)
+            .unwrap_or_else(|| panic!("no location ({}): {}", self.status, self.body))
+            .to_str()
+            .unwrap()
+            .to_owned()
     }
     /// A query parameter of the `Location` header.
     pub fn param(&self, name: &str) -> Option<String> {
@@ -94,18 +114,28 @@ impl Answer {
     /// The value of a hidden form input.
     pub fn hidden(&self, name: &str) -> String {
         let marker = format!(r#"name="{name}" value=""#);
-        let start = self.body.find(&marker).unwrap_or_else(|| panic!("no input {name} in {}", self.body)) + marker.len();
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no input {name} in {}", self.body))
+            + marker.len();
         self.body[start..].split('"').next().unwrap().to_owned()
     }
 }
 
 pub fn query_param(url: &str, name: &str) -> Option<String> {
-    let url = url::Url::parse(url).or_else(|_| url::Url::parse(&format!("{BASE}{url}"))).unwrap();
-    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    let url = url::Url::parse(url)
+        .or_else(|_| url::Url::parse(&format!("{BASE}{url}")))
+        .unwrap();
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 pub fn path_of(url: &str) -> String {
-    let u = url::Url::parse(url).or_else(|_| url::Url::parse(&format!("{BASE}{url}"))).unwrap();
+    let u = url::Url::parse(url)
+        .or_else(|_| url::Url::parse(&format!("{BASE}{url}")))
+        .unwrap();
     match u.query() {
         Some(q) => format!("{}?{q}", u.path()),
         None => u.path().to_owned(),
@@ -121,8 +151,13 @@ pub struct Browser {
 impl Browser {
     pub async fn send(&mut self, router: &Router, mut req: Request<Body>) -> Answer {
         if !self.cookies.is_empty() {
-            let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            req.headers_mut().insert(header::COOKIE, jar.join("; ").parse().unwrap());
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req.headers_mut()
+                .insert(header::COOKIE, jar.join("; ").parse().unwrap());
         }
         let response = router.clone().oneshot(req).await.unwrap();
         let status = response.status();
@@ -131,27 +166,59 @@ impl Browser {
             let c = c.to_str().unwrap();
             let (pair, _) = c.split_once(';').unwrap_or((c, ""));
             let (k, v) = pair.split_once('=').unwrap();
-            if v.is_empty() { self.cookies.remove(k); } else { self.cookies.insert(k.to_owned(), v.to_owned()); }
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
         }
-        let body = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-        Answer { status, headers, body }
+        let body = String::from_utf8(
+            response
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
     pub async fn get(&mut self, router: &Router, uri: &str) -> Answer {
-        self.send(router, Request::get(path_of(uri)).body(Body::empty()).unwrap()).await
+        self.send(
+            router,
+            Request::get(path_of(uri)).body(Body::empty()).unwrap(),
+        )
+        .await
     }
     pub async fn post_form(&mut self, router: &Router, uri: &str, form: &[(&str, &str)]) -> Answer {
-        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-        let req = Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(body)).unwrap();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let req = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
         self.send(router, req).await
     }
     pub async fn post_json(&mut self, router: &Router, uri: &str, json: &Value) -> Answer {
-        let req = Request::post(uri).header(header::CONTENT_TYPE, "application/json").body(Body::from(json.to_string())).unwrap();
+        let req = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json.to_string()))
+            .unwrap();
         self.send(router, req).await
     }
 }
 
 pub fn challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()))
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        verifier.as_bytes(),
+    ))
 }
 
 pub async fn register(b: &mut Browser, r: &Router) -> String {
@@ -161,11 +228,21 @@ pub async fn register(b: &mut Browser, r: &Router) -> String {
 }
 
 pub fn authorize_url(client_id: &str) -> String {
-    url::Url::parse_with_params(&format!("{BASE}/auth/login"), &[
-        ("response_type", "code"), ("client_id", client_id), ("redirect_uri", CLIENT_CB),
-        ("code_challenge", &challenge(VERIFIER)), ("code_challenge_method", "S256"),
-        ("state", "client-state"), ("resource", AUD), ("scope", "mcp:tools"),
-    ]).unwrap().to_string()
+    url::Url::parse_with_params(
+        &format!("{BASE}/auth/login"),
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", CLIENT_CB),
+            ("code_challenge", &challenge(VERIFIER)),
+            ("code_challenge_method", "S256"),
+            ("state", "client-state"),
+            ("resource", AUD),
+            ("scope", "mcp:tools"),
+        ],
+    )
+    .unwrap()
+    .to_string()
 }
 
 /// Authorize → dev login as `user` → callback. Returns the callback's answer (a consent
@@ -174,7 +251,13 @@ pub async fn login_steps(b: &mut Browser, rs: &[Router], client_id: &str, user: 
     let a = b.get(&rs[0], &authorize_url(client_id)).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     let state = a.param("state").unwrap();
-    let a = b.post_form(&rs[1 % rs.len()], "/auth/dev/login", &[("state", &state), ("user", user)]).await;
+    let a = b
+        .post_form(
+            &rs[1 % rs.len()],
+            "/auth/dev/login",
+            &[("state", &state), ("user", user)],
+        )
+        .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "dev login: {}", a.body);
     b.get(&rs[2 % rs.len()], &a.location()).await
 }
@@ -190,14 +273,30 @@ pub async fn full_flow_with_client(b: &mut Browser, rs: &[Router], user: &str) -
     let a = login_steps(b, rs, &client_id, user).await;
     assert_eq!(a.status, StatusCode::OK, "consent page: {}", a.body);
     let (id, csrf) = (a.hidden("id"), a.hidden("csrf"));
-    let a = b.post_form(&rs[3 % rs.len()], "/auth/consent", &[("id", &id), ("csrf", &csrf), ("decision", "approve")]).await;
+    let a = b
+        .post_form(
+            &rs[3 % rs.len()],
+            "/auth/consent",
+            &[("id", &id), ("csrf", &csrf), ("decision", "approve")],
+        )
+        .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert_eq!(a.param("state").as_deref(), Some("client-state"));
     let code = a.param("code").unwrap();
-    let a = b.post_form(&rs[4 % rs.len()], "/auth/token", &[
-        ("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CLIENT_CB),
-        ("client_id", &client_id), ("code_verifier", VERIFIER), ("resource", AUD),
-    ]).await;
+    let a = b
+        .post_form(
+            &rs[4 % rs.len()],
+            "/auth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CLIENT_CB),
+                ("client_id", &client_id),
+                ("code_verifier", VERIFIER),
+                ("resource", AUD),
+            ],
+        )
+        .await;
     (a, client_id)
 }
 
