@@ -24,6 +24,10 @@ pub fn plain_bootstrap(port: u16, admin_port: u16, backend_port: u16) -> String 
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "plain",
+                        // The same stdout access log meshmux's generated config has, so the
+                        // comparison measures the filter, not logging.
+                        "access_log": [{"name": "envoy.access_loggers.stdout", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"}}],
                         "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"],
                             "routes": [{"match": {"prefix": "/mcp"}, "route": {"cluster": "backend"}}]}]},
                         "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {

@@ -68,6 +68,16 @@ struct Row {
 }
 
 fn main() -> Result<()> {
+    // `meshmux-bench backend PORT`: only the fast backend, for profiling by hand.
+    if std::env::args().nth(1).as_deref() == Some("backend") {
+        let port: u16 = std::env::args().nth(2).context("backend PORT")?.parse()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        return runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+            axum::serve(listener, backend::router()).await?;
+            Ok(())
+        });
+    }
     let args = parse_args()?;
     std::fs::create_dir_all(&args.work)
         .with_context(|| format!("creating {}", args.work.display()))?;

@@ -71,6 +71,8 @@ fn up(args: &[String]) -> Result<()> {
 /// Every test: unit, integration and end to end, with their real prerequisites installed.
 fn test() -> Result<()> {
     tools::setup_all()?;
+    // authsvc's store tests run a real Redis.
+    tools::apt_install(&["redis-server"])?;
     let filter = wasm::build()?;
     tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux"])?;
     tools::cargo(&["fmt", "--all", "--check"])?;
