@@ -22,6 +22,7 @@ pub struct Config {
     envs: Vec<EnvConfig>,
     max_body_bytes: Option<u64>,
     auth: Option<AuthConfig>,
+    port: Option<u16>,
 }
 
 /// The `auth` block: tokens from authsvc at `authsvc_url`, these roles.
@@ -30,6 +31,7 @@ struct AuthConfig {
     base_url: String,
     authsvc_url: String,
     roles: Value,
+    signing_key_file: PathBuf,
 }
 
 impl Config {
@@ -78,13 +80,38 @@ impl Config {
     /// Turns authorization on: Envoy verifies tokens that authsvc (at `authsvc_url`, e.g. a
     /// [`crate::auth::FakeAuthsvc`]) signed for [`crate::auth::BASE_URL`], and the filter applies
     /// `roles` (role → env glob → tool globs, seed 000's `auth.roles`).
-    pub fn auth(mut self, authsvc_url: &str, roles: Value) -> Self {
+    pub fn auth(self, authsvc_url: &str, roles: Value) -> Self {
+        self.auth_at(crate::auth::BASE_URL, authsvc_url, roles)
+    }
+
+    /// Like [`Config::auth`] with the gateway's public URL `base_url` (the real authsvc's dev
+    /// IdP wants a loopback one, e.g. `http://127.0.0.1:<port>` with [`Config::port`]).
+    pub fn auth_at(mut self, base_url: &str, authsvc_url: &str, roles: Value) -> Self {
         self.auth = Some(AuthConfig {
-            base_url: crate::auth::BASE_URL.to_owned(),
+            base_url: base_url.to_owned(),
             authsvc_url: authsvc_url.to_owned(),
             roles,
+            signing_key_file: crate::auth::signing_key_path(),
         });
         self
+    }
+
+    /// `auth.signing_key_file` (default: the test signer's key).
+    pub fn signing_key_file(mut self, path: &Path) -> Self {
+        if let Some(a) = &mut self.auth {
+            a.signing_key_file = path.to_path_buf();
+        }
+        self
+    }
+
+    /// The gateway's listener port (default: a free one chosen at start).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    pub fn fixed_port(&self) -> Option<u16> {
+        self.port
     }
 
     pub fn has_auth(&self) -> bool {
@@ -130,7 +157,7 @@ impl Config {
                     "dev": {"users": {}},
                     "base_url": auth.base_url,
                     "authsvc_url": auth.authsvc_url,
-                    "signing_key_file": crate::auth::signing_key_path(),
+                    "signing_key_file": auth.signing_key_file,
                     "roles": roles,
                 }),
             );

@@ -38,7 +38,10 @@ pub fn discover(config: &Config) -> Result<Discovered> {
     let dir = logs::unique_path("gateway", "")?;
     let config_path = config.write(&dir)?;
     let out = dir.join("out");
-    let port = ports::free_port()?;
+    let port = match config.fixed_port() {
+        Some(p) => p,
+        None => ports::free_port()?,
+    };
     let admin_port = ports::free_port()?;
     let mut cmd = Command::new(prereq::meshmux()?);
     cmd.arg("discover")

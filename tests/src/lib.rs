@@ -16,6 +16,7 @@
 //! ```
 
 pub mod auth;
+pub mod authsvc;
 pub mod backend;
 pub mod check;
 pub mod config;

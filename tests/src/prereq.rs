@@ -78,6 +78,22 @@ pub fn meshmux() -> Result<PathBuf> {
     )
 }
 
+/// authsvc (`meshmux-authsvc`): the release build, else the debug one.
+pub fn authsvc() -> Result<PathBuf> {
+    let release = "target/release/meshmux-authsvc";
+    let fallback = if root().join(release).is_file() {
+        release
+    } else {
+        "target/debug/meshmux-authsvc"
+    };
+    find(
+        "MESHMUX_TEST_AUTHSVC",
+        fallback,
+        "authsvc",
+        "cargo build --release -p authsvc --bin meshmux-authsvc",
+    )
+}
+
 /// A file inside `tests/node/node_modules`, which `npm ci` in `tests/node` provides.
 pub fn node_module_file(relative: &str) -> Result<PathBuf> {
     let path = node_dir().join("node_modules").join(relative);

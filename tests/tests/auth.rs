@@ -304,3 +304,72 @@ fn a_revoked_token_is_refused_within_the_bound_and_authsvc_trouble_blocks_nothin
     );
     Ok(())
 }
+
+/// The real authsvc behind the same gateway: its metadata is routed through Envoy, its keys
+/// verify its tokens, and a bot token it mints gets exactly its roles.
+#[test]
+fn tokens_minted_by_the_real_authsvc_work_through_the_gateway() -> anyhow::Result<()> {
+    use tests::authsvc::Authsvc;
+    use tests::{Backend, Gateway};
+
+    let prod = Backend::demo("Prod").record().start()?;
+    let staging = Backend::demo("Staging").record().start()?;
+    let gw_port = tests::ports::free_port()?;
+    let authsvc_port = Authsvc::reserve_port()?;
+    let base_url = format!("http://127.0.0.1:{gw_port}");
+    let dir = tests::logs::unique_path("authsvc-config", "")?;
+    std::fs::create_dir_all(&dir)?;
+    let key = dir.join("signing.pem");
+    std::fs::copy(tests::auth::signing_key_path(), &key)?;
+    let config = Gateway::builder()
+        .env("Prod", &prod)
+        .env("Staging", &staging)
+        .port(gw_port)
+        .auth_at(
+            &base_url,
+            &format!("http://127.0.0.1:{authsvc_port}"),
+            tests::fixtures::test_roles(),
+        )
+        .signing_key_file(&key);
+    let authsvc = Authsvc::start(&config.write(&dir)?, authsvc_port)?;
+    let gw = config.start()?;
+
+    // Anonymous: the challenge points at authsvc's metadata, served through the gateway.
+    let anonymous = gw.call("search_logs", search("Staging"))?;
+    assert_eq!(anonymous.status, 401);
+    let challenge = anonymous.header("www-authenticate").unwrap().to_owned();
+    let metadata_url = format!("{base_url}/.well-known/oauth-protected-resource/mcp");
+    assert!(challenge.contains(&metadata_url), "{challenge}");
+    let metadata: Value = http::client()?.get(&metadata_url).send()?.json()?;
+    assert_eq!(
+        metadata["resource"],
+        format!("{base_url}/mcp"),
+        "{metadata:#}"
+    );
+
+    let bot = authsvc.mint("ci", &["staging-reader"], 1)?;
+    let list = gw.list_tools_with(&bot)?;
+    assert_eq!(
+        list.status,
+        200,
+        "{} (authsvc log {})",
+        list.text(),
+        authsvc.log().display()
+    );
+    for tool in list.result()?["tools"].as_array().unwrap() {
+        assert_eq!(env_enum(tool), ["Staging"], "{tool:#}");
+    }
+    let result = gw
+        .call_with(&bot, "search_logs", search("Staging"))?
+        .result()?;
+    assert!(result_text(&result).starts_with("[Staging]"), "{result:#}");
+    let denied = gw
+        .call_with(&bot, "search_logs", search("Prod"))?
+        .result()?;
+    assert!(is_error(&denied), "{denied:#}");
+    assert_eq!(prod.records()?.len(), 0);
+    assert_eq!(staging.records()?.len(), 1);
+    drop(gw);
+    drop(authsvc);
+    Ok(())
+}
