@@ -7,7 +7,7 @@ mod envoy;
 mod wrk;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
@@ -71,7 +71,10 @@ fn main() -> Result<()> {
     // `meshmux-bench backend PORT`: only the fast backend, for profiling by hand.
     if std::env::args().nth(1).as_deref() == Some("backend") {
         let port: u16 = std::env::args().nth(2).context("backend PORT")?.parse()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
         return runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
             axum::serve(listener, backend::router()).await?;
@@ -237,20 +240,21 @@ fn render(rows: &[Row], rss: &[(&str, f64)], seconds: u32) -> String {
     );
     let _ = writeln!(
         s,
-        "| gateway | method | connections | requests/s | p50 ms | p99 ms | Envoy CPU µs/request |"
+        "| gateway | method | connections | requests/s | p50 ms | p99 ms | Envoy CPU µs/request | socket errors |"
     );
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.1} |",
+            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.1} | {} |",
             r.gateway,
             r.method,
             r.connections,
             r.load.rps(),
             r.load.p50_ms,
             r.load.p99_ms,
-            r.cpu_us_per_request
+            r.cpu_us_per_request,
+            r.load.socket_errors
         );
     }
     let _ = writeln!(s, "\n## meshmux relative to plain Envoy\n");
