@@ -22,6 +22,15 @@ pub fn headers(map: MapType) -> Headers {
         .collect()
 }
 
+/// One response header. Call it only from the response-headers callback, where Envoy holds
+/// the map (elsewhere the host answers `BadArgument`, which the SDK turns into a panic).
+pub fn response_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
+        .ok()
+        .flatten()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
 /// The first value of `name` (lower-case).
 pub fn find<'h>(headers: &'h Headers, name: &str) -> Option<&'h str> {
     headers

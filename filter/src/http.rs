@@ -63,6 +63,8 @@ struct OwnedHead {
     mcp_method: Option<String>,
     mcp_name: Option<String>,
     mcp_param_env: Option<String>,
+    /// Every `mcp-param-*` header the client sent (removed when the call is forwarded).
+    mcp_params: Vec<String>,
 }
 
 impl OwnedHead {
@@ -78,6 +80,11 @@ impl OwnedHead {
             mcp_method: get("mcp-method"),
             mcp_name: get("mcp-name"),
             mcp_param_env: get("mcp-param-env"),
+            mcp_params: headers
+                .iter()
+                .filter(|(k, _)| k.starts_with("mcp-param-"))
+                .map(|(k, _)| k.clone())
+                .collect(),
         }
     }
 
@@ -143,10 +150,8 @@ impl Stream {
             .remove("mcp-session-id")
             .remove("mcp-method")
             .remove("mcp-name");
-        for (name, _) in host::headers(MapType::HttpRequestHeaders) {
-            if name.starts_with("mcp-param-") {
-                edit = edit.remove(&name);
-            }
+        for name in &self.head.mcp_params {
+            edit = edit.remove(name);
         }
         edit = with_session(edit, cached.as_ref(), &fwd.protocol_version);
         if !edit.apply() || !host::set_filter_state(ENV_FILTER_STATE, &fwd.env) {

@@ -59,13 +59,13 @@ pub(crate) fn on_headers(s: &mut Stream, end_of_stream: bool) -> Action {
             return Action::Continue;
         }
     };
-    let headers = host::headers(MapType::HttpResponseHeaders);
-    let status = host::find(&headers, ":status")
+    // Two lookups instead of copying the whole map into the VM: this runs on every call.
+    let status = host::response_header(":status")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     match upstream::classify(status, call.cached) {
         upstream::Verdict::Pass => {
-            if host::find(&headers, "mcp-session-id").is_some() {
+            if host::response_header("mcp-session-id").is_some() {
                 Edit::new(MapType::HttpResponseHeaders)
                     .remove("mcp-session-id")
                     .apply();
