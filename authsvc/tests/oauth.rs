@@ -254,11 +254,17 @@ async fn consent_is_csrf_protected_single_use_and_remembered() {
     let page = login_steps(&mut b, std::slice::from_ref(&r), &client_id, "alice").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Test Client") && page.body.contains(CLIENT_CB));
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    // The answer is a redirect to the client, and browsers hold the redirects after a form's
+    // POST to form-action: the client's origin is allowed there, nothing else.
+    let origin = url::Url::parse(CLIENT_CB)
+        .unwrap()
+        .origin()
+        .ascii_serialization();
     assert!(
-        page.headers["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .contains("frame-ancestors 'none'")
+        csp.contains(&format!("form-action 'self' {origin};")),
+        "{csp}"
     );
     assert_eq!(page.headers["x-frame-options"], "DENY");
     let (id, csrf) = (page.hidden("id"), page.hidden("csrf"));

@@ -60,6 +60,7 @@ pub async fn show(app: &App, request: AuthRequest, identity: Identity) -> Result
         host = esc(&host),
         scope = esc(&request.scope),
     );
+    let redirect_uri = request.redirect_uri.clone();
     app.db
         .put(
             ns::CONSENT_PENDING,
@@ -73,6 +74,7 @@ pub async fn show(app: &App, request: AuthRequest, identity: Identity) -> Result
         )
         .await?;
     let mut page = layout("Allow access", None, &body);
+    crate::ui::page::allow_form_redirect_to(&mut page, &redirect_uri);
     page.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&app.settings, COOKIE, &csrf, PENDING_TTL)?,

@@ -62,13 +62,37 @@ pub fn layout(title: &str, who: Option<(&str, &str)>, body: &str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
             (header::X_FRAME_OPTIONS, "DENY"),
             (header::CACHE_CONTROL, "no-store"),
         ],
         html,
     )
         .into_response()
+}
+
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Lets the page's forms end in a redirect to `redirect_uri`: browsers apply `form-action` to
+/// every redirect that follows a form's POST (Chromium blocks the navigation otherwise), and
+/// the consent form is answered with a redirect to the client. Adds that URI's origin (or,
+/// for a private-use scheme such as `cursor://`, the scheme) to `form-action`.
+pub fn allow_form_redirect_to(response: &mut Response, redirect_uri: &str) {
+    let Ok(url) = url::Url::parse(redirect_uri) else {
+        return;
+    };
+    let source = match url.origin() {
+        origin @ url::Origin::Tuple(..) => origin.ascii_serialization(),
+        url::Origin::Opaque(_) => format!("{}:", url.scheme()),
+    };
+    if let Ok(value) = header::HeaderValue::from_str(&CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {source}"),
+    )) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
 }
 
 /// A page that only says something (errors, refusals).
