@@ -32,6 +32,10 @@ struct AuthConfig {
     authsvc_url: String,
     roles: Value,
     signing_key_file: PathBuf,
+    /// The identity-provider keys (`dev`, `oidc`); default `{"dev": {"users": {}}}`.
+    idp: Value,
+    token_minting_roles: Vec<String>,
+    token_max_expiry_days: Option<u32>,
 }
 
 impl Config {
@@ -92,7 +96,28 @@ impl Config {
             authsvc_url: authsvc_url.to_owned(),
             roles,
             signing_key_file: crate::auth::signing_key_path(),
+            idp: json!({"dev": {"users": {}}}),
+            token_minting_roles: Vec::new(),
+            token_max_expiry_days: None,
         });
+        self
+    }
+
+    /// The identity provider, as the `auth` keys it takes: `{"dev": {"users": …}}` or
+    /// `{"oidc": {"issuer": …, "client_id": …}}` (see [`crate::oidc_idp::OidcIdp::auth_block`]).
+    pub fn idp(mut self, idp: Value) -> Self {
+        if let Some(a) = &mut self.auth {
+            a.idp = idp;
+        }
+        self
+    }
+
+    /// `auth.token_minting_roles` and `auth.token_max_expiry_days`.
+    pub fn minting(mut self, roles: &[&str], max_days: u32) -> Self {
+        if let Some(a) = &mut self.auth {
+            a.token_minting_roles = roles.iter().map(|r| (*r).to_owned()).collect();
+            a.token_max_expiry_days = Some(max_days);
+        }
         self
     }
 
@@ -151,16 +176,22 @@ impl Config {
                 .flatten()
                 .map(|(role, envs)| (role.clone(), json!({"allowed_envs": envs})))
                 .collect();
-            obj.insert(
-                "auth".into(),
-                json!({
-                    "dev": {"users": {}},
-                    "base_url": auth.base_url,
-                    "authsvc_url": auth.authsvc_url,
-                    "signing_key_file": auth.signing_key_file,
-                    "roles": roles,
-                }),
-            );
+            let mut block = json!({
+                "base_url": auth.base_url,
+                "authsvc_url": auth.authsvc_url,
+                "signing_key_file": auth.signing_key_file,
+                "roles": roles,
+                "token_minting_roles": auth.token_minting_roles,
+            });
+            if let Some(map) = block.as_object_mut() {
+                for (k, v) in auth.idp.as_object().into_iter().flatten() {
+                    map.insert(k.clone(), v.clone());
+                }
+                if let Some(days) = auth.token_max_expiry_days {
+                    map.insert("token_max_expiry_days".into(), json!(days));
+                }
+            }
+            obj.insert("auth".into(), block);
         }
         config
     }

