@@ -68,6 +68,53 @@ pub fn envoy(
     )
 }
 
+/// authsvc as `cargo build --release -p authsvc` writes it, relative to the project root.
+pub const PROJECT_AUTHSVC: &str = "target/release/meshmux-authsvc";
+
+/// authsvc (`meshmux-authsvc`): `--authsvc`, then `$MESHMUX_AUTHSVC_BIN`, then
+/// `meshmux-authsvc` on `$PATH`, then the project's `target/release/meshmux-authsvc`.
+pub fn authsvc(
+    explicit: Option<&Path>,
+    env_bin: Option<&OsStr>,
+    path_var: Option<&OsStr>,
+    cwd: &Path,
+) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return existing(p, "--authsvc").and_then(absolute);
+    }
+    if let Some(p) = env_bin.filter(|p| !p.is_empty()) {
+        return existing(Path::new(p), "MESHMUX_AUTHSVC_BIN").and_then(absolute);
+    }
+    if let Some(found) = path_var
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("meshmux-authsvc"))
+        .find(|p| p.is_file())
+    {
+        return absolute(found);
+    }
+    let project = project_root(cwd);
+    if let Some(p) = project
+        .as_ref()
+        .map(|root| root.join(PROJECT_AUTHSVC))
+        .filter(|p| p.is_file())
+    {
+        return Ok(p);
+    }
+    bail!(
+        "meshmux-authsvc not found: no --authsvc, no MESHMUX_AUTHSVC_BIN, no `meshmux-authsvc` on \
+         PATH{}.\nBuild it with `cargo build --release -p authsvc` (`cargo xtask up` does), pass \
+         --authsvc /path/to/meshmux-authsvc, or run the demo without auth: --no-auth.",
+        match project {
+            Some(root) => format!(
+                ", and {} does not exist",
+                root.join(PROJECT_AUTHSVC).display()
+            ),
+            None => " (and not inside the meshmux project)".to_owned(),
+        }
+    )
+}
+
 /// The filter: `--filter`, else the project's build output (found by walking up from `cwd`).
 pub fn filter(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
     if let Some(p) = explicit {
@@ -116,6 +163,31 @@ mod tests {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
         dir
+    }
+
+    #[test]
+    fn authsvc_order_is_flag_env_path_project_and_missing_says_how() {
+        let dir = project();
+        let cwd = dir.path().join("sub/deeper");
+        let err = authsvc(None, None, Some(OsStr::new("")), &cwd)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cargo build --release -p authsvc"), "{err}");
+        assert!(err.contains("--no-auth"), "{err}");
+        let built = dir.path().join(PROJECT_AUTHSVC);
+        std::fs::create_dir_all(built.parent().unwrap()).unwrap();
+        std::fs::write(&built, "").unwrap();
+        assert_eq!(authsvc(None, None, None, &cwd).unwrap(), built);
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("meshmux-authsvc"), "").unwrap();
+        let on_path = authsvc(None, None, Some(bin.as_os_str()), &cwd).unwrap();
+        assert_eq!(on_path, bin.join("meshmux-authsvc"));
+        let env = authsvc(None, Some(built.as_os_str()), Some(bin.as_os_str()), &cwd).unwrap();
+        assert_eq!(env, built);
+        let flag = authsvc(Some(&on_path), Some(built.as_os_str()), None, &cwd).unwrap();
+        assert_eq!(flag, on_path);
+        assert!(authsvc(Some(&dir.path().join("nope")), None, None, &cwd).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `meshmux up`: the local stack. Without `--config` it starts the demo (Prod, Staging and Dev
-//! demo backends in this process, on free loopback ports, with a config written for them);
-//! then it discovers, writes the Envoy config into the work dir, starts Envoy, waits until
+//! demo backends in this process, on free loopback ports, with a config written for them, and
+//! authsvc with the dev IdP so the sign-in, token minting and per-role access can be tried;
+//! `--no-auth` leaves auth out); then it discovers, writes the Envoy config into the work dir, starts Envoy, waits until
 //! the MCP endpoint answers, and stops everything it started on Ctrl-C or SIGTERM.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,13 @@ pub struct UpArgs {
     /// Envoy binary (default: $ENVOY_BIN, `envoy` on PATH, then the project's .venv/bin/envoy).
     #[arg(long, value_name = "PATH")]
     pub envoy: Option<PathBuf>,
+    /// authsvc for the demo (default: $MESHMUX_AUTHSVC_BIN, `meshmux-authsvc` on PATH, then
+    /// the project's target/release/meshmux-authsvc).
+    #[arg(long, value_name = "PATH")]
+    pub authsvc: Option<PathBuf>,
+    /// Run the demo without authorization (no authsvc, no tokens).
+    #[arg(long)]
+    pub no_auth: bool,
     /// Generated config, the demo config and envoy.log go here.
     #[arg(long, value_name = "DIR", default_value = ".meshmux")]
     pub work_dir: PathBuf,
@@ -41,9 +49,23 @@ pub const DEMO_ENVS: [(&str, &str); 3] = [
     ("Dev", "Development (demo)"),
 ];
 
+/// The demo's dev sign-in users and their roles.
+pub const DEMO_USERS: [(&str, &[&str]); 2] = [("alice", &["admin"]), ("bob", &["staging-reader"])];
+
+/// Where the demo's authsvc runs and what it signs with.
+#[derive(Debug, Clone)]
+pub struct DemoAuth {
+    /// The gateway's URL (`auth.base_url`): tokens' issuer, and where people sign in.
+    pub base_url: String,
+    pub authsvc_url: String,
+    pub signing_key_file: PathBuf,
+}
+
 /// The config the demo stack runs with (seed-000 format): each env sends its own
-/// credential and an `X-Demo-Env` header, so the backends can tell who reached them.
-pub fn demo_config(backends: &[(&str, String)]) -> Value {
+/// credential and an `X-Demo-Env` header, so the backends can tell who reached them. With
+/// `auth`: the dev IdP ([`DEMO_USERS`]), roles `admin` (everything) and `staging-reader`
+/// (Staging only), and `admin` may mint bot tokens of up to 30 days.
+pub fn demo_config(backends: &[(&str, String)], auth: Option<&DemoAuth>) -> Value {
     let envs: serde_json::Map<String, Value> = DEMO_ENVS
         .iter()
         .filter_map(|(name, description)| {
@@ -59,7 +81,28 @@ pub fn demo_config(backends: &[(&str, String)]) -> Value {
             ))
         })
         .collect();
-    json!({ "environments": envs })
+    let Some(auth) = auth else {
+        return json!({ "environments": envs });
+    };
+    let users: serde_json::Map<String, Value> = DEMO_USERS
+        .iter()
+        .map(|(user, roles)| ((*user).to_owned(), json!(roles)))
+        .collect();
+    json!({
+        "environments": envs,
+        "auth": {
+            "dev": {"users": users},
+            "base_url": auth.base_url,
+            "authsvc_url": auth.authsvc_url,
+            "signing_key_file": auth.signing_key_file,
+            "roles": {
+                "admin": {"allowed_envs": {"*": ["*"]}},
+                "staging-reader": {"allowed_envs": {"Staging": ["*"]}}
+            },
+            "token_minting_roles": ["admin"],
+            "token_max_expiry_days": 30
+        }
+    })
 }
 
 /// Resolves when the process gets Ctrl-C or SIGTERM.
@@ -81,6 +124,7 @@ pub async fn shutdown_signal() {
 /// Everything `up` started, stopped in reverse.
 struct Stack {
     demos: Vec<DemoBackend>,
+    authsvc: Option<Child>,
     envoy: Option<Child>,
     admin: String,
 }
@@ -99,6 +143,9 @@ impl Stack {
             {
                 let _ = child.kill().await;
             }
+        }
+        if let Some(mut child) = self.authsvc.take() {
+            let _ = child.kill().await;
         }
         for d in self.demos.drain(..) {
             d.stop().await;
@@ -131,23 +178,35 @@ pub async fn run(args: UpArgs) -> Result<u8> {
         &cwd,
     )?;
     let filter = locate::filter(args.listen.filter.as_deref(), &cwd)?;
+    let authsvc_bin = if args.config.is_none() && !args.no_auth {
+        Some(locate::authsvc(
+            args.authsvc.as_deref(),
+            std::env::var_os("MESHMUX_AUTHSVC_BIN").as_deref(),
+            std::env::var_os("PATH").as_deref(),
+            &cwd,
+        )?)
+    } else {
+        None
+    };
     ensure_free(&args.listen.bind, args.listen.port, "--port").await?;
     ensure_free("127.0.0.1", args.listen.admin_port, "--admin-port").await?;
     let work = discover::prepare_out_dir(&args.work_dir)?;
     let admin = format!("http://127.0.0.1:{}", args.listen.admin_port);
     let mut stack = Stack {
         demos: Vec::new(),
+        authsvc: None,
         envoy: None,
         admin: admin.clone(),
     };
     let started = tokio::select! {
-        r = start(&args, &envoy_bin, &filter, &work, &mut stack) => r,
+        r = start(&args, &envoy_bin, &filter, authsvc_bin.as_deref(), &work, &mut stack) => r,
         () = shutdown_signal() => Err(anyhow!("interrupted")),
     };
     let code = match started {
-        Ok(mcp_url) => {
-            print_ready(&mcp_url, &admin, &work);
+        Ok((mcp_url, auth)) => {
+            print_ready(&mcp_url, &admin, &work, auth.as_ref());
             let envoy = stack.envoy.as_mut();
+            let authsvc = stack.authsvc.as_mut();
             tokio::select! {
                 () = shutdown_signal() => {
                     println!("\nstopping…");
@@ -166,6 +225,19 @@ pub async fn run(args: UpArgs) -> Result<u8> {
                     );
                     exit::USAGE
                 }
+                status = async move {
+                    match authsvc {
+                        Some(child) => child.wait().await.ok(),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    eprintln!(
+                        "meshmux: authsvc exited ({}); see {}",
+                        status.map_or("unknown status".into(), |s| s.to_string()),
+                        work.join("authsvc.log").display()
+                    );
+                    exit::USAGE
+                }
             }
         }
         Err(e) => {
@@ -177,18 +249,53 @@ pub async fn run(args: UpArgs) -> Result<u8> {
     Ok(code)
 }
 
+/// What the banner says about signing in, when the demo runs authsvc.
+struct AuthBanner {
+    base_url: String,
+    authsvc_url: String,
+    authsvc_bin: PathBuf,
+    config: PathBuf,
+}
+
 async fn start(
     args: &UpArgs,
     envoy_bin: &Path,
     filter: &Path,
+    authsvc_bin: Option<&Path>,
     work: &Path,
     stack: &mut Stack,
-) -> Result<String> {
+) -> Result<(String, Option<AuthBanner>)> {
+    let host = match args.listen.bind.as_str() {
+        "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+        other => other,
+    };
+    let mut banner = None;
     let config_path = match &args.config {
         Some(path) => path.clone(),
-        None => start_demo(work, stack).await?,
+        None => {
+            let auth = match authsvc_bin {
+                Some(_) => Some(DemoAuth {
+                    base_url: format!("http://{host}:{}", args.listen.port),
+                    authsvc_url: format!("http://127.0.0.1:{}", free_port().await?),
+                    signing_key_file: work.join("authsvc-signing-key.pem"),
+                }),
+                None => None,
+            };
+            let path = start_demo(work, stack, auth.as_ref()).await?;
+            if let (Some(bin), Some(auth)) = (authsvc_bin, auth) {
+                start_authsvc(bin, &path, &auth.authsvc_url, work, stack).await?;
+                banner = Some(AuthBanner {
+                    base_url: auth.base_url,
+                    authsvc_url: auth.authsvc_url,
+                    authsvc_bin: bin.to_path_buf(),
+                    config: path.clone(),
+                });
+            }
+            path
+        }
     };
     let config = discover::load_config(&config_path)?;
+    let auth_on = config.auth.is_some();
     let mcp_path = config.gateway.mcp_path.clone();
     let d = discover::discover(config, crate::backend::DEFAULT_TIMEOUT).await?;
     let opts = envoy_options(&args.listen, work.to_path_buf(), filter.to_path_buf());
@@ -215,17 +322,70 @@ async fn start(
         .with_context(|| format!("starting {}", envoy_bin.display()))?;
     stack.envoy = Some(child);
 
-    let host = match args.listen.bind.as_str() {
-        "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
-        other => other,
-    };
     let mcp_url = format!("http://{host}:{}{mcp_path}", args.listen.port);
-    wait_ready(stack, &mcp_url, &log_path).await?;
-    Ok(mcp_url)
+    wait_ready(stack, &mcp_url, &log_path, auth_on).await?;
+    Ok((mcp_url, banner))
+}
+
+async fn free_port() -> Result<u16> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Starts `meshmux-authsvc serve` on `authsvc_url` (log in the work dir) and waits for its
+/// `/readyz`.
+async fn start_authsvc(
+    bin: &Path,
+    config: &Path,
+    authsvc_url: &str,
+    work: &Path,
+    stack: &mut Stack,
+) -> Result<()> {
+    let log_path = work.join("authsvc.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let listen = authsvc_url.trim_start_matches("http://");
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .args(["--listen", listen])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    stack.authsvc = Some(child);
+    let client = http_client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(child) = stack.authsvc.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            bail!(
+                "authsvc exited during start-up ({status}); the end of {}:\n{}",
+                log_path.display(),
+                tail(&log_path, 30)
+            );
+        }
+        if let Ok(r) = client.get(format!("{authsvc_url}/readyz")).send().await
+            && r.status().is_success()
+        {
+            println!("authsvc               {authsvc_url} (dev sign-in)");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!(
+        "authsvc did not become ready within 30 s; the end of {}:\n{}",
+        log_path.display(),
+        tail(&log_path, 30)
+    )
 }
 
 /// Starts the three demo backends and writes their config; returns its path.
-async fn start_demo(work: &Path, stack: &mut Stack) -> Result<PathBuf> {
+async fn start_demo(work: &Path, stack: &mut Stack, auth: Option<&DemoAuth>) -> Result<PathBuf> {
     let mut urls = Vec::new();
     for (name, _) in DEMO_ENVS {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -239,14 +399,14 @@ async fn start_demo(work: &Path, stack: &mut Stack) -> Result<PathBuf> {
         stack.demos.push(backend);
     }
     let path = work.join("demo-config.json");
-    let text = serde_json::to_string_pretty(&demo_config(&urls))? + "\n";
+    let text = serde_json::to_string_pretty(&demo_config(&urls, auth))? + "\n";
     // It holds the demo's (fake) credentials: owner-only, like any real config should be.
     write_if_changed(&path, text.as_bytes(), 0o600)?;
     Ok(path)
 }
 
 /// Waits until Envoy's admin says ready and the MCP endpoint answers `ping`.
-async fn wait_ready(stack: &mut Stack, mcp_url: &str, log: &Path) -> Result<()> {
+async fn wait_ready(stack: &mut Stack, mcp_url: &str, log: &Path, auth: bool) -> Result<()> {
     let client = http_client();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::from("not started");
@@ -260,7 +420,7 @@ async fn wait_ready(stack: &mut Stack, mcp_url: &str, log: &Path) -> Result<()> 
                 tail(log, 30)
             );
         }
-        last = match probe(&client, &stack.admin, mcp_url).await {
+        last = match probe(&client, &stack.admin, mcp_url, auth).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
@@ -273,7 +433,14 @@ async fn wait_ready(stack: &mut Stack, mcp_url: &str, log: &Path) -> Result<()> 
     )
 }
 
-async fn probe(client: &reqwest::Client, admin: &str, mcp_url: &str) -> Result<(), String> {
+/// Envoy is ready and the MCP endpoint answers a ping (with auth, an anonymous ping gets the
+/// 401 challenge: that is its sign of life).
+async fn probe(
+    client: &reqwest::Client,
+    admin: &str,
+    mcp_url: &str,
+    auth: bool,
+) -> Result<(), String> {
     let ready = client
         .get(format!("{admin}/ready"))
         .send()
@@ -291,8 +458,11 @@ async fn probe(client: &reqwest::Client, admin: &str, mcp_url: &str) -> Result<(
         .await
         .map_err(|e| format!("ping {mcp_url}: {e}"))?;
     let status = ping.status();
+    let challenged = ping.headers().contains_key("www-authenticate");
     let body = ping.text().await.unwrap_or_default();
-    if status.is_success() && body.contains("\"result\"") {
+    let answered = status.is_success() && body.contains("\"result\"");
+    let challenged = auth && status == reqwest::StatusCode::UNAUTHORIZED && challenged;
+    if answered || challenged {
         Ok(())
     } else {
         Err(format!("ping {mcp_url} answered {status}: {body}"))
@@ -307,20 +477,58 @@ fn tail(path: &Path, lines: usize) -> String {
         .join("\n")
 }
 
-fn print_ready(mcp_url: &str, admin: &str, work: &Path) {
+fn print_ready(mcp_url: &str, admin: &str, work: &Path, auth: Option<&AuthBanner>) {
+    print!("{}", ready_banner(mcp_url, admin, work, auth));
+}
+
+fn ready_banner(mcp_url: &str, admin: &str, work: &Path, auth: Option<&AuthBanner>) -> String {
     let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_logs","arguments":{"env":"Prod","query":"timeout"}}}"#;
-    println!(
-        "\nmeshmux is up.\n\
-         \n  MCP endpoint  {mcp_url}\
-         \n  Envoy admin   {admin}\
-         \n  Envoy log     {}\
-         \n  Config        {}\
-         \n\nTry it:\n  curl -s {mcp_url} -H 'content-type: application/json' \
-         -H 'accept: application/json, text/event-stream' \\\n    -d '{call}'\n\
-         \nPress Ctrl-C to stop.",
+    let headers =
+        "-H 'content-type: application/json' -H 'accept: application/json, text/event-stream'";
+    let mut out = format!("\nmeshmux is up.\n\n  MCP endpoint  {mcp_url}\n");
+    if let Some(a) = auth {
+        out.push_str(&format!(
+            "  Token UI      {}/ui/login\n  authsvc       {} (log {})\n",
+            a.base_url,
+            a.authsvc_url,
+            work.join("authsvc.log").display()
+        ));
+    }
+    out.push_str(&format!(
+        "  Envoy admin   {admin}\n  Envoy log     {}\n  Config        {}\n",
         work.join("envoy.log").display(),
-        work.display(),
-    );
+        work.display()
+    ));
+    match auth {
+        None => out.push_str(&format!(
+            "\nTry it:\n  curl -s {mcp_url} {headers} \\\n    -d '{call}'\n"
+        )),
+        Some(a) => {
+            let users: Vec<String> = DEMO_USERS
+                .iter()
+                .map(|(u, roles)| format!("{u} ({})", roles.join(", ")))
+                .collect();
+            out.push_str(&format!(
+                "\nEvery call to {mcp_url} needs a token. To get one:\n\
+                 \n  1. Open {base}/ui/login and sign in with the dev sign-in (no password; users: {users}).\
+                 \n     Sign in as alice: admin may mint tokens.\
+                 \n  2. Under \"Mint a bot token\" enter a name, tick roles, press \"Mint token\", and copy\
+                 \n     the token (it is shown once).\
+                 \n     Or from a shell: {bin} mint --config {config} --name me --roles admin --days 1\n\
+                 \nCall a tool with it:\
+                 \n  TOKEN=<the token>\
+                 \n  curl -s {mcp_url} -H \"authorization: Bearer $TOKEN\" {headers} \\\
+                 \n    -d '{call}'\n\
+                 \nMCP clients that support OAuth (Claude, the MCP Inspector) sign in through the same page.\n",
+                base = a.base_url,
+                users = users.join(", "),
+                bin = a.authsvc_bin.display(),
+                config = a.config.display(),
+            ));
+        }
+    }
+    out.push_str("\nPress Ctrl-C to stop.\n");
+    out
 }
 
 #[cfg(test)]
@@ -334,7 +542,7 @@ mod tests {
             ("Staging", "http://127.0.0.1:2/mcp".to_owned()),
             ("Dev", "http://127.0.0.1:3/mcp".to_owned()),
         ];
-        let text = demo_config(&urls).to_string();
+        let text = demo_config(&urls, None).to_string();
         let config =
             policy::config::Config::parse(&text, policy::config::Format::Json, "demo", &|_| None)
                 .unwrap();
@@ -348,5 +556,58 @@ mod tests {
         let (_, prod) = &config.environments.0[0];
         assert_eq!(prod.headers["X-Demo-Env"], "Prod");
         assert_eq!(prod.headers["Authorization"], "Bearer demo-prod-token");
+        assert!(config.auth.is_none());
+    }
+
+    #[test]
+    fn the_demo_with_auth_is_a_valid_config_authsvc_accepts() {
+        let urls = vec![
+            ("Prod", "http://127.0.0.1:1/mcp".to_owned()),
+            ("Staging", "http://127.0.0.1:2/mcp".to_owned()),
+            ("Dev", "http://127.0.0.1:3/mcp".to_owned()),
+        ];
+        let auth = DemoAuth {
+            base_url: "http://127.0.0.1:10000".into(),
+            authsvc_url: "http://127.0.0.1:10001".into(),
+            signing_key_file: "/tmp/work/key.pem".into(),
+        };
+        let text = demo_config(&urls, Some(&auth)).to_string();
+        let config =
+            policy::config::Config::parse(&text, policy::config::Format::Json, "demo", &|_| None)
+                .unwrap();
+        let a = config.auth.unwrap();
+        assert_eq!(a.base_url, "http://127.0.0.1:10000");
+        assert_eq!(a.authsvc_url, "http://127.0.0.1:10001");
+        assert_eq!(a.dev.unwrap().users["alice"], ["admin"]);
+        assert_eq!(a.token_minting_roles, ["admin"]);
+        assert_eq!(a.roles.len(), 2);
+    }
+
+    #[test]
+    fn the_banner_says_how_to_sign_in_mint_and_call() {
+        let auth = AuthBanner {
+            base_url: "http://127.0.0.1:10000".into(),
+            authsvc_url: "http://127.0.0.1:10001".into(),
+            authsvc_bin: "/bin/meshmux-authsvc".into(),
+            config: "/w/demo-config.json".into(),
+        };
+        let mcp = "http://127.0.0.1:10000/mcp";
+        let text = ready_banner(mcp, "http://127.0.0.1:9901", Path::new("/w"), Some(&auth));
+        assert!(
+            text.contains("Token UI      http://127.0.0.1:10000/ui/login"),
+            "{text}"
+        );
+        assert!(text.contains("alice (admin)"), "{text}");
+        assert!(
+            text.contains("/bin/meshmux-authsvc mint --config /w/demo-config.json"),
+            "{text}"
+        );
+        assert!(
+            text.contains("-H \"authorization: Bearer $TOKEN\""),
+            "{text}"
+        );
+        let plain = ready_banner(mcp, "http://127.0.0.1:9901", Path::new("/w"), None);
+        assert!(!plain.contains("TOKEN"), "{plain}");
+        assert!(plain.contains("Try it:"), "{plain}");
     }
 }

@@ -46,11 +46,20 @@ fn run() -> Result<()> {
     }
 }
 
-/// Builds the filter and `meshmux`, then runs `meshmux up` with the project's Envoy.
+/// Builds the filter, `meshmux` and authsvc, then runs `meshmux up` with the project's Envoy
+/// (the demo includes authsvc with the dev sign-in).
 fn up(args: &[String]) -> Result<()> {
     let envoy = tools::envoy()?;
     let filter = wasm::build()?;
     tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux"])?;
+    tools::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "authsvc",
+        "--bin",
+        "meshmux-authsvc",
+    ])?;
     let meshmux = tools::root().join("target/release/meshmux");
     let mut cmd = std::process::Command::new(&meshmux);
     cmd.arg("up")
@@ -58,7 +67,9 @@ fn up(args: &[String]) -> Result<()> {
         .arg("--envoy")
         .arg(&envoy)
         .arg("--filter")
-        .arg(&filter);
+        .arg(&filter)
+        .arg("--authsvc")
+        .arg(tools::root().join("target/release/meshmux-authsvc"));
     let status = cmd
         .status()
         .with_context(|| format!("starting {}", meshmux.display()))?;
