@@ -130,6 +130,7 @@ impl Stream {
             Outcome::Reply(r) => self.answer(&r),
             Outcome::Denied { reply, tool, env } => {
                 info!("denied tool `{tool}` in env `{env}` to {caller:?}");
+                crate::metrics::denied(&tool, &env);
                 self.answer(&reply)
             }
             Outcome::Forward(fwd) => self.forward(gateway, fwd),

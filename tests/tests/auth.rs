@@ -179,6 +179,17 @@ fn each_caller_sees_and_calls_only_what_its_roles_allow() -> anyhow::Result<()> 
     );
     assert!(text.contains("Staging"), "names the envs A may use: {text}");
 
+    // The denial is counted, in total and per tool and env, in Envoy's stats.
+    let stats = http::client()?
+        .get(format!("{}/stats?filter=meshmux.denied", gw.admin_url()))
+        .send()?
+        .text()?;
+    assert!(stats.contains("wasmcustom.meshmux.denied: 1"), "{stats}");
+    assert!(
+        stats.contains("wasmcustom.meshmux.denied.tool.search_logs.env.Prod: 1"),
+        "{stats}"
+    );
+
     // No roles, or only unknown ones: nothing listed, nothing callable.
     for (who, token) in [("no roles", &nobody), ("unknown role", &stranger)] {
         let list = gw.list_tools_with(token)?.result()?;
