@@ -88,6 +88,8 @@ pub struct CallbackQuery {
     pub state: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// RFC 9207: the issuer of the IdP that answered.
+    pub iss: Option<String>,
 }
 
 /// Stores a transaction and redirects the browser to the IdP's login.
@@ -127,6 +129,22 @@ pub async fn finish(app: &App, query: CallbackQuery, path: &str) -> Result<(Iden
     if tx.purpose.callback_path() != path {
         return Err(bad("This login was started elsewhere."));
     }
+    // Before anything else in the answer (errors included) is believed: RFC 9207.
+    let (expected, required) = match &app.idp {
+        Idp::Oidc(o) => {
+            let d = o.provider(&app.http).await?.discovery;
+            (d.issuer, d.authorization_response_iss_parameter_supported)
+        }
+        Idp::Dev(_) => (app.settings.issuer.clone(), false),
+    };
+    if let Err(why) = check_response_issuer(&expected, required, query.iss.as_deref()) {
+        tracing::warn!(iss = ?query.iss, %expected, "login answer refused: {why}");
+        crate::metrics::global().error("issuer_mismatch");
+        return Err(bad(&format!(
+            "This sign-in answer is refused: {why}. It may come from another identity provider \
+             than the one this login was sent to (a mix-up attack). No code was issued; start again."
+        )));
+    }
     if let Some(error) = query.error {
         let detail = query.error_description.unwrap_or_default();
         return Err(bad(&format!(
@@ -146,4 +164,40 @@ pub async fn finish(app: &App, query: CallbackQuery, path: &str) -> Result<(Iden
     crate::metrics::global().login(app.idp.label(), tx.purpose.label());
     tracing::info!(sub = %identity.sub, roles = ?identity.roles, purpose = tx.purpose.label(), "login");
     Ok((identity, tx.purpose))
+}
+
+/// RFC 9207 mix-up protection: the `iss` of an authorization response must be the issuer
+/// the login was sent to; it must be there when the IdP's metadata says it always sends it
+/// (`authorization_response_iss_parameter_supported`). Simple string comparison (§2.4).
+pub fn check_response_issuer(
+    expected: &str,
+    required: bool,
+    iss: Option<&str>,
+) -> std::result::Result<(), &'static str> {
+    match iss {
+        Some(iss) if iss == expected => Ok(()),
+        Some(_) => Err("its issuer (iss) is not the identity provider's"),
+        None if required => {
+            Err("it carries no issuer (iss), which this identity provider always sends")
+        }
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_response_issuer as check;
+
+    #[test]
+    fn response_issuer_rules() {
+        let idp = "https://idp.example";
+        assert_eq!(check(idp, true, Some(idp)), Ok(()));
+        assert_eq!(check(idp, false, Some(idp)), Ok(()));
+        assert_eq!(check(idp, false, None), Ok(()));
+        assert!(check(idp, true, None).is_err());
+        assert!(check(idp, true, Some("https://evil.example")).is_err());
+        assert!(check(idp, false, Some("https://evil.example")).is_err());
+        // No normalisation: a trailing slash is another issuer.
+        assert!(check(idp, true, Some("https://idp.example/")).is_err());
+    }
 }

@@ -25,6 +25,9 @@ pub struct Discovery {
     pub jwks_uri: String,
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// RFC 9207: the IdP puts `iss` on every authorization response (oidc-provider does).
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 #[derive(Clone)]
