@@ -247,6 +247,11 @@ async fn refresh_tokens_rotate() {
 }
 
 #[tokio::test]
+async fn reusing_a_rotated_refresh_token_revokes_its_family() {
+    reuse_revokes_the_family(&[router()]).await;
+}
+
+#[tokio::test]
 async fn consent_is_csrf_protected_single_use_and_remembered() {
     let r = router();
     let mut b = Browser::default();

@@ -160,6 +160,45 @@ async fn two_replicas_sharing_redis_complete_one_flow_with_alternating_steps() {
 }
 
 #[tokio::test]
+async fn refresh_token_reuse_revokes_the_family_across_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path(), None);
+    let replicas = [
+        router_with(settings(), redis_db(&redis)),
+        router_with(settings(), redis_db(&redis)),
+    ];
+    reuse_revokes_the_family(&replicas).await;
+
+    // The reuse bookkeeping is encrypted like everything else and expires.
+    let mut seen = (0, 0);
+    let redis::Value::Array(keys) = raw(redis.port, &["KEYS", "meshmux:authsvc:rt-*"]).await else {
+        panic!()
+    };
+    for k in keys {
+        let redis::Value::BulkString(k) = k else {
+            panic!()
+        };
+        let k = String::from_utf8(k).unwrap();
+        if k.contains(":rt-used:") {
+            seen.0 += 1;
+        } else if k.contains(":rt-family-revoked:") {
+            seen.1 += 1;
+        }
+        let redis::Value::BulkString(v) = raw(redis.port, &["GET", &k]).await else {
+            panic!()
+        };
+        assert!(v.starts_with(b"gAAAAA"), "{k} is not Fernet-encrypted");
+        let ttl = raw(redis.port, &["PTTL", &k]).await;
+        assert!(
+            matches!(ttl, redis::Value::Int(t) if t > 0),
+            "{k} has no TTL: {ttl:?}"
+        );
+    }
+    // A, B and C (refused after the revocation) of bob's family, alice's first token.
+    assert_eq!(seen, (4, 1), "rt-used / rt-family-revoked keys");
+}
+
+#[tokio::test]
 async fn separate_memory_stores_cannot_share_a_flow() {
     let replicas = [
         router_with(settings(), Db::memory()),

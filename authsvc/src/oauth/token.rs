@@ -1,5 +1,6 @@
 //! `/auth/token`: authorization_code (PKCE S256 required, single-use code, exact
-//! redirect_uri) and refresh_token (rotated: the old one stops working on use).
+//! redirect_uri) and refresh_token (rotated: the old one stops working on use; presenting a
+//! rotated one again revokes its whole family, OAuth 2.1 §4.3.1).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -34,6 +35,10 @@ pub struct RefreshGrant {
     pub client_id: String,
     pub identity: Identity,
     pub scope: String,
+    /// Every refresh token rotated from one authorization code shares this id.
+    /// (Empty in grants stored before families existed: a new one is started on use.)
+    #[serde(default)]
+    pub family: String,
 }
 
 pub async fn token(
@@ -132,6 +137,7 @@ async fn authorization_code(app: &App, client_id: &str, r: TokenRequest) -> Resu
             client_id: client_id.to_owned(),
             identity: grant.identity,
             scope: grant.request.scope,
+            family: random_id(24),
         },
     )
     .await
@@ -141,20 +147,71 @@ async fn refresh(app: &App, client_id: &str, r: TokenRequest) -> Result<Response
     let token = r
         .refresh_token
         .ok_or_else(|| Error::invalid_request("refresh_token is required"))?;
-    let grant: RefreshGrant = app
-        .db
-        .take(ns::REFRESH, &digest(&token))
-        .await?
-        .ok_or_else(|| {
-            Error::invalid_grant("the refresh token is invalid, expired or already used")
-        })?;
+    let key = digest(&token);
+    // Taken, not read: of two concurrent uses, one rotates; the other is a reuse.
+    let Some(mut grant) = app.db.take::<RefreshGrant>(ns::REFRESH, &key).await? else {
+        if let Some(family) = app.db.get::<String>(ns::REFRESH_USED, &key).await? {
+            revoke_family(app, &family).await?;
+            return Err(Error::invalid_grant(
+                "the refresh token was already used; every token rotated from it is revoked, sign in again",
+            ));
+        }
+        return Err(Error::invalid_grant(
+            "the refresh token is invalid, expired or already used",
+        ));
+    };
     if grant.client_id != client_id {
         return Err(Error::invalid_grant(
             "the refresh token was issued to another client",
         ));
     }
+    if grant.family.is_empty() {
+        grant.family = random_id(24);
+    }
+    app.db
+        .put(
+            ns::REFRESH_USED,
+            &key,
+            &grant.family,
+            Some(app.settings.refresh_ttl),
+        )
+        .await?;
+    if family_revoked(app, &grant.family).await? {
+        return Err(Error::invalid_grant(
+            "the refresh token was revoked (an earlier token of its family was reused), sign in again",
+        ));
+    }
     crate::metrics::global().refreshed();
     issue(app, grant).await
+}
+
+/// A rotated refresh token came back: someone else holds a copy (the client or the
+/// attacker). Every token of its family stops working (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+/// The marker lives as long as any token of the family could: each is issued with
+/// `refresh_ttl`, and none is issued after this.
+async fn revoke_family(app: &App, family: &str) -> Result<()> {
+    app.db
+        .put(
+            ns::REFRESH_FAMILY_REVOKED,
+            &digest(family),
+            &true,
+            Some(app.settings.refresh_ttl),
+        )
+        .await?;
+    crate::metrics::global().error("refresh_token_reuse");
+    tracing::warn!(
+        family = %digest(family),
+        "a rotated refresh token was presented again: its family is revoked"
+    );
+    Ok(())
+}
+
+async fn family_revoked(app: &App, family: &str) -> Result<bool> {
+    Ok(app
+        .db
+        .get::<bool>(ns::REFRESH_FAMILY_REVOKED, &digest(family))
+        .await?
+        .is_some())
 }
 
 /// A short-lived access token and a new refresh token.

@@ -37,6 +37,11 @@ pub mod ns {
     pub const CODE: &str = "code:";
     /// Refresh tokens (rotated on use).
     pub const REFRESH: &str = "rt:";
+    /// Refresh tokens already rotated, by digest → their family (kept as long as the token
+    /// could have lived): presenting one again revokes the family.
+    pub const REFRESH_USED: &str = "rt-used:";
+    /// Revoked refresh-token families (kept as long as any of their tokens could live).
+    pub const REFRESH_FAMILY_REVOKED: &str = "rt-family-revoked:";
     /// Registered clients (dynamic registration).
     pub const CLIENT: &str = "client:";
     /// Remembered consent, by user and client.

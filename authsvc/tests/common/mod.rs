@@ -303,3 +303,56 @@ pub async fn full_flow_with_client(b: &mut Browser, rs: &[Router], user: &str) -
 pub fn claims_of(token: &str) -> Value {
     authsvc::jws::verify(token, &keyring().jwks()).unwrap()
 }
+
+/// A refresh_token grant at `/auth/token`.
+pub async fn refresh(r: &Router, refresh_token: &str, client_id: &str) -> Answer {
+    Browser::default()
+        .post_form(
+            r,
+            "/auth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", client_id),
+            ],
+        )
+        .await
+}
+
+/// Rotate A → B → C, present B again: refused, and C (rotated from it) is refused too,
+/// while another family (a second login) is untouched. `rs[i % len]` serves step i.
+pub async fn reuse_revokes_the_family(rs: &[Router]) {
+    let invalid_grant = |a: &Answer| {
+        assert_eq!(
+            (a.status, a.json()["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{}",
+            a.body
+        );
+    };
+    let mut b = Browser::default();
+    let (a, client) = full_flow_with_client(&mut b, rs, "bob").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let rt_a = a.json()["refresh_token"].as_str().unwrap().to_owned();
+    let (a, other_client) = full_flow_with_client(&mut Browser::default(), rs, "alice").await;
+    let other_family = a.json()["refresh_token"].as_str().unwrap().to_owned();
+
+    let a = refresh(&rs[0], &rt_a, &client).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let rt_b = a.json()["refresh_token"].as_str().unwrap().to_owned();
+    let a = refresh(&rs[1 % rs.len()], &rt_b, &client).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let rt_c = a.json()["refresh_token"].as_str().unwrap().to_owned();
+
+    // B was rotated already: its reuse is refused and revokes the family…
+    let a = refresh(&rs[2 % rs.len()], &rt_b, &client).await;
+    invalid_grant(&a);
+    assert!(a.body.contains("already used"), "{}", a.body);
+    // …so C, the live token rotated from it, is refused too, and so is A again.
+    invalid_grant(&refresh(&rs[3 % rs.len()], &rt_c, &client).await);
+    invalid_grant(&refresh(&rs[4 % rs.len()], &rt_a, &client).await);
+
+    // Another login's family still rotates.
+    let a = refresh(&rs[0], &other_family, &other_client).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
