@@ -1,9 +1,13 @@
 //! `meshmux up`: the local stack. Without `--config` it starts the demo (Prod, Staging and Dev
 //! demo backends in this process, on free loopback ports, with a config written for them, and
 //! authsvc with the dev IdP so the sign-in, token minting and per-role access can be tried;
-//! `--no-auth` leaves auth out); then it discovers, writes the Envoy config into the work dir, starts Envoy, waits until
-//! the MCP endpoint answers, and stops everything it started on Ctrl-C or SIGTERM.
+//! `--no-auth` leaves auth out). With `--config FILE` it fronts that file's backends, and when
+//! the file has an `auth` block it starts authsvc the same way, listening at `auth.authsvc_url`
+//! (a loopback address; elsewhere authsvc is expected to run already). Then it discovers,
+//! writes the Envoy config into the work dir, starts Envoy, waits until the MCP endpoint
+//! answers, and stops everything it started on Ctrl-C or SIGTERM.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -28,11 +32,12 @@ pub struct UpArgs {
     /// Envoy binary (default: $ENVOY_BIN, `envoy` on PATH, then the project's .venv/bin/envoy).
     #[arg(long, value_name = "PATH")]
     pub envoy: Option<PathBuf>,
-    /// authsvc for the demo (default: $MESHMUX_AUTHSVC_BIN, `meshmux-authsvc` on PATH, then
-    /// the project's target/release/meshmux-authsvc).
+    /// authsvc, for the demo or a config with an `auth` block (default: $MESHMUX_AUTHSVC_BIN,
+    /// `meshmux-authsvc` on PATH, then the project's target/release/meshmux-authsvc).
     #[arg(long, value_name = "PATH")]
     pub authsvc: Option<PathBuf>,
-    /// Run the demo without authorization (no authsvc, no tokens).
+    /// Run the demo without authorization (no authsvc, no tokens). With --config: do not
+    /// start authsvc even when the file has an `auth` block (you run it yourself).
     #[arg(long)]
     pub no_auth: bool,
     /// Generated config, the demo config and envoy.log go here.
@@ -103,6 +108,45 @@ pub fn demo_config(backends: &[(&str, String)], auth: Option<&DemoAuth>) -> Valu
             "token_max_expiry_days": 30
         }
     })
+}
+
+/// What `up --config` does about authsvc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthsvcPlan {
+    /// No `auth` block, or `--no-auth`: nothing to start.
+    None,
+    /// Start authsvc on `listen`; Envoy reaches it at `url` (`auth.authsvc_url`).
+    Start { listen: SocketAddr, url: String },
+    /// `auth.authsvc_url` is not a loopback http address: authsvc runs elsewhere.
+    External(String),
+}
+
+/// Whether `up` starts authsvc for a user's config: when it has an `auth` block (and
+/// `--no-auth` was not given), on the loopback address of `auth.authsvc_url`.
+pub fn authsvc_plan(auth: Option<&policy::config::AuthConfig>, no_auth: bool) -> AuthsvcPlan {
+    let Some(auth) = auth.filter(|_| !no_auth) else {
+        return AuthsvcPlan::None;
+    };
+    let url = auth.authsvc_url.trim_end_matches('/').to_owned();
+    let Ok(parsed) = url::Url::parse(&url) else {
+        return AuthsvcPlan::External(url);
+    };
+    let ip = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+        Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+        _ => return AuthsvcPlan::External(url),
+    };
+    let local = parsed.scheme() == "http" && ip.is_loopback() && parsed.path() == "/";
+    match parsed.port_or_known_default() {
+        Some(port) if local => AuthsvcPlan::Start {
+            listen: SocketAddr::new(ip, port),
+            url,
+        },
+        _ => AuthsvcPlan::External(url),
+    }
 }
 
 /// Resolves when the process gets Ctrl-C or SIGTERM.
@@ -178,7 +222,15 @@ pub async fn run(args: UpArgs) -> Result<u8> {
         &cwd,
     )?;
     let filter = locate::filter(args.listen.filter.as_deref(), &cwd)?;
-    let authsvc_bin = if args.config.is_none() && !args.no_auth {
+    let plan = match &args.config {
+        Some(path) => authsvc_plan(discover::load_config(path)?.auth.as_ref(), args.no_auth),
+        None => AuthsvcPlan::None,
+    };
+    let needs_authsvc = match &args.config {
+        None => !args.no_auth,
+        Some(_) => matches!(plan, AuthsvcPlan::Start { .. }),
+    };
+    let authsvc_bin = if needs_authsvc {
         Some(locate::authsvc(
             args.authsvc.as_deref(),
             std::env::var_os("MESHMUX_AUTHSVC_BIN").as_deref(),
@@ -190,6 +242,15 @@ pub async fn run(args: UpArgs) -> Result<u8> {
     };
     ensure_free(&args.listen.bind, args.listen.port, "--port").await?;
     ensure_free("127.0.0.1", args.listen.admin_port, "--admin-port").await?;
+    match &plan {
+        AuthsvcPlan::Start { listen, .. } => {
+            ensure_free(&listen.ip().to_string(), listen.port(), "auth.authsvc_url").await?;
+        }
+        AuthsvcPlan::External(url) => println!(
+            "auth.authsvc_url {url} is not a loopback http address: not starting authsvc (run it there)"
+        ),
+        AuthsvcPlan::None => {}
+    }
     let work = discover::prepare_out_dir(&args.work_dir)?;
     let admin = format!("http://127.0.0.1:{}", args.listen.admin_port);
     let mut stack = Stack {
@@ -199,7 +260,7 @@ pub async fn run(args: UpArgs) -> Result<u8> {
         admin: admin.clone(),
     };
     let started = tokio::select! {
-        r = start(&args, &envoy_bin, &filter, authsvc_bin.as_deref(), &work, &mut stack) => r,
+        r = start(&args, &envoy_bin, &filter, authsvc_bin.as_deref(), &plan, &work, &mut stack) => r,
         () = shutdown_signal() => Err(anyhow!("interrupted")),
     };
     let code = match started {
@@ -249,12 +310,37 @@ pub async fn run(args: UpArgs) -> Result<u8> {
     Ok(code)
 }
 
-/// What the banner says about signing in, when the demo runs authsvc.
+/// What the banner says about signing in, when `up` runs authsvc.
 struct AuthBanner {
     base_url: String,
     authsvc_url: String,
     authsvc_bin: PathBuf,
     config: PathBuf,
+    /// The dev IdP's users and their roles (empty with a real IdP).
+    dev_users: Vec<(String, Vec<String>)>,
+    minting_roles: Vec<String>,
+}
+
+impl AuthBanner {
+    fn new(
+        auth: &policy::config::AuthConfig,
+        authsvc_url: &str,
+        bin: &Path,
+        config: &Path,
+    ) -> AuthBanner {
+        AuthBanner {
+            base_url: auth.base_url.trim_end_matches('/').to_owned(),
+            authsvc_url: authsvc_url.to_owned(),
+            authsvc_bin: bin.to_path_buf(),
+            config: config.to_path_buf(),
+            dev_users: auth
+                .dev
+                .as_ref()
+                .map(|d| d.users.clone().into_iter().collect())
+                .unwrap_or_default(),
+            minting_roles: auth.token_minting_roles.clone(),
+        }
+    }
 }
 
 async fn start(
@@ -262,6 +348,7 @@ async fn start(
     envoy_bin: &Path,
     filter: &Path,
     authsvc_bin: Option<&Path>,
+    plan: &AuthsvcPlan,
     work: &Path,
     stack: &mut Stack,
 ) -> Result<(String, Option<AuthBanner>)> {
@@ -271,7 +358,18 @@ async fn start(
     };
     let mut banner = None;
     let config_path = match &args.config {
-        Some(path) => path.clone(),
+        Some(path) => {
+            if let (Some(bin), AuthsvcPlan::Start { listen, url }) = (authsvc_bin, plan) {
+                let config = discover::load_config(path)?;
+                let auth = config
+                    .auth
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("{} lost its auth block", path.display()))?;
+                start_authsvc(bin, path, *listen, url, work, stack).await?;
+                banner = Some(AuthBanner::new(auth, url, bin, path));
+            }
+            path.clone()
+        }
         None => {
             let auth = match authsvc_bin {
                 Some(_) => Some(DemoAuth {
@@ -283,13 +381,18 @@ async fn start(
             };
             let path = start_demo(work, stack, auth.as_ref()).await?;
             if let (Some(bin), Some(auth)) = (authsvc_bin, auth) {
-                start_authsvc(bin, &path, &auth.authsvc_url, work, stack).await?;
-                banner = Some(AuthBanner {
-                    base_url: auth.base_url,
-                    authsvc_url: auth.authsvc_url,
-                    authsvc_bin: bin.to_path_buf(),
-                    config: path.clone(),
-                });
+                let listen: SocketAddr = auth
+                    .authsvc_url
+                    .trim_start_matches("http://")
+                    .parse()
+                    .with_context(|| format!("authsvc address {}", auth.authsvc_url))?;
+                start_authsvc(bin, &path, listen, &auth.authsvc_url, work, stack).await?;
+                let config = discover::load_config(&path)?;
+                let written = config
+                    .auth
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("the demo config has no auth block"))?;
+                banner = Some(AuthBanner::new(written, &auth.authsvc_url, bin, &path));
             }
             path
         }
@@ -332,11 +435,12 @@ async fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Starts `meshmux-authsvc serve` on `authsvc_url` (log in the work dir) and waits for its
-/// `/readyz`.
+/// Starts `meshmux-authsvc serve` on `listen` (log in the work dir) and waits for
+/// `authsvc_url`'s `/readyz`.
 async fn start_authsvc(
     bin: &Path,
     config: &Path,
+    listen: SocketAddr,
     authsvc_url: &str,
     work: &Path,
     stack: &mut Stack,
@@ -344,12 +448,12 @@ async fn start_authsvc(
     let log_path = work.join("authsvc.log");
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
-    let listen = authsvc_url.trim_start_matches("http://");
     let child = Command::new(bin)
         .arg("serve")
         .arg("--config")
         .arg(config)
-        .args(["--listen", listen])
+        .arg("--listen")
+        .arg(listen.to_string())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -372,7 +476,7 @@ async fn start_authsvc(
         if let Ok(r) = client.get(format!("{authsvc_url}/readyz")).send().await
             && r.status().is_success()
         {
-            println!("authsvc               {authsvc_url} (dev sign-in)");
+            println!("authsvc               {authsvc_url}");
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -504,24 +608,41 @@ fn ready_banner(mcp_url: &str, admin: &str, work: &Path, auth: Option<&AuthBanne
             "\nTry it:\n  curl -s {mcp_url} {headers} \\\n    -d '{call}'\n"
         )),
         Some(a) => {
-            let users: Vec<String> = DEMO_USERS
+            let users: Vec<String> = a
+                .dev_users
                 .iter()
                 .map(|(u, roles)| format!("{u} ({})", roles.join(", ")))
                 .collect();
+            let sign_in = if users.is_empty() {
+                "at your identity provider".to_owned()
+            } else {
+                format!(
+                    "with the dev sign-in (no password; users: {})",
+                    users.join(", ")
+                )
+            };
+            let minters = if a.minting_roles.is_empty() {
+                "Nobody may mint tokens: auth.token_minting_roles is empty.".to_owned()
+            } else {
+                format!(
+                    "Sign in as a user holding {}: only they may mint tokens.",
+                    a.minting_roles.join(" or ")
+                )
+            };
+            let role = a.minting_roles.first().map_or("ROLE", String::as_str);
             out.push_str(&format!(
                 "\nEvery call to {mcp_url} needs a token. To get one:\n\
-                 \n  1. Open {base}/ui/login and sign in with the dev sign-in (no password; users: {users}).\
-                 \n     Sign in as alice: admin may mint tokens.\
+                 \n  1. Open {base}/ui/login and sign in {sign_in}.\
+                 \n     {minters}\
                  \n  2. Under \"Mint a bot token\" enter a name, tick roles, press \"Mint token\", and copy\
                  \n     the token (it is shown once).\
-                 \n     Or from a shell: {bin} mint --config {config} --name me --roles admin --days 1\n\
+                 \n     Or from a shell: {bin} mint --config {config} --name me --roles {role} --days 1\n\
                  \nCall a tool with it:\
                  \n  TOKEN=<the token>\
                  \n  curl -s {mcp_url} -H \"authorization: Bearer $TOKEN\" {headers} \\\
                  \n    -d '{call}'\n\
                  \nMCP clients that support OAuth (Claude, the MCP Inspector) sign in through the same page.\n",
                 base = a.base_url,
-                users = users.join(", "),
                 bin = a.authsvc_bin.display(),
                 config = a.config.display(),
             ));
@@ -590,6 +711,11 @@ mod tests {
             authsvc_url: "http://127.0.0.1:10001".into(),
             authsvc_bin: "/bin/meshmux-authsvc".into(),
             config: "/w/demo-config.json".into(),
+            dev_users: DEMO_USERS
+                .iter()
+                .map(|(u, r)| ((*u).to_owned(), r.iter().map(|r| (*r).to_owned()).collect()))
+                .collect(),
+            minting_roles: vec!["admin".into()],
         };
         let mcp = "http://127.0.0.1:10000/mcp";
         let text = ready_banner(mcp, "http://127.0.0.1:9901", Path::new("/w"), Some(&auth));
@@ -606,8 +732,77 @@ mod tests {
             text.contains("-H \"authorization: Bearer $TOKEN\""),
             "{text}"
         );
+        assert!(text.contains("holding admin"), "{text}");
+        assert!(text.contains("--roles admin --days 1"), "{text}");
+        // A real IdP: no dev users to list.
+        let real = AuthBanner {
+            dev_users: Vec::new(),
+            minting_roles: vec!["ops".into()],
+            ..auth
+        };
+        let text = ready_banner(mcp, "http://127.0.0.1:9901", Path::new("/w"), Some(&real));
+        assert!(text.contains("sign in at your identity provider"), "{text}");
+        assert!(text.contains("--roles ops --days 1"), "{text}");
         let plain = ready_banner(mcp, "http://127.0.0.1:9901", Path::new("/w"), None);
         assert!(!plain.contains("TOKEN"), "{plain}");
         assert!(plain.contains("Try it:"), "{plain}");
+    }
+
+    fn auth_with(authsvc_url: Option<&str>) -> policy::config::AuthConfig {
+        let url = authsvc_url
+            .map(|u| format!(r#","authsvc_url": "{u}""#))
+            .unwrap_or_default();
+        let text = format!(
+            r#"{{"environments": {{"Prod": {{"description": "p", "url": "http://127.0.0.1:1/mcp"}}}},
+               "auth": {{"dev": {{"users": {{"ann": ["ops"]}}}}, "base_url": "http://127.0.0.1:10000",
+                        "signing_key_file": "k.pem", "roles": {{"ops": {{"allowed_envs": {{"*": ["*"]}}}}}}{url}}}}}"#
+        );
+        policy::config::Config::parse(&text, policy::config::Format::Json, "t", &|_| None)
+            .unwrap()
+            .auth
+            .unwrap()
+    }
+
+    #[test]
+    fn authsvc_is_started_for_a_config_with_auth_on_its_loopback_address() {
+        assert_eq!(authsvc_plan(None, false), AuthsvcPlan::None);
+        let default = auth_with(None);
+        assert_eq!(
+            authsvc_plan(Some(&default), false),
+            AuthsvcPlan::Start {
+                listen: "127.0.0.1:8090".parse().unwrap(),
+                url: "http://127.0.0.1:8090".into()
+            }
+        );
+        assert_eq!(authsvc_plan(Some(&default), true), AuthsvcPlan::None);
+        let start = |u: &str, listen: &str, url: &str| {
+            assert_eq!(
+                authsvc_plan(Some(&auth_with(Some(u))), false),
+                AuthsvcPlan::Start {
+                    listen: listen.parse().unwrap(),
+                    url: url.into()
+                },
+                "{u}"
+            );
+        };
+        start(
+            "http://localhost:9000/",
+            "127.0.0.1:9000",
+            "http://localhost:9000",
+        );
+        start("http://[::1]:9000", "[::1]:9000", "http://[::1]:9000");
+        start("http://127.0.0.2", "127.0.0.2:80", "http://127.0.0.2");
+        for elsewhere in [
+            "http://authsvc.internal:8090",
+            "http://10.0.0.5:8090",
+            "https://127.0.0.1:8090",
+            "http://127.0.0.1:8090/prefix",
+        ] {
+            assert_eq!(
+                authsvc_plan(Some(&auth_with(Some(elsewhere))), false),
+                AuthsvcPlan::External(elsewhere.into()),
+                "{elsewhere}"
+            );
+        }
     }
 }
