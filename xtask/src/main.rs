@@ -46,10 +46,15 @@ fn run() -> Result<()> {
     }
 }
 
-/// Builds the filter, `meshmux` and authsvc, then runs `meshmux up` with the project's Envoy
-/// (the demo includes authsvc with the dev sign-in).
-fn up(args: &[String]) -> Result<()> {
-    let envoy = tools::envoy()?;
+/// The product's three artifacts, built for release.
+struct Built {
+    filter: std::path::PathBuf,
+    meshmux: std::path::PathBuf,
+    authsvc: std::path::PathBuf,
+}
+
+/// Builds the wasm filter, `meshmux` and `meshmux-authsvc`.
+fn build_product() -> Result<Built> {
     let filter = wasm::build()?;
     tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux"])?;
     tools::cargo(&[
@@ -60,7 +65,23 @@ fn up(args: &[String]) -> Result<()> {
         "--bin",
         "meshmux-authsvc",
     ])?;
-    let meshmux = tools::root().join("target/release/meshmux");
+    let release = tools::root().join("target/release");
+    Ok(Built {
+        filter,
+        meshmux: release.join("meshmux"),
+        authsvc: release.join("meshmux-authsvc"),
+    })
+}
+
+/// Builds the filter, `meshmux` and authsvc, then runs `meshmux up` with the project's Envoy
+/// (the demo includes authsvc with the dev sign-in).
+fn up(args: &[String]) -> Result<()> {
+    let envoy = tools::envoy()?;
+    let Built {
+        filter,
+        meshmux,
+        authsvc,
+    } = build_product()?;
     let mut cmd = std::process::Command::new(&meshmux);
     cmd.arg("up")
         .args(args)
@@ -69,7 +90,7 @@ fn up(args: &[String]) -> Result<()> {
         .arg("--filter")
         .arg(&filter)
         .arg("--authsvc")
-        .arg(tools::root().join("target/release/meshmux-authsvc"));
+        .arg(&authsvc);
     let status = cmd
         .status()
         .with_context(|| format!("starting {}", meshmux.display()))?;
@@ -84,16 +105,11 @@ fn test() -> Result<()> {
     tools::setup_all()?;
     // authsvc's store tests run a real Redis; the browser tests drive Debian's Chromium.
     tools::apt_install(&["redis-server", "chromium"])?;
-    let filter = wasm::build()?;
-    tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux"])?;
-    tools::cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "authsvc",
-        "--bin",
-        "meshmux-authsvc",
-    ])?;
+    let Built {
+        filter,
+        meshmux,
+        authsvc,
+    } = build_product()?;
     tools::cargo(&["fmt", "--all", "--check"])?;
     tools::cargo(&[
         "clippy",
@@ -110,20 +126,8 @@ fn test() -> Result<()> {
         ("MESHMUX_TEST_ENVOY", envoy.display().to_string()),
         ("MESHMUX_TEST_FILTER", filter.display().to_string()),
         ("MESHMUX_TEST_NODE", node.display().to_string()),
-        (
-            "MESHMUX_TEST_MESHMUX",
-            tools::root()
-                .join("target/release/meshmux")
-                .display()
-                .to_string(),
-        ),
-        (
-            "MESHMUX_TEST_AUTHSVC",
-            tools::root()
-                .join("target/release/meshmux-authsvc")
-                .display()
-                .to_string(),
-        ),
+        ("MESHMUX_TEST_MESHMUX", meshmux.display().to_string()),
+        ("MESHMUX_TEST_AUTHSVC", authsvc.display().to_string()),
         (
             "MESHMUX_TEST_CHROMIUM",
             tools::chromium()?.display().to_string(),
