@@ -82,6 +82,21 @@ pub fn check(
     Ok(())
 }
 
+/// The claims of the bot token `req` asks for (`sub` = `bot:<name>`).
+fn bot_claims(settings: &Settings, req: &MintRequest) -> Claims {
+    let who = Identity {
+        sub: format!("bot:{}", req.name.trim()),
+        name: req.name.trim().to_owned(),
+        roles: req.roles.clone(),
+    };
+    Claims::new(
+        settings,
+        &who,
+        Kind::Bot,
+        Duration::from_secs(u64::from(req.days) * 86400),
+    )
+}
+
 /// Signs a bot token and records it. Returns the token (shown once) and its record.
 pub async fn mint(
     settings: &Settings,
@@ -90,17 +105,7 @@ pub async fn mint(
     req: &MintRequest,
     by: (&str, &str),
 ) -> Result<(String, MintedRecord)> {
-    let who = Identity {
-        sub: format!("bot:{}", req.name.trim()),
-        name: req.name.trim().to_owned(),
-        roles: req.roles.clone(),
-    };
-    let claims = Claims::new(
-        settings,
-        &who,
-        Kind::Bot,
-        Duration::from_secs(u64::from(req.days) * 86400),
-    );
+    let claims = bot_claims(settings, req);
     let token = claims.sign(keys).map_err(Error::internal)?;
     let record = record_of(&claims, by);
     save(db, &record).await?;
@@ -209,17 +214,7 @@ pub async fn cli_mint(
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         return Ok(token);
     }
-    let who = Identity {
-        sub: format!("bot:{}", req.name.trim()),
-        name: req.name.trim().to_owned(),
-        roles: req.roles.clone(),
-    };
-    let claims = Claims::new(
-        settings,
-        &who,
-        Kind::Bot,
-        Duration::from_secs(u64::from(req.days) * 86400),
-    );
+    let claims = bot_claims(settings, &req);
     let token = claims.sign(&keys)?;
     let url = format!("{}/internal/minted", authsvc_url.trim_end_matches('/'));
     let response = reqwest::Client::new()

@@ -38,12 +38,7 @@ pub fn envoy(
     if let Some(p) = env_bin.filter(|p| !p.is_empty()) {
         return existing(Path::new(p), "ENVOY_BIN");
     }
-    if let Some(found) = path_var
-        .into_iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("envoy"))
-        .find(|p| p.is_file())
-    {
+    if let Some(found) = on_path(path_var, "envoy") {
         return Ok(found);
     }
     let project = project_root(cwd);
@@ -68,6 +63,15 @@ pub fn envoy(
     )
 }
 
+/// The first `name` that is a file in one of `path_var`'s directories.
+fn on_path(path_var: Option<&OsStr>, name: &str) -> Option<PathBuf> {
+    path_var
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
 /// authsvc as `cargo build --release -p authsvc` writes it, relative to the project root.
 pub const PROJECT_AUTHSVC: &str = "target/release/meshmux-authsvc";
 
@@ -85,12 +89,7 @@ pub fn authsvc(
     if let Some(p) = env_bin.filter(|p| !p.is_empty()) {
         return existing(Path::new(p), "MESHMUX_AUTHSVC_BIN").and_then(absolute);
     }
-    if let Some(found) = path_var
-        .into_iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("meshmux-authsvc"))
-        .find(|p| p.is_file())
-    {
+    if let Some(found) = on_path(path_var, "meshmux-authsvc") {
         return absolute(found);
     }
     let project = project_root(cwd);
