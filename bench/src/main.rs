@@ -1,36 +1,44 @@
-//! `meshmux-bench`: one run, one fast backend, two gateways in front of it (plain Envoy and
-//! Envoy + meshmux), tools/call and tools/list at 16 and 64 connections; writes RESULTS.md.
+//! `meshmux-bench`: one run, one fast backend, and in front of it nothing, plain Envoy,
+//! Envoy + meshmux and mcp-env-mux (seed 000, from PyPI); tools/call and tools/list at 16 and
+//! 64 connections; then tools/list sizes in tokens for 2, 3 and 5 envs. Writes RESULTS.md.
 //! Run it through `cargo xtask bench`, which builds and installs what it needs.
 
 mod backend;
 mod envoy;
+mod net;
+mod peer;
+mod report;
+mod server;
+mod tokens;
 mod wrk;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
-use crate::envoy::{Envoy, free_port, http};
+use crate::net::{free_port, http, json_payload};
+use crate::server::Server;
 use crate::wrk::Load;
 
-struct Args {
+pub struct Args {
     envoy: PathBuf,
     filter: PathBuf,
     meshmux: PathBuf,
+    /// `<venv>/bin/mcp-env-mux`.
+    peer: PathBuf,
     out: PathBuf,
     work: PathBuf,
     seconds: u32,
 }
 
+const USAGE: &str = "use --envoy --filter --meshmux --peer [--out] [--work] [--seconds]";
+
 fn parse_args() -> Result<Args> {
     let mut args = std::env::args().skip(1);
-    let (mut envoy, mut filter, mut meshmux, mut out, mut work, mut seconds) = (
-        None,
-        None,
-        None,
+    let (mut envoy, mut filter, mut meshmux, mut peer) = (None, None, None, None);
+    let (mut out, mut work, mut seconds) = (
         PathBuf::from("bench/RESULTS.md"),
         PathBuf::from("target/bench"),
         10,
@@ -41,31 +49,40 @@ fn parse_args() -> Result<Args> {
             "--envoy" => envoy = Some(PathBuf::from(value()?)),
             "--filter" => filter = Some(PathBuf::from(value()?)),
             "--meshmux" => meshmux = Some(PathBuf::from(value()?)),
+            "--peer" => peer = Some(PathBuf::from(value()?)),
             "--out" => out = PathBuf::from(value()?),
             "--work" => work = PathBuf::from(value()?),
             "--seconds" => seconds = value()?.parse().context("--seconds")?,
-            other => bail!(
-                "unknown flag {other}; use --envoy --filter --meshmux [--out] [--work] [--seconds]"
-            ),
+            other => bail!("unknown flag {other}; {USAGE}"),
         }
     }
     Ok(Args {
-        envoy: envoy.context("--envoy is required")?,
-        filter: filter.context("--filter is required")?,
-        meshmux: meshmux.context("--meshmux is required")?,
+        envoy: envoy.with_context(|| format!("--envoy is required; {USAGE}"))?,
+        filter: filter.with_context(|| format!("--filter is required; {USAGE}"))?,
+        meshmux: meshmux.with_context(|| format!("--meshmux is required; {USAGE}"))?,
+        peer: peer.with_context(|| format!("--peer is required; {USAGE}"))?,
         out,
         work,
         seconds,
     })
 }
 
-struct Row {
-    gateway: &'static str,
-    method: &'static str,
-    connections: u32,
-    load: Load,
-    cpu_us_per_request: f64,
+/// What stands between the client and the backend.
+pub const DIRECT: &str = "none (direct)";
+pub const PLAIN: &str = "plain Envoy";
+pub const MESHMUX: &str = "Envoy + meshmux";
+pub const PEER: &str = "mcp-env-mux";
+
+pub struct Row {
+    pub target: &'static str,
+    pub method: &'static str,
+    pub connections: u32,
+    pub load: Load,
+    /// CPU of the proxy process; none when there is no proxy.
+    pub cpu_us_per_request: Option<f64>,
 }
+
+pub const CONNECTIONS: [u32; 2] = [16, 64];
 
 fn main() -> Result<()> {
     // `meshmux-bench backend PORT`: only the fast backend, for profiling by hand.
@@ -84,6 +101,7 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     std::fs::create_dir_all(&args.work)
         .with_context(|| format!("creating {}", args.work.display()))?;
+    let started = report::Machine::now(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -91,6 +109,7 @@ fn main() -> Result<()> {
     let backend_port = free_port()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", backend_port)))?;
     runtime.spawn(async move { axum::serve(listener, backend::router()).await });
+    let backend_url = format!("http://127.0.0.1:{backend_port}/mcp");
 
     let call_body = |env: Option<&str>| {
         let mut arguments = json!({"query": "x".repeat(1024)});
@@ -102,41 +121,53 @@ fn main() -> Result<()> {
         .to_string()
     };
     let list_body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
+    let plain_bodies = [
+        ("tools/call", call_body(None)),
+        ("tools/list", list_body.clone()),
+    ];
+    let env_bodies = [
+        ("tools/call", call_body(Some("Bench"))),
+        ("tools/list", list_body),
+    ];
 
     let mut rows = Vec::new();
     let mut rss = Vec::new();
 
-    // (a) plain Envoy.
+    // (a) nothing: the client talks to the backend.
+    measure(&args, None, DIRECT, backend_port, &plain_bodies, &mut rows)?;
+
+    // (b) plain Envoy.
     let (port, admin) = (free_port()?, free_port()?);
     let plain_cfg = args.work.join("plain.json");
     std::fs::write(
         &plain_cfg,
         envoy::plain_bootstrap(port, admin, backend_port),
     )?;
-    let plain = Envoy::start(
+    let mut plain = envoy::start(
         &args.envoy,
         &plain_cfg,
         &args.work.join("plain-envoy.log"),
         admin,
     )?;
-    let bodies = [
-        ("tools/call", call_body(None)),
-        ("tools/list", list_body.clone()),
-    ];
-    measure(&args, &plain, "plain Envoy", port, &bodies, &mut rows)?;
-    rss.push(("plain Envoy", plain.peak_rss_mib()?));
+    measure(
+        &args,
+        Some(&mut plain),
+        PLAIN,
+        port,
+        &plain_bodies,
+        &mut rows,
+    )?;
+    rss.push((PLAIN, plain.peak_rss_mib()?));
     drop(plain);
 
-    // (b) Envoy + meshmux, configured by `meshmux discover` exactly as a user would.
+    // One env, "Bench", as both multiplexers are configured: seed 000's format.
+    let env = [("Bench", "Benchmark backend", backend_url)];
+
+    // (c) Envoy + meshmux, configured by `meshmux discover` exactly as a user would.
     let (port, admin) = (free_port()?, free_port()?);
     let config = args.work.join("meshmux-config.json");
     let out_dir = args.work.join("meshmux-out");
-    std::fs::write(
-        &config,
-        json!({"environments": {"Bench": {"description": "Benchmark backend",
-              "url": format!("http://127.0.0.1:{backend_port}/mcp")}}})
-        .to_string(),
-    )?;
+    std::fs::write(&config, peer::config(&env))?;
     let status = Command::new(&args.meshmux)
         .arg("discover")
         .arg("--config")
@@ -156,67 +187,107 @@ fn main() -> Result<()> {
     if !status.success() {
         bail!("meshmux discover failed with {status}");
     }
-    let meshmux = Envoy::start(
+    let mut meshmux = envoy::start(
         &args.envoy,
         &out_dir.join("envoy.yaml"),
         &args.work.join("meshmux-envoy.log"),
         admin,
     )?;
-    let bodies = [
-        ("tools/call", call_body(Some("Bench"))),
-        ("tools/list", list_body),
-    ];
-    measure(&args, &meshmux, "Envoy + meshmux", port, &bodies, &mut rows)?;
-    rss.push(("Envoy + meshmux", meshmux.peak_rss_mib()?));
+    measure(
+        &args,
+        Some(&mut meshmux),
+        MESHMUX,
+        port,
+        &env_bodies,
+        &mut rows,
+    )?;
+    rss.push((MESHMUX, meshmux.peak_rss_mib()?));
     drop(meshmux);
 
-    let report = render(&rows, &rss, args.seconds);
+    // (d) mcp-env-mux 0.3.7 from PyPI.
+    let port = free_port()?;
+    let config = args.work.join("mcp-env-mux-config.json");
+    std::fs::write(&config, peer::config(&env))?;
+    let mut mux = peer::start(
+        &args.peer,
+        &config,
+        &args.work.join("mcp-env-mux.log"),
+        port,
+    )?;
+    measure(&args, Some(&mut mux), PEER, port, &env_bodies, &mut rows)?;
+    rss.push((PEER, mux.peak_rss_mib()?));
+    drop(mux);
+
+    eprintln!("tools/list sizes for 2, 3 and 5 envs …");
+    let sizes = tokens::table(&args)?;
+
+    let finished = report::Machine::now(&args)?;
+    let text = report::render(&args, &started, &finished, &rows, &rss, &sizes);
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&args.out, &report)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    print!("{report}");
+    std::fs::write(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
+    print!("{text}");
     Ok(())
 }
 
-/// Checks each body gets a real answer, warms up, then measures at 16 and 64 connections.
+/// Fails unless `body` gets a correct answer: 200, a JSON-RPC result, not a tool error.
+fn check(target: &str, method: &str, port: u16, body: &str) -> Result<()> {
+    let (status, answer) = http(port, "POST", "/mcp", body)?;
+    let payload = json_payload(&answer);
+    let ok = status == 200
+        && payload.as_ref().is_ok_and(|p| {
+            p.get("result").is_some()
+                && p.pointer("/result/isError").and_then(|e| e.as_bool()) != Some(true)
+        });
+    if !ok {
+        bail!("{target} answered {method} with {status}: {answer:.500}");
+    }
+    Ok(())
+}
+
+/// Checks each body gets a real answer, warms up, measures at every connection count, and
+/// checks the answer again afterwards (wrk itself only sees status codes).
 fn measure(
     args: &Args,
-    envoy: &Envoy,
-    gateway: &'static str,
+    mut proxy: Option<&mut Server>,
+    target: &'static str,
     port: u16,
     bodies: &[(&'static str, String)],
     rows: &mut Vec<Row>,
 ) -> Result<()> {
     let url = format!("http://127.0.0.1:{port}/mcp");
     for (method, body) in bodies {
-        let (status, answer) = http(port, "POST", "/mcp", body)?;
-        if status != 200 || !answer.contains("\"result\"") || answer.contains("isError\":true") {
-            bail!("{gateway} answered {method} with {status}: {answer}");
-        }
+        check(target, method, port, body)?;
         wrk::run(&args.work, &url, body, 16, 2)?; // warm-up
-        for connections in [16, 64] {
-            let before = envoy.cpu_seconds()?;
+        for connections in CONNECTIONS {
+            let before = proxy.as_deref().map(Server::cpu_seconds).transpose()?;
             let load = wrk::run(&args.work, &url, body, connections, args.seconds)?;
-            let cpu = envoy.cpu_seconds()? - before;
+            let after = proxy.as_deref().map(Server::cpu_seconds).transpose()?;
+            if let Some(p) = proxy.as_deref_mut() {
+                p.alive()?;
+            }
             if load.non_2xx > 0 || load.requests == 0 {
                 bail!(
-                    "{gateway} {method}: {} non-2xx answers of {}",
+                    "{target} {method} at {connections} connections: {} non-2xx answers of {}",
                     load.non_2xx,
                     load.requests
                 );
             }
-            let cpu_us_per_request = cpu * 1e6 / load.requests as f64;
+            check(target, method, port, body)?;
+            let cpu_us_per_request = before
+                .zip(after)
+                .map(|(b, a)| (a - b) * 1e6 / load.requests as f64);
             eprintln!(
-                "{gateway:16} {method:10} c={connections:<3} {:>9.0} rps  p50 {:.3} ms  p99 {:.3} ms  {:.1} µs CPU/req",
+                "{target:16} {method:10} c={connections:<3} {:>9.0} rps  p50 {:.3} ms  p99 {:.3} ms  {} µs CPU/req  {} socket errors",
                 load.rps(),
                 load.p50_ms,
                 load.p99_ms,
-                cpu_us_per_request
+                cpu_us_per_request.map_or("-".into(), |c| format!("{c:.1}")),
+                load.socket_errors
             );
             rows.push(Row {
-                gateway,
+                target,
                 method,
                 connections,
                 load,
@@ -225,62 +296,4 @@ fn measure(
         }
     }
     Ok(())
-}
-
-fn render(rows: &[Row], rss: &[(&str, f64)], seconds: u32) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "# Benchmark results\n");
-    let _ = writeln!(
-        s,
-        "Written by `cargo xtask bench`. One run on one machine: the same fast in-memory MCP backend\n\
-         (JSON answers, stateless) behind plain Envoy and behind Envoy + meshmux (`meshmux discover`'s\n\
-         generated config, one env). Envoy runs with `--concurrency 1`; load from wrk (1 thread,\n\
-         {seconds} s per cell, after a 2 s warm-up) on the same 2-core machine, so compare ratios, not\n\
-         absolute numbers. tools/call carries 1 KB of arguments; meshmux answers tools/list itself.\n"
-    );
-    let _ = writeln!(
-        s,
-        "| gateway | method | connections | requests/s | p50 ms | p99 ms | Envoy CPU µs/request | socket errors |"
-    );
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.1} | {} |",
-            r.gateway,
-            r.method,
-            r.connections,
-            r.load.rps(),
-            r.load.p50_ms,
-            r.load.p99_ms,
-            r.cpu_us_per_request,
-            r.load.socket_errors
-        );
-    }
-    let _ = writeln!(s, "\n## meshmux relative to plain Envoy\n");
-    let _ = writeln!(
-        s,
-        "| method | connections | RPS ratio | p50 delta ms | CPU/request ratio |"
-    );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
-    for m in rows.iter().filter(|r| r.gateway == "Envoy + meshmux") {
-        if let Some(p) = rows.iter().find(|r| {
-            r.gateway == "plain Envoy" && r.method == m.method && r.connections == m.connections
-        }) {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {:.2}× | {:+.3} | {:.2}× |",
-                m.method,
-                m.connections,
-                m.load.rps() / p.load.rps().max(1e-9),
-                m.load.p50_ms - p.load.p50_ms,
-                m.cpu_us_per_request / p.cpu_us_per_request.max(1e-9)
-            );
-        }
-    }
-    let _ = writeln!(s, "\n## Peak RSS\n");
-    for (gateway, mib) in rss {
-        let _ = writeln!(s, "- {gateway}: {mib:.1} MiB");
-    }
-    s
 }

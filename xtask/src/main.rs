@@ -1,6 +1,7 @@
 //! `cargo xtask …`: everything a developer or CI runs, in Rust rather than shell. It builds and
 //! installs; it owns no product behaviour.
 
+mod peers;
 mod tools;
 mod wasm;
 
@@ -15,7 +16,7 @@ cargo xtask <command>
   test                   install what the tests need, build, and run every test
   build-wasm             build the Envoy filter (target/wasm/.../meshmux_filter.wasm)
   setup                  install Envoy, Node 22 and the npm test peers into the project
-  bench                  run the benchmark and write bench/RESULTS.md
+  bench [--seconds N]    run the benchmark (vs plain Envoy and mcp-env-mux) into bench/RESULTS.md
 ";
 
 fn main() -> ExitCode {
@@ -145,10 +146,12 @@ fn test() -> Result<()> {
     )
 }
 
-/// The benchmark (`bench/`): plain Envoy vs Envoy + meshmux, written to bench/RESULTS.md.
+/// The benchmark (`bench/`): the same backend behind nothing, plain Envoy, Envoy + meshmux and
+/// mcp-env-mux (installed from PyPI into `.venv-peers`), written to bench/RESULTS.md.
 fn bench(args: &[String]) -> Result<()> {
     tools::apt_install(&["wrk"])?;
     let envoy = tools::envoy()?;
+    let peer = peers::mcp_env_mux()?;
     let filter = wasm::build()?;
     tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux"])?;
     tools::cargo(&["build", "--release", "-p", "bench"])?;
@@ -161,6 +164,8 @@ fn bench(args: &[String]) -> Result<()> {
         .arg(&filter)
         .arg("--meshmux")
         .arg(root.join("target/release/meshmux"))
+        .arg("--peer")
+        .arg(&peer)
         .args(args);
     tools::run(&mut cmd)
 }

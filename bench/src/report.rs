@@ -1,0 +1,266 @@
+//! RESULTS.md: the machine, the load table, ratios from the same run, the targets, and the
+//! tools/list size table.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::tokens::{Size, SizeRow};
+use crate::{Args, CONNECTIONS, DIRECT, MESHMUX, PEER, PLAIN, Row, peer};
+
+/// What the numbers were measured on, read at the start and the end of the run.
+pub struct Machine {
+    date: String,
+    cpu: String,
+    cores: usize,
+    memory_gib: f64,
+    kernel: String,
+    load: String,
+    envoy: String,
+    peer: String,
+    commit: String,
+}
+
+fn command(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+impl Machine {
+    pub fn now(args: &Args) -> Result<Machine> {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem_kib = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_default();
+        Ok(Machine {
+            date: command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            cpu: cpuinfo
+                .lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+                .unwrap_or_else(|| "unknown CPU".into()),
+            cores: cpuinfo
+                .lines()
+                .filter(|l| l.starts_with("processor"))
+                .count(),
+            memory_gib: mem_kib / 1024.0 / 1024.0,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            load: std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+            envoy: command(&args.envoy.display().to_string(), &["--version"])
+                .rsplit(':')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            peer: peer::version(&args.peer)?,
+            commit: command("git", &["rev-parse", "--short", "HEAD"]),
+        })
+    }
+}
+
+fn find<'a>(rows: &'a [Row], target: &str, method: &str, connections: u32) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.target == target && r.method == method && r.connections == connections)
+}
+
+fn ratio(rows: &[Row], a: &str, b: &str, method: &str, connections: u32) -> Option<f64> {
+    let a = find(rows, a, method, connections)?.load.rps();
+    let b = find(rows, b, method, connections)?.load.rps();
+    (b > 0.0).then(|| a / b)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "**met**" } else { "**not met**" }
+}
+
+pub fn render(
+    args: &Args,
+    start: &Machine,
+    end: &Machine,
+    rows: &[Row],
+    rss: &[(&str, f64)],
+    sizes: &[SizeRow],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Benchmark results\n");
+    let _ = writeln!(
+        s,
+        "Written by `cargo xtask bench` on {date} (commit {commit}). One run on one machine: the same\n\
+         fast in-memory MCP backend (the bench's own: stateless, JSON answers) behind nothing, plain\n\
+         Envoy, Envoy + meshmux (`meshmux discover`'s generated config, one env) and mcp-env-mux\n\
+         {pv} (seed 000, from PyPI, a seed-000 config with the same one env, no auth, default\n\
+         metrics). Envoy {ev} runs with `--concurrency 1`; mcp-env-mux is one Python process (its\n\
+         CLI's only mode). Load from wrk (1 thread, {secs} s per cell after a 2 s warm-up, every\n\
+         target bounded by time, not request count); each answer is checked before and after every\n\
+         cell, and any non-2xx answer fails the run. tools/call carries 1 KB of arguments; meshmux\n\
+         answers tools/list itself. Client, proxy and backend share the machine, so compare ratios,\n\
+         not absolute numbers.\n",
+        date = end.date,
+        commit = start.commit,
+        pv = start.peer,
+        ev = start.envoy,
+        secs = args.seconds
+    );
+    let _ = writeln!(
+        s,
+        "Machine: {} ({} cores), {:.1} GiB RAM, Linux {}. Load average (1/5/15 min) at the start\n\
+         {}, at the end {} (other work may share the machine).\n",
+        start.cpu, start.cores, start.memory_gib, start.kernel, start.load, end.load
+    );
+    let _ = writeln!(
+        s,
+        "| in front of the backend | method | connections | requests/s | p50 ms | p99 ms | proxy CPU µs/request | proxy peak RSS MiB | socket errors |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let rss = rss
+            .iter()
+            .find(|(t, _)| *t == r.target)
+            .map_or("–".to_owned(), |(_, m)| format!("{m:.1}"));
+        let target = if r.target == PEER {
+            format!("{PEER} {}", start.peer)
+        } else {
+            r.target.to_owned()
+        };
+        let _ = writeln!(
+            s,
+            "| {target} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {rss} | {} |",
+            r.method,
+            r.connections,
+            r.load.rps(),
+            r.load.p50_ms,
+            r.load.p99_ms,
+            r.cpu_us_per_request
+                .map_or("–".into(), |c| format!("{c:.1}")),
+            r.load.socket_errors
+        );
+    }
+
+    let _ = writeln!(s, "\n## Ratios (requests/s, same run)\n");
+    let _ = writeln!(
+        s,
+        "| method | connections | meshmux / plain Envoy | meshmux / mcp-env-mux | plain Envoy / mcp-env-mux | plain Envoy / direct | meshmux CPU per request / plain |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    let x = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2}×"));
+    for method in ["tools/call", "tools/list"] {
+        for c in CONNECTIONS {
+            let cpu = find(rows, MESHMUX, method, c)
+                .and_then(|m| m.cpu_us_per_request)
+                .zip(find(rows, PLAIN, method, c).and_then(|p| p.cpu_us_per_request))
+                .and_then(|(m, p)| (p > 0.0).then(|| m / p));
+            let _ = writeln!(
+                s,
+                "| {method} | {c} | {} | {} | {} | {} | {} |",
+                x(ratio(rows, MESHMUX, PLAIN, method, c)),
+                x(ratio(rows, MESHMUX, PEER, method, c)),
+                x(ratio(rows, PLAIN, PEER, method, c)),
+                x(ratio(rows, PLAIN, DIRECT, method, c)),
+                x(cpu)
+            );
+        }
+    }
+
+    let worst = |a: &str, b: &str, method: &str| {
+        CONNECTIONS
+            .iter()
+            .filter_map(|c| ratio(rows, a, b, method, *c))
+            .fold(None, |acc: Option<f64>, r| {
+                Some(acc.map_or(r, |a| a.min(r)))
+            })
+    };
+    let _ = writeln!(s, "\n## Targets (worst connection count)\n");
+    let target_line = |s: &mut String, what: &str, got: Option<f64>, want: f64| {
+        let _ = writeln!(
+            s,
+            "- {what} ≥ {want}×: {} → {}",
+            x(got),
+            verdict(got.is_some_and(|g| g >= want))
+        );
+    };
+    target_line(
+        &mut s,
+        "tools/call, meshmux vs plain Envoy,",
+        worst(MESHMUX, PLAIN, "tools/call"),
+        0.8,
+    );
+    target_line(
+        &mut s,
+        "tools/call, meshmux vs mcp-env-mux,",
+        worst(MESHMUX, PEER, "tools/call"),
+        40.0,
+    );
+    target_line(
+        &mut s,
+        "tools/list, meshmux vs plain Envoy,",
+        worst(MESHMUX, PLAIN, "tools/list"),
+        1.2,
+    );
+    let tokens_ok = sizes
+        .iter()
+        .filter(|r| r.caller == "all tools")
+        .all(|r| token_ratio(&r.meshmux, &r.naive) <= 1.25 / r.envs as f64);
+    let _ = writeln!(
+        s,
+        "- tools/list tokens for N envs ≈ 1/N of naive aggregation (counted as met when at most\n  \
+         1.25/N, all tools): {}",
+        verdict(tokens_ok)
+    );
+
+    let _ = writeln!(s, "\n## tools/list size\n");
+    let _ = writeln!(
+        s,
+        "The demo backends (`meshmux demo-backend`, rmcp; Prod and Dev list an extra tool or\n\
+         parameter) for the first N of Prod, Staging, Dev, Qa, Perf. **meshmux**: the list Envoy +\n\
+         meshmux answers (checked identical to `policy::Gateway`'s; the restricted row is\n\
+         `policy::Gateway` for a caller whose role allows half the merged tools in every env).\n\
+         **naive**: every env's tools again, renamed `<env>_<tool>`, as an aggregator without a\n\
+         merge lists them. **mcp-env-mux**: its own merged list (it needs Azure sign-in for roles,\n\
+         so it has no restricted row). Bytes are the JSON-RPC response; tokens are tiktoken's\n\
+         `o200k_base` (GPT-4o family) over those bytes.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| envs | caller | naive tools / bytes / tokens | meshmux tools / bytes / tokens | meshmux ÷ naive tokens | 1/N | mcp-env-mux tools / bytes / tokens |"
+    );
+    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|");
+    let cell = |z: &Size| format!("{} / {} / {}", z.tools, z.bytes, z.tokens);
+    for r in sizes {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {} |",
+            r.envs,
+            r.caller,
+            cell(&r.naive),
+            cell(&r.meshmux),
+            token_ratio(&r.meshmux, &r.naive),
+            1.0 / r.envs as f64,
+            r.peer.as_ref().map_or("–".into(), cell)
+        );
+    }
+    s
+}
+
+fn token_ratio(a: &Size, b: &Size) -> f64 {
+    if b.tokens == 0 {
+        0.0
+    } else {
+        a.tokens as f64 / b.tokens as f64
+    }
+}

@@ -1,0 +1,252 @@
+//! How big `tools/list` is for 2, 3 and 5 environments: meshmux's merged list (Envoy +
+//! meshmux answering, i.e. the real filter reply), a naive aggregator's (every env's tools
+//! listed again under an env prefix), and mcp-env-mux's own merge; for an unrestricted caller
+//! and for one whose role allows half the tools. Tokens are counted with tiktoken's
+//! `o200k_base` encoding (the GPT-4o family's).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use policy::gateway::{Caller, Gateway, Outcome, RequestHead};
+use policy::manifest::FilterConfig;
+use serde_json::{Value, json};
+
+use crate::net::{free_port, http, json_payload};
+use crate::server::Server;
+use crate::{Args, envoy, peer};
+
+/// The demo backends' envs, in the order they are added (Prod and Dev differ from the rest);
+/// descriptions in the style of seed 000's example config.
+const ENVS: [(&str, &str); 5] = [
+    ("Prod", "Production environment"),
+    ("Staging", "Staging environment"),
+    ("Dev", "Development environment"),
+    ("Qa", "QA environment"),
+    ("Perf", "Performance-test environment"),
+];
+
+/// One list's size.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    pub tools: usize,
+    pub bytes: usize,
+    pub tokens: usize,
+}
+
+pub struct SizeRow {
+    pub envs: usize,
+    /// "all tools" or "role allows half".
+    pub caller: &'static str,
+    pub naive: Size,
+    pub meshmux: Size,
+    /// mcp-env-mux needs Azure sign-in for roles, so only the unrestricted row has it.
+    pub peer: Option<Size>,
+}
+
+struct Counter(tiktoken_rs::CoreBPE);
+
+impl Counter {
+    fn size(&self, body: &str) -> Result<Size> {
+        let tools = json_payload(body)?
+            .pointer("/result/tools")
+            .and_then(Value::as_array)
+            .map(Vec::len)
+            .with_context(|| format!("no result.tools in {body:.300}"))?;
+        Ok(Size {
+            tools,
+            bytes: body.len(),
+            tokens: self.0.encode_with_special_tokens(body).len(),
+        })
+    }
+}
+
+const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+
+pub fn table(args: &Args) -> Result<Vec<SizeRow>> {
+    let counter = Counter(tiktoken_rs::o200k_base().context("loading the o200k_base encoding")?);
+    // One demo backend per env (`meshmux demo-backend`, the same rmcp servers the tests use).
+    let mut backends = Vec::new();
+    let mut per_env: Vec<(&str, &str, String, Vec<Value>)> = Vec::new();
+    for (name, description) in ENVS {
+        let port = free_port()?;
+        let mut cmd = Command::new(&args.meshmux);
+        cmd.args(["demo-backend", "--env", name, "--port", &port.to_string()])
+            .args(["--stateless", "--json-response"]);
+        let log = args.work.join(format!("demo-{name}.log"));
+        backends.push(Server::start(
+            cmd,
+            "meshmux demo-backend",
+            &log,
+            true,
+            Duration::from_secs(20),
+            || matches!(http(port, "POST", "/mcp", LIST), Ok((200, _))),
+        )?);
+        let (_, body) = http(port, "POST", "/mcp", LIST)?;
+        let tools = json_payload(&body)?
+            .pointer("/result/tools")
+            .and_then(Value::as_array)
+            .cloned()
+            .with_context(|| format!("demo backend {name} listed no tools: {body:.300}"))?;
+        per_env.push((
+            name,
+            description,
+            format!("http://127.0.0.1:{port}/mcp"),
+            tools,
+        ));
+    }
+
+    let mut rows = Vec::new();
+    for n in [2, 3, 5] {
+        let envs = per_env.get(..n).context("fewer demo envs than rows")?;
+        let spec: Vec<(&str, &str, String)> = envs
+            .iter()
+            .map(|(name, description, url, _)| (*name, *description, url.clone()))
+            .collect();
+        let work = args.work.join(format!("tokens-{n}"));
+        std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+
+        let merged = meshmux_list(args, &work, &spec)?;
+        let manifest = work.join("out/manifest.json");
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?,
+        )
+        .with_context(|| format!("parsing {}", manifest.display()))?;
+        // The native gateway (the filter's own decision code) must give the same list as the
+        // filter in Envoy; then its answer for a role-restricted caller is the filter's too.
+        let all = gateway_list(&manifest, None, &Caller::Unrestricted)?;
+        if json_payload(&all)? != json_payload(&merged)? {
+            bail!(
+                "the filter's tools/list through Envoy differs from policy::Gateway's:\n{merged}\n{all}"
+            );
+        }
+        let mut names: Vec<String> = json_payload(&merged)?
+            .pointer("/result/tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        names.sort();
+        let half: Vec<String> = names.iter().take(names.len() / 2).cloned().collect();
+        let roles = json!({"half": {"allowed_envs": {"*": half}}});
+        let restricted = gateway_list(&manifest, Some(roles), &Caller::Roles(vec!["half".into()]))?;
+
+        let peer_list = {
+            let port = free_port()?;
+            let config = work.join("mcp-env-mux.json");
+            std::fs::write(&config, peer::config(&spec))?;
+            let _peer = peer::start(&args.peer, &config, &work.join("mcp-env-mux.log"), port)?;
+            let (status, body) = http(port, "POST", "/mcp", LIST)?;
+            if status != 200 {
+                bail!("mcp-env-mux answered tools/list with {status}: {body:.300}");
+            }
+            json_payload(&body)?.to_string()
+        };
+
+        rows.push(SizeRow {
+            envs: n,
+            caller: "all tools",
+            naive: counter.size(&naive(envs, None))?,
+            meshmux: counter.size(&merged)?,
+            peer: Some(counter.size(&peer_list)?),
+        });
+        rows.push(SizeRow {
+            envs: n,
+            caller: "role allows half",
+            naive: counter.size(&naive(envs, Some(&half)))?,
+            meshmux: counter.size(&restricted)?,
+            peer: None,
+        });
+    }
+    drop(backends);
+    Ok(rows)
+}
+
+/// What an aggregator without a merge sends: each env's tools again, renamed `<env>_<tool>`
+/// so the names stay unique, descriptions and schemas as the backend gave them.
+fn naive(envs: &[(&str, &str, String, Vec<Value>)], only: Option<&[String]>) -> String {
+    let mut tools = Vec::new();
+    for (env, _, _, list) in envs {
+        for tool in list {
+            let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+            if only.is_some_and(|allowed| !allowed.iter().any(|a| a == name)) {
+                continue;
+            }
+            let mut tool = tool.clone();
+            if let Some(obj) = tool.as_object_mut() {
+                obj.insert("name".into(), json!(format!("{env}_{name}")));
+            }
+            tools.push(tool);
+        }
+    }
+    json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}).to_string()
+}
+
+/// `meshmux discover` for these envs, then tools/list through Envoy + meshmux.
+fn meshmux_list(args: &Args, work: &Path, envs: &[(&str, &str, String)]) -> Result<String> {
+    let (port, admin) = (free_port()?, free_port()?);
+    let config = work.join("meshmux.json");
+    std::fs::write(&config, peer::config(envs))?;
+    let out = work.join("out");
+    let status = Command::new(&args.meshmux)
+        .arg("discover")
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .arg("--filter")
+        .arg(&args.filter)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--admin-port",
+            &admin.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running meshmux discover")?;
+    if !status.success() {
+        bail!(
+            "meshmux discover for {} envs failed with {status}",
+            envs.len()
+        );
+    }
+    let _envoy = envoy::start(
+        &args.envoy,
+        &out.join("envoy.yaml"),
+        &work.join("envoy.log"),
+        admin,
+    )?;
+    let (status, body) = http(port, "POST", "/mcp", LIST)?;
+    if status != 200 {
+        bail!("Envoy + meshmux answered tools/list with {status}: {body:.300}");
+    }
+    Ok(body)
+}
+
+/// The filter's tools/list answer computed by `policy::Gateway` for `caller`, with `roles`
+/// as the config's `auth.roles` when given.
+fn gateway_list(manifest: &Value, roles: Option<Value>, caller: &Caller) -> Result<String> {
+    let mut config = json!({"manifest": manifest});
+    if let (Some(roles), Some(obj)) = (roles, config.as_object_mut()) {
+        obj.insert(
+            "auth".into(),
+            json!({"claims_path": ["envoy.filters.http.jwt_authn", "jwt_payload"], "roles": roles}),
+        );
+    }
+    let config: FilterConfig =
+        serde_json::from_value(config).context("building the filter config from manifest.json")?;
+    let gateway = Gateway::new(config).map_err(anyhow::Error::msg)?;
+    let head = RequestHead {
+        method: "POST",
+        path: "/mcp",
+        content_type: Some("application/json"),
+        ..RequestHead::default()
+    };
+    match gateway.on_body(&head, LIST.as_bytes(), caller) {
+        Outcome::Reply(reply) => Ok(reply.body_text()),
+        other => bail!("policy::Gateway did not answer tools/list itself: {other:?}"),
+    }
+}
