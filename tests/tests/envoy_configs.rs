@@ -10,78 +10,20 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use tests::process::Proc;
-use tests::{Backend, Config, gateway, prereq};
+use tests::{Backend, Config, envoy_validate, gateway, mesh, prereq};
 
-/// Runs `envoy --mode validate` on `file`; whether it passed, and its log.
 fn envoy_validate(file: &Path) -> anyhow::Result<(bool, String)> {
-    let mut cmd = Command::new(prereq::envoy()?);
-    cmd.args(["--mode", "validate", "--disable-hot-restart", "-c"])
-        .arg(file)
-        .current_dir(file.parent().unwrap());
-    let mut envoy = Proc::spawn("envoy-validate", &mut cmd)?;
-    let status = envoy.wait_exit(Duration::from_secs(60))?;
-    Ok((status.success(), std::fs::read_to_string(envoy.log())?))
+    envoy_validate::run(file)
 }
 
 fn validate(file: &Path) -> anyhow::Result<()> {
-    let (ok, log) = envoy_validate(file)?;
-    assert!(ok, "{} does not validate:\n{log}", file.display());
-    Ok(())
+    envoy_validate::check(file).map(drop)
 }
 
-/// The `resources` of a generated xDS file, without their `@type` (which a resource in
-/// `static_resources` must not carry).
-fn resources(file: &Path) -> anyhow::Result<Vec<Value>> {
-    let doc: Value = serde_norway::from_str(&std::fs::read_to_string(file)?)?;
-    let mut list = doc["resources"].as_array().cloned().unwrap_or_default();
-    assert!(!list.is_empty(), "{} has no resources", file.display());
-    for r in &mut list {
-        r.as_object_mut().unwrap().remove("@type");
-    }
-    Ok(list)
-}
-
-/// Replaces every ECDS reference (`config_discovery`) in `value` by the extension config
-/// `ecds` names, so the filter's plugin config is validated too.
-fn inline_ecds(value: &mut Value, ecds: &[Value]) {
-    match value {
-        Value::Object(obj) => {
-            if obj.contains_key("config_discovery") {
-                let name = obj["name"].clone();
-                let config = ecds
-                    .iter()
-                    .find(|e| e["name"] == name)
-                    .unwrap_or_else(|| panic!("ecds.yaml has no extension config {name}"));
-                obj.remove("config_discovery");
-                obj.insert("typed_config".into(), config["typed_config"].clone());
-            }
-            obj.values_mut().for_each(|v| inline_ecds(v, ecds));
-        }
-        Value::Array(items) => items.iter_mut().for_each(|v| inline_ecds(v, ecds)),
-        _ => {}
-    }
-}
-
-/// The generated bootstrap with its LDS, CDS and ECDS files inlined as static resources:
-/// `--mode validate` does not open files a bootstrap only subscribes to.
 fn inlined_bootstrap(out: &Path) -> anyhow::Result<Value> {
-    let mut bootstrap: Value =
-        serde_norway::from_str(&std::fs::read_to_string(out.join("envoy.yaml"))?)?;
-    let ecds = resources(&out.join("ecds.yaml"))?;
-    let mut listeners = Value::Array(resources(&out.join("lds.yaml"))?);
-    inline_ecds(&mut listeners, &ecds);
-    let obj = bootstrap.as_object_mut().unwrap();
-    obj.remove("dynamic_resources");
-    obj.insert(
-        "static_resources".into(),
-        json!({"listeners": listeners, "clusters": resources(&out.join("cds.yaml"))?}),
-    );
-    Ok(bootstrap)
+    envoy_validate::inlined_bootstrap(out)
 }
 
 fn config_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -167,8 +109,10 @@ fn every_shipped_envoy_config_validates_and_every_example_config_loads() -> anyh
             } else if is_meshmux_config(&doc) {
                 let name = file.display().to_string();
                 let format = policy::config::Format::from_name(&name);
-                // Every `$VAR` gets a placeholder: the example must load with any values.
-                policy::config::Config::parse(&text, format, &name, &|_| Some("x".into()))
+                // Every `$VAR` gets a placeholder: the example must load with any values
+                // (this one is also a valid Fernet key, for `auth.redis.encryption_key`).
+                let placeholder = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+                policy::config::Config::parse(&text, format, &name, &|_| Some(placeholder.into()))
                     .map_err(|e| anyhow::anyhow!("the shipped example does not load: {e}"))?;
                 configs += 1;
             }
@@ -177,6 +121,60 @@ fn every_shipped_envoy_config_validates_and_every_example_config_loads() -> anyh
     eprintln!(
         "{} shipped files: {bootstraps} Envoy bootstraps validated, {configs} meshmux configs loaded",
         files.len()
+    );
+    Ok(())
+}
+
+/// The filter is named `name` in `bootstrap`'s chain and its plugin config is `config`.
+fn with_plugin_config(bootstrap: &Value, config: &str) -> Value {
+    let mut b = bootstrap.clone();
+    let filters = b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["http_filters"]
+        .as_array_mut()
+        .unwrap();
+    filters[1]["typed_config"]["config"]["configuration"]["value"] = json!(config);
+    b
+}
+
+#[test]
+fn the_envoy_config_inside_the_mesh_manifests_validates() -> anyhow::Result<()> {
+    let wasm = prereq::filter()?;
+    let dir = tests::logs::unique_path("mesh-validate", "")?;
+    std::fs::create_dir_all(&dir)?;
+
+    // Istio: the ECDS extension config, the env clusters and routes, behind jwt_authn with
+    // Istio's payload key; Istio's own cluster for authsvc stands in as a static one.
+    let istio = mesh::istio()?;
+    let config: policy::manifest::FilterConfig = serde_json::from_str(&istio.plugin_config()?)?;
+    let revocations = config.auth.as_ref().unwrap().revocations.cluster.clone();
+    let bootstrap = mesh::validation_bootstrap(&istio, &wasm, "payload", &[&revocations]);
+    let log = envoy_validate::check_value(&bootstrap, &dir.join("istio.yaml"))?;
+    assert!(log.contains("loading 4 cluster(s)"), "{log}");
+    assert!(
+        log.contains("configured with manifest"),
+        "the filter took the config:\n{log}"
+    );
+
+    // Envoy Gateway: the wasm filter as Envoy Gateway builds it plus the patched fields, the
+    // patched clusters (envs and authsvc) and routes (which enable the filter per route).
+    let eg = mesh::envoy_gateway()?;
+    let config: policy::manifest::FilterConfig = serde_json::from_str(&eg.plugin_config()?)?;
+    let issuer = config.auth.as_ref().unwrap().claims_path[1].clone();
+    let bootstrap = mesh::validation_bootstrap(&eg, &wasm, &issuer, &[]);
+    let log = envoy_validate::check_value(&bootstrap, &dir.join("envoy-gateway.yaml"))?;
+    assert!(log.contains("loading 4 cluster(s)"), "{log}");
+    assert!(
+        log.contains("configured with manifest"),
+        "the filter took the config:\n{log}"
+    );
+
+    // The check can fail: a plugin config the filter refuses does not validate.
+    let refused = with_plugin_config(&bootstrap, r#"{"manifest": {"format": 99}}"#);
+    let path = dir.join("refused.yaml");
+    std::fs::write(&path, refused.to_string())?;
+    assert!(
+        !envoy_validate::run(&path)?.0,
+        "Envoy accepted a config the filter refuses"
     );
     Ok(())
 }

