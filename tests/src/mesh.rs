@@ -25,6 +25,14 @@ pub const ALL: [&str; 5] = [
     EG_PATCH,
 ];
 
+static NULL: Value = Value::Null;
+
+/// The value at JSON pointer `pointer` in `v`, or null: reads never fail, so a missing field
+/// shows up as a failed comparison naming it.
+pub fn at<'a>(v: &'a Value, pointer: &str) -> &'a Value {
+    v.pointer(pointer).unwrap_or(&NULL)
+}
+
 pub fn path(relative: &str) -> PathBuf {
     prereq::root().join(relative)
 }
@@ -53,7 +61,7 @@ pub fn yaml_docs(text: &str) -> Result<Vec<Value>> {
 /// The one document of `kind` (named `name`, if given) in `docs`.
 pub fn find<'a>(docs: &'a [Value], kind: &str, name: Option<&str>) -> Result<&'a Value> {
     let mut found = docs.iter().filter(|d| {
-        d["kind"] == kind && name.is_none_or(|n| d["metadata"]["name"].as_str() == Some(n))
+        at(d, "/kind") == kind && name.is_none_or(|n| at(d, "/metadata/name").as_str() == Some(n))
     });
     let doc = found
         .next()
@@ -66,11 +74,11 @@ pub fn find<'a>(docs: &'a [Value], kind: &str, name: Option<&str>) -> Result<&'a
 
 /// The `value`s of an EnvoyFilter's patches that apply to `apply_to`.
 pub fn patches<'a>(filter: &'a Value, apply_to: &str) -> Vec<&'a Value> {
-    filter["spec"]["configPatches"]
+    at(filter, "/spec/configPatches")
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|p| p["applyTo"] == apply_to)
+        .filter(|p| at(p, "/applyTo") == apply_to)
         .collect()
 }
 
@@ -86,12 +94,12 @@ pub struct MeshEnvoy {
 impl MeshEnvoy {
     /// The `PluginConfig` of the wasm filter.
     pub fn plugin(&self) -> &Value {
-        &self.wasm_filter["typed_config"]["config"]
+        at(&self.wasm_filter, "/typed_config/config")
     }
 
     /// The plugin config (the filter's `FilterConfig` JSON) the manifests carry.
     pub fn plugin_config(&self) -> Result<String> {
-        self.plugin()["configuration"]["value"]
+        at(self.plugin(), "/configuration/value")
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| anyhow!("the wasm filter has no configuration.value string"))
@@ -108,16 +116,16 @@ pub fn istio() -> Result<MeshEnvoy> {
     let [ecds] = ecds.as_slice() else {
         bail!("{ISTIO_ECDS}: expected one EXTENSION_CONFIG patch");
     };
-    let value = &ecds["patch"]["value"];
+    let value = at(ecds, "/patch/value");
     Ok(MeshEnvoy {
-        wasm_filter: json!({"name": value["name"], "typed_config": value["typed_config"]}),
+        wasm_filter: json!({"name": at(value, "/name"), "typed_config": at(value, "/typed_config")}),
         clusters: patches(envs, "CLUSTER")
             .into_iter()
-            .map(|p| p["patch"]["value"].clone())
+            .map(|p| at(p, "/patch/value").clone())
             .collect(),
         routes: patches(envs, "HTTP_ROUTE")
             .into_iter()
-            .map(|p| p["patch"]["value"].clone())
+            .map(|p| at(p, "/patch/value").clone())
             .collect(),
     })
 }
@@ -133,48 +141,53 @@ pub fn eg_filter_name(namespace: &str, name: &str, index: usize) -> String {
 pub fn envoy_gateway() -> Result<MeshEnvoy> {
     let ext_docs = docs(EG_EXTENSION)?;
     let policy = find(&ext_docs, "EnvoyExtensionPolicy", None)?;
-    let wasm = &policy["spec"]["wasm"][0];
+    let wasm = at(policy, "/spec/wasm/0");
     let name = eg_filter_name(
-        policy["metadata"]["namespace"].as_str().unwrap_or_default(),
-        policy["metadata"]["name"].as_str().unwrap_or_default(),
+        at(policy, "/metadata/namespace")
+            .as_str()
+            .unwrap_or_default(),
+        at(policy, "/metadata/name").as_str().unwrap_or_default(),
         0,
     );
     // What Envoy Gateway's translator writes (internal/xds/translator/wasm.go): the config
     // as a StringValue holding its JSON, V8, and fail_open from failOpen.
     let mut plugin = json!({
-        "name": wasm["name"],
-        "root_id": wasm["rootID"],
+        "name": at(wasm, "/name"),
+        "root_id": at(wasm, "/rootID"),
         "configuration": {
             "@type": "type.googleapis.com/google.protobuf.StringValue",
-            "value": serde_json::to_string(&wasm["config"])?
+            "value": serde_json::to_string(at(wasm, "/config"))?
         },
-        "fail_open": wasm["failOpen"].as_bool().unwrap_or(false),
+        "fail_open": at(wasm, "/failOpen").as_bool().unwrap_or(false),
         "vm_config": {"vm_id": name, "runtime": "envoy.wasm.runtime.v8",
                       "code": {"local": {"filename": "meshmux_filter.wasm"}}}
     });
     let patch_docs = docs(EG_PATCH)?;
     let patch = find(&patch_docs, "EnvoyPatchPolicy", None)?;
-    let ops: Vec<&Value> = patch["spec"]["jsonPatches"]
+    let ops: Vec<&Value> = at(patch, "/spec/jsonPatches")
         .as_array()
         .into_iter()
         .flatten()
         .collect();
     let (mut clusters, mut routes) = (Vec::new(), Vec::new());
     for op in ops {
-        let operation = &op["operation"];
-        let on_filter = operation["jsonPath"]
+        let operation = at(op, "/operation");
+        let on_filter = at(operation, "/jsonPath")
             .as_str()
             .is_some_and(|p| p.contains(&format!("'{name}'")));
-        match op["type"].as_str().unwrap_or_default() {
+        match at(op, "/type").as_str().unwrap_or_default() {
             t if t.ends_with("Listener") && on_filter => {
-                let field = operation["path"]
+                let field = at(operation, "/path")
                     .as_str()
                     .and_then(|p| p.strip_prefix('/'))
                     .ok_or_else(|| anyhow!("patch on the wasm filter without a /path"))?;
-                plugin[field] = operation["value"].clone();
+                plugin
+                    .as_object_mut()
+                    .ok_or_else(|| anyhow!("the plugin config is not an object"))?
+                    .insert(field.to_owned(), at(operation, "/value").clone());
             }
-            t if t.ends_with("Cluster") => clusters.push(operation["value"].clone()),
-            t if t.ends_with("RouteConfiguration") => routes.push(operation["value"].clone()),
+            t if t.ends_with("Cluster") => clusters.push(at(operation, "/value").clone()),
+            t if t.ends_with("RouteConfiguration") => routes.push(at(operation, "/value").clone()),
             _ => {}
         }
     }
@@ -206,8 +219,9 @@ pub fn validation_bootstrap(
     extra_clusters: &[&str],
 ) -> Value {
     let mut filter = mesh.wasm_filter.clone();
-    filter["typed_config"]["config"]["vm_config"]["code"] =
-        json!({"local": {"filename": wasm.display().to_string()}});
+    if let Some(code) = filter.pointer_mut("/typed_config/config/vm_config/code") {
+        *code = json!({"local": {"filename": wasm.display().to_string()}});
+    }
     let mut clusters = mesh.clusters.clone();
     for name in extra_clusters.iter().chain(&[JWKS_CLUSTER]) {
         clusters.push(json!({
