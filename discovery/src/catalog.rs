@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use policy::config::Config;
 use policy::manifest::{
     BackendAccess, EnvEntry, FilterAuth, FilterConfig, MANIFEST_FORMAT, Manifest, ServerInfo,
-    cluster_name,
+    Stale, cluster_name,
 };
 use policy::merge::{EnvTools, merge};
 use policy::rbac::RoleRules;
@@ -219,6 +219,7 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
             protocol_version,
             server_info,
             unreachable,
+            stale: None,
         });
     }
     let merged = merge(&inputs);
@@ -237,6 +238,15 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
         errors: merged.errors,
     }
     .seal())
+}
+
+/// Marks the envs in `stale` (env name → why and since when) as served from their last good
+/// tool list, and reseals. Their results must already be that list (see `state`).
+pub fn mark_stale(mut manifest: Manifest, stale: &BTreeMap<String, Stale>) -> Manifest {
+    for env in &mut manifest.envs {
+        env.stale = stale.get(&env.name).cloned();
+    }
+    manifest.seal()
 }
 
 /// An unreachable env is later reached with the newest `initialize`-era version.

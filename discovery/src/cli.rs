@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::demo::{DemoOptions, Drift};
@@ -35,7 +35,8 @@ pub enum Command {
     /// (for CI: exit 0 clean, 1 merge errors, 2 a backend unreachable).
     Check(CheckArgs),
     /// Discover and merge, then write manifest.json and the Envoy config (envoy.yaml,
-    /// lds.yaml, cds.yaml, ecds.yaml) into a directory, each only when it changed.
+    /// lds.yaml, cds.yaml, ecds.yaml) into a directory, each only when it changed; with
+    /// --watch, again every interval, printing what changed.
     Discover(DiscoverArgs),
     /// Print the merged tool catalog: every tool, its environments and its parameters.
     List(ListArgs),
@@ -70,12 +71,25 @@ pub struct CheckArgs {
     /// `json` prints one document: envs with status and tool counts, errors, warnings.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    #[command(flatten)]
+    pub state: StateArg,
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
     #[command(flatten)]
     pub source: Source,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+/// A discovery state to read (never written by `check` or `list`).
+#[derive(Debug, Clone, Args)]
+pub struct StateArg {
+    /// The `discovery-state.json` that `discover --out DIR` keeps in DIR: a down env with a
+    /// last good tool list is then reported stale with those tools, as `discover` serves it.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +101,13 @@ pub struct DiscoverArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub envoy: EnvoyArgs,
+    /// Keep running: discover again every INTERVAL (`500ms`, `30s`, `2m`, `1h`, or plain
+    /// seconds), rewrite only what changed, and print the changes (tools added, removed and
+    /// changed per env, envs down or recovered, role changes). A backend that fails keeps
+    /// its last good tools (kept in DIR/discovery-state.json, across restarts too). SIGTERM
+    /// or Ctrl-C stops it (exit 0).
+    #[arg(long, value_name = "INTERVAL", value_parser = crate::watch::parse_interval)]
+    pub watch: Option<Duration>,
 }
 
 /// Where the generated Envoy listens and which filter it loads.
@@ -129,6 +150,11 @@ pub struct DemoArgs {
     /// Differ from the other envs on purpose, for `check` to catch.
     #[arg(long, value_enum)]
     pub drift: Option<Drift>,
+    /// Change the tools while running: a JSON file read on every tools/list and tools/call,
+    /// `{"add": [tool definitions], "remove": ["name"], "descriptions": {"name": "text"}}`.
+    /// Missing: the built-in tools; invalid: tools/list fails (a broken backend).
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
 }
 
 /// The binary's entry point.
@@ -200,6 +226,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 json_response: args.json_response,
                 record: args.record,
                 drift: args.drift,
+                catalog: args.catalog,
             };
             crate::demo::run(opts, &args.bind, args.port).await?;
             Ok(exit::CLEAN)
@@ -207,13 +234,32 @@ pub async fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-async fn load_and_discover(source: &Source) -> Result<Discovery> {
+async fn load_and_discover(source: &Source, state: &StateArg) -> Result<Discovery> {
     let config = discover::load_config(&source.config)?;
-    discover::discover(config, Duration::from_secs(source.timeout)).await
+    let timeout = Duration::from_secs(source.timeout);
+    let Some(path) = &state.state else {
+        return discover::discover(config, timeout).await;
+    };
+    let mut state = read_state(path)?;
+    discover::discover_with(config, timeout, Some(&mut state)).await
+}
+
+/// The state file `--state` names; unlike `discover`'s own, it must exist and parse.
+fn read_state(path: &std::path::Path) -> Result<crate::state::State> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the discovery state {}", path.display()))?;
+    let state: crate::state::State = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a discovery state (written by `meshmux discover --out DIR` as DIR/{})",
+            path.display(),
+            crate::state::STATE_FILE
+        )
+    })?;
+    Ok(state)
 }
 
 async fn check(args: CheckArgs) -> Result<u8> {
-    let d = load_and_discover(&args.source).await?;
+    let d = load_and_discover(&args.source, &args.state).await?;
     let name = args.source.config.display().to_string();
     match args.format {
         OutputFormat::Text => print!("{}", report::check_text(&name, &d.manifest, &d.results)),
@@ -226,7 +272,7 @@ async fn check(args: CheckArgs) -> Result<u8> {
 }
 
 async fn list(args: ListArgs) -> Result<u8> {
-    let d = load_and_discover(&args.source).await?;
+    let d = load_and_discover(&args.source, &args.state).await?;
     print!("{}", report::list_text(&d.manifest));
     Ok(report::exit_code(&d.manifest))
 }
@@ -235,10 +281,27 @@ async fn discover_cmd(args: DiscoverArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     // Find the filter before contacting any backend: a missing artifact is a usage error.
     let filter_path = locate::filter(args.envoy.filter.as_deref(), &cwd)?;
-    let d = load_and_discover(&args.source).await?;
+    let timeout = Duration::from_secs(args.source.timeout);
+    if let Some(interval) = args.watch {
+        let out_dir = discover::prepare_out_dir(&args.out)?;
+        return crate::watch::run(crate::watch::WatchOptions {
+            config: args.source.config.clone(),
+            timeout,
+            interval,
+            envoy: envoy_options(&args.envoy, out_dir, filter_path),
+        })
+        .await;
+    }
+    let config = discover::load_config(&args.source.config)?;
     let out_dir = discover::prepare_out_dir(&args.out)?;
+    let (mut state, warning) = crate::state::State::load(&out_dir);
+    if let Some(w) = warning {
+        println!("warning: {w}");
+    }
+    let d = discover::discover_with(config, timeout, Some(&mut state)).await?;
     let opts = envoy_options(&args.envoy, out_dir, filter_path);
     let outcomes = discover::write(&d, &opts)?;
+    state.save(&opts.out_dir)?;
     print!("{}", written_summary(&outcomes));
     print!("{}", discovery_notes(&d));
     Ok(report::exit_code(&d.manifest))
@@ -277,6 +340,12 @@ pub fn discovery_notes(d: &Discovery) -> String {
             out.push_str(&format!(
                 "unreachable: {} (serving none of its tools): {reason}\n",
                 env.name
+            ));
+        }
+        if let Some(stale) = &env.stale {
+            out.push_str(&format!(
+                "stale: {} (down since {}, serving its tools as listed at {}): {}\n",
+                env.name, stale.since, stale.listed_at, stale.reason
             ));
         }
     }

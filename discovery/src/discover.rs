@@ -1,6 +1,7 @@
 //! Loading the user's config, discovering every env, and writing the results: the manifest
 //! and the Envoy files, each atomically and only when it changed.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use policy::manifest::Manifest;
 use crate::catalog::{self, EnvResult};
 use crate::envoy;
 use crate::fsutil::{Written, write_if_changed};
+use crate::state::State;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -29,18 +31,44 @@ pub fn load_config(path: &Path) -> Result<Config> {
 #[derive(Debug, Clone)]
 pub struct Discovery {
     pub config: Config,
+    /// What each env served: its fresh list, or (stale) its last good one, or the error.
     pub results: Vec<EnvResult>,
-    /// Sealed; unreachable envs recorded with their reason and no tools.
+    /// Sealed; unreachable envs recorded with their reason and no tools, stale ones with
+    /// their reason and their last good tools.
     pub manifest: Manifest,
 }
 
 /// Lists every env's tools (concurrently, each within `timeout`) and merges them.
 pub async fn discover(config: Config, timeout: Duration) -> Result<Discovery> {
-    // Refuse a URL Envoy could not route to before contacting anything.
-    catalog::targets(&config).map_err(|e| anyhow!(e))?;
-    catalog::auth_target(&config).map_err(|e| anyhow!(e))?;
-    let results = crate::backend::discover_all(&config, timeout).await;
+    discover_with(config, timeout, None).await
+}
+
+/// Refuses a config whose URLs Envoy could not route to, before anything is contacted.
+pub fn validate(config: &Config) -> Result<()> {
+    catalog::targets(config).map_err(|e| anyhow!(e))?;
+    catalog::auth_target(config).map_err(|e| anyhow!(e))?;
+    Ok(())
+}
+
+/// Like [`discover`]; with a `state`, an env that fails but has a last good tool list keeps
+/// serving it (marked stale in the manifest), and the state learns this discovery's lists.
+pub async fn discover_with(
+    config: Config,
+    timeout: Duration,
+    state: Option<&mut State>,
+) -> Result<Discovery> {
+    validate(&config)?;
+    let raw = crate::backend::discover_all(&config, timeout).await;
+    let (results, stale) = match state {
+        Some(state) => state.apply(&config, raw, &crate::state::now()),
+        None => (raw, BTreeMap::new()),
+    };
     let manifest = catalog::build_manifest(&config, &results).map_err(|e| anyhow!(e))?;
+    let manifest = if stale.is_empty() {
+        manifest
+    } else {
+        catalog::mark_stale(manifest, &stale)
+    };
     Ok(Discovery {
         config,
         results,

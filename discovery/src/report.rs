@@ -14,14 +14,19 @@ pub mod exit {
     pub const CLEAN: u8 = 0;
     /// Some tools could not be merged (description or parameter type mismatch).
     pub const MERGE_ERRORS: u8 = 1;
-    /// A backend was unreachable or answered invalidly (it wins over merge errors).
+    /// A backend was unreachable or answered invalidly, even one still served from its
+    /// last good tools (it wins over merge errors).
     pub const BACKEND_FAILED: u8 = 2;
     /// The config could not be loaded or the output not written.
     pub const USAGE: u8 = 3;
 }
 
 pub fn exit_code(manifest: &Manifest) -> u8 {
-    if manifest.envs.iter().any(|e| e.unreachable.is_some()) {
+    if manifest
+        .envs
+        .iter()
+        .any(|e| e.unreachable.is_some() || e.stale.is_some())
+    {
         exit::BACKEND_FAILED
     } else if !manifest.errors.is_empty() {
         exit::MERGE_ERRORS
@@ -41,12 +46,19 @@ pub fn verdict(manifest: &Manifest) -> String {
         .iter()
         .filter(|e| e.unreachable.is_some())
         .count();
+    let stale = manifest.envs.iter().filter(|e| e.stale.is_some()).count();
     let mut parts = Vec::new();
     if down > 0 {
         parts.push(plural(
             down,
             "environment unreachable",
             "environments unreachable",
+        ));
+    }
+    if stale > 0 {
+        parts.push(format!(
+            "{} (serving last good tools)",
+            plural(stale, "environment down", "environments down")
         ));
     }
     if !manifest.errors.is_empty() {
@@ -105,6 +117,20 @@ fn environments(out: &mut String, manifest: &Manifest, results: &[EnvResult]) {
                     .find(|r| r.name == env.name)
                     .and_then(EnvResult::tool_count)
                     .unwrap_or(0);
+                if let Some(stale) = &env.stale {
+                    let _ = writeln!(
+                        out,
+                        "  DOWN {:width$}  {}  {} served as listed at {}\n       {:width$}  down since {}: {}",
+                        env.name,
+                        env.url,
+                        plural(count, "tool", "tools"),
+                        stale.listed_at,
+                        "",
+                        stale.since,
+                        stale.reason
+                    );
+                    continue;
+                }
                 let server = env
                     .server_info
                     .as_ref()
@@ -152,12 +178,18 @@ pub fn check_json(source: &str, manifest: &Manifest, results: &[EnvResult]) -> V
                 .iter()
                 .find(|r| r.name == env.name)
                 .and_then(EnvResult::tool_count);
-            match &env.unreachable {
-                Some(reason) => json!({
+            match (&env.unreachable, &env.stale) {
+                (Some(reason), _) => json!({
                     "name": env.name, "url": env.url, "status": "unreachable",
                     "tools": Value::Null, "error": reason,
                 }),
-                None => json!({
+                (None, Some(stale)) => json!({
+                    "name": env.name, "url": env.url, "status": "stale",
+                    "tools": tools, "error": stale.reason, "down_since": stale.since,
+                    "listed_at": stale.listed_at,
+                    "protocol_version": env.protocol_version, "server_info": env.server_info,
+                }),
+                (None, None) => json!({
                     "name": env.name, "url": env.url, "status": "ok", "tools": tools,
                     "protocol_version": env.protocol_version, "server_info": env.server_info,
                 }),
@@ -192,6 +224,13 @@ pub fn list_text(manifest: &Manifest) -> String {
                 out,
                 "\nUnreachable: {} (its tools are absent): {reason}",
                 env.name
+            );
+        }
+        if let Some(stale) = &env.stale {
+            let _ = writeln!(
+                out,
+                "\nDown: {} since {} (its tools as listed at {} are still served): {}",
+                env.name, stale.since, stale.listed_at, stale.reason
             );
         }
     }

@@ -92,3 +92,49 @@ fn list_marks_partial_params_and_envs() {
     assert!(text.contains("- debug (boolean, only on Dev)"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// Everything fine, except Dev is served from its last good tools.
+fn stale_scenario() -> (policy::manifest::Manifest, Vec<EnvResult>) {
+    let (m, results) = scenario(false, false);
+    let stale = std::collections::BTreeMap::from([(
+        "Dev".to_owned(),
+        policy::manifest::Stale {
+            reason: "initialize failed: connection refused".into(),
+            since: "2026-11-22T07:00:00Z".into(),
+            listed_at: "2026-11-22T06:00:00Z".into(),
+        },
+    )]);
+    (crate::catalog::mark_stale(m, &stale), results)
+}
+
+#[test]
+fn a_stale_env_is_reported_with_its_tools_reason_and_times() {
+    let (m, results) = stale_scenario();
+    assert_eq!(exit_code(&m), exit::BACKEND_FAILED);
+    assert!(
+        verdict(&m).contains("1 environment down (serving last good tools)"),
+        "{}",
+        verdict(&m)
+    );
+    let text = check_text("ops.json", &m, &results);
+    assert!(
+        text.contains(
+            "DOWN Dev      http://127.0.0.1:3/mcp  5 tools served as listed at 2026-11-22T06:00:00Z"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("down since 2026-11-22T07:00:00Z: initialize failed: connection refused"),
+        "{text}"
+    );
+    let doc = check_json("ops.json", &m, &results);
+    assert_eq!(doc["envs"][2]["status"], "stale");
+    assert_eq!(doc["envs"][2]["tools"], 5);
+    assert_eq!(doc["envs"][2]["down_since"], "2026-11-22T07:00:00Z");
+    assert_eq!(doc["envs"][2]["listed_at"], "2026-11-22T06:00:00Z");
+    let list = list_text(&m);
+    assert!(
+        list.contains("Down: Dev since 2026-11-22T07:00:00Z (its tools as listed at 2026-11-22T06:00:00Z are still served)"),
+        "{list}"
+    );
+}

@@ -31,6 +31,7 @@ fn main() {
             protocol_version: "2025-06-18".into(),
             server_info: None,
             unreachable: None,
+            stale: None,
         }],
         tools: merged.tools,
         warnings: vec![],

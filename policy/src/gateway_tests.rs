@@ -64,6 +64,7 @@ fn gateway(auth: bool) -> Gateway {
             },
             server_info: None,
             unreachable: None,
+            stale: None,
         })
         .collect();
     let manifest = Manifest {

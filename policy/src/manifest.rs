@@ -63,6 +63,23 @@ pub struct EnvEntry {
     /// Why discovery could not list this env's tools; it then serves none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreachable: Option<String>,
+    /// The latest discovery failed, but an earlier one listed this env's tools: they are
+    /// still served from that last good list and calls still go to the backend (which fail
+    /// fast while it is really down). `unreachable` stays for envs with no known tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<Stale>,
+}
+
+/// Why an env's tools come from an earlier discovery, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stale {
+    /// The latest discovery's error.
+    pub reason: String,
+    /// When discovery first failed in this outage (RFC 3339, UTC).
+    pub since: String,
+    /// When the served tool list was first seen (RFC 3339, UTC).
+    pub listed_at: String,
 }
 
 /// One merged tool.

@@ -241,6 +241,7 @@ mod tests {
             protocol_version: "2025-06-18".into(),
             server_info: None,
             unreachable: None,
+            stale: None,
         }
     }
 

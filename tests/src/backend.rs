@@ -31,6 +31,7 @@ pub struct BackendBuilder {
     env: String,
     kind: Kind,
     record: bool,
+    catalog: bool,
 }
 
 impl BackendBuilder {
@@ -64,6 +65,13 @@ impl BackendBuilder {
         self
     }
 
+    /// A demo backend whose tools [`Backend::set_catalog`] changes while it runs
+    /// (`--catalog FILE`, which does not exist until then).
+    pub fn catalog(mut self) -> Self {
+        self.catalog = true;
+        self
+    }
+
     pub fn start(self) -> Result<Backend> {
         let record = if self.record {
             let path = logs::unique_path(&format!("{}.calls", self.env), ".jsonl")?;
@@ -72,11 +80,20 @@ impl BackendBuilder {
         } else {
             None
         };
+        let catalog = if self.catalog {
+            Some(logs::unique_path(
+                &format!("{}.catalog", self.env),
+                ".json",
+            )?)
+        } else {
+            None
+        };
         let mut backend = Backend {
             port: ports::free_port()?,
             env: self.env,
             kind: self.kind,
             record,
+            catalog,
             proc: None,
         };
         backend.restart()?;
@@ -91,6 +108,7 @@ pub struct Backend {
     kind: Kind,
     port: u16,
     record: Option<PathBuf>,
+    catalog: Option<PathBuf>,
     proc: Option<Proc>,
 }
 
@@ -105,6 +123,7 @@ impl Backend {
                 drift: None,
             },
             record: false,
+            catalog: false,
         }
     }
 
@@ -115,6 +134,7 @@ impl Backend {
             env: env.to_owned(),
             kind: Kind::Everything,
             record: false,
+            catalog: false,
         }
     }
 
@@ -173,6 +193,9 @@ impl Backend {
                 if let Some(r) = &self.record {
                     cmd.arg("--record").arg(r);
                 }
+                if let Some(c) = &self.catalog {
+                    cmd.arg("--catalog").arg(c);
+                }
                 Proc::spawn(&name, &mut cmd)?
             }
             Kind::Everything => {
@@ -202,6 +225,21 @@ impl Backend {
         )?;
         self.proc = Some(proc);
         Ok(())
+    }
+
+    /// Changes this (`.catalog()`) demo backend's tools from its next request on:
+    /// `{"add": [tool definitions], "remove": [names], "descriptions": {name: text}}`, or any
+    /// text (invalid JSON makes its `tools/list` fail). Written atomically.
+    pub fn set_catalog(&self, catalog: &str) -> Result<()> {
+        let Some(path) = &self.catalog else {
+            bail!(
+                "backend {} was started without .catalog(); its tools are fixed",
+                self.env
+            );
+        };
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, catalog).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))
     }
 
     /// Every `tools/call` this (recording) backend has received, oldest first.

@@ -102,6 +102,12 @@ impl Gateway {
     /// listener answers a `ping`.
     pub fn start(config: Config) -> Result<Gateway> {
         let found = discover(&config)?;
+        Self::start_on(found, config.has_auth())
+    }
+
+    /// Starts Envoy on files discovery already wrote (with `auth`: an anonymous ping's 401
+    /// is the sign of life).
+    pub fn start_on(found: Discovered, auth: bool) -> Result<Gateway> {
         let base_id = next_base_id();
         let mut cmd = Command::new(prereq::envoy()?);
         cmd.arg("-c")
@@ -118,7 +124,6 @@ impl Gateway {
         let url = format!("http://127.0.0.1:{}/mcp", found.port);
         let ping = r#"{"jsonrpc":"2.0","id":"harness-ready","method":"ping"}"#;
         // With auth, an anonymous ping is refused by jwt_authn: that 401 is the sign of life.
-        let auth = config.has_auth();
         envoy.wait_until(
             &format!("the gateway to answer a ping on {url}"),
             READY_TIMEOUT,

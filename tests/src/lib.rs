@@ -34,6 +34,7 @@ pub mod process;
 pub mod rmcp_client;
 pub mod sse;
 pub mod ts_client;
+pub mod watch;
 
 pub use backend::{Backend, Record};
 pub use check::CheckRun;

@@ -44,6 +44,8 @@ pub struct DemoOptions {
     pub json_response: bool,
     pub record: Option<PathBuf>,
     pub drift: Option<Drift>,
+    /// A [`tools::Overlay`] file read on every request (`--catalog`).
+    pub catalog: Option<PathBuf>,
 }
 
 /// Appends one JSON line per tool call.
@@ -92,7 +94,6 @@ pub fn header_record(headers: &http::HeaderMap) -> BTreeMap<String, String> {
 
 struct Inner {
     opts: DemoOptions,
-    tools: Vec<Tool>,
     recorder: Option<Recorder>,
 }
 
@@ -104,23 +105,62 @@ pub struct DemoServer {
 
 impl DemoServer {
     pub fn new(opts: DemoOptions) -> Result<Self> {
-        let tools = tools::definitions(&opts.env, opts.drift)
-            .into_iter()
-            .map(serde_json::from_value)
-            .collect::<Result<Vec<Tool>, _>>()
-            .context("building the demo tool definitions")?;
-        let recorder = opts.record.as_ref().map(Recorder::open).transpose()?;
-        Ok(DemoServer {
+        let server = DemoServer {
             inner: Arc::new(Inner {
+                recorder: opts.record.as_ref().map(Recorder::open).transpose()?,
                 opts,
-                tools,
-                recorder,
             }),
-        })
+        };
+        // A definition rmcp cannot take is a bug here (or a broken --catalog): say so now.
+        server
+            .tools()
+            .map_err(|e| anyhow::anyhow!("building the demo tool definitions: {}", e.message))?;
+        Ok(server)
     }
 
     fn env(&self) -> &str {
         &self.inner.opts.env
+    }
+
+    /// The built-in definitions with the `--catalog` overlay as the file says now (none
+    /// while it does not exist).
+    fn definitions(&self) -> Result<Vec<Value>, ErrorData> {
+        let opts = &self.inner.opts;
+        let defs = tools::definitions(&opts.env, opts.drift);
+        let Some(path) = &opts.catalog else {
+            return Ok(defs);
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(defs),
+            Err(e) => {
+                return Err(ErrorData::internal_error(
+                    format!("[{}] reading catalog {}: {e}", opts.env, path.display()),
+                    None,
+                ));
+            }
+        };
+        let overlay: tools::Overlay = serde_json::from_str(&text).map_err(|e| {
+            ErrorData::internal_error(
+                format!("[{}] catalog {} is invalid: {e}", opts.env, path.display()),
+                None,
+            )
+        })?;
+        Ok(overlay.apply(defs))
+    }
+
+    fn tools(&self) -> Result<Vec<Tool>, ErrorData> {
+        self.definitions()?
+            .into_iter()
+            .map(|t| {
+                serde_json::from_value(t).map_err(|e| {
+                    ErrorData::internal_error(
+                        format!("[{}] a tool definition is invalid: {e}", self.env()),
+                        None,
+                    )
+                })
+            })
+            .collect()
     }
 }
 
@@ -165,7 +205,7 @@ impl ServerHandler for DemoServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.inner.tools.clone()))
+        Ok(ListToolsResult::with_all_items(self.tools()?))
     }
 
     async fn call_tool(
@@ -188,10 +228,10 @@ impl ServerHandler for DemoServer {
                 "headers": headers,
             }));
         }
-        let answer = tools::call(env, self.inner.opts.drift, &request.name, &arguments)
-            .ok_or_else(|| {
-                ErrorData::invalid_params(format!("[{env}] unknown tool `{}`", request.name), None)
-            })?;
+        let defs = self.definitions()?;
+        let answer = tools::call_in(&defs, env, &request.name, &arguments).ok_or_else(|| {
+            ErrorData::invalid_params(format!("[{env}] unknown tool `{}`", request.name), None)
+        })?;
         let result = match answer {
             Answer::Ok { text, structured } => {
                 let mut result = text_result(text, false);

@@ -2,6 +2,9 @@
 //! only Prod has, a parameter only Dev has, and (with `--drift`) a description or a type
 //! that no longer matches. Pure: definitions and answers, no IO.
 
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 /// A deliberate difference from the other envs, for `check` to find.
@@ -136,6 +139,43 @@ pub fn definitions(env: &str, drift: Option<Drift>) -> Vec<Value> {
     tools
 }
 
+/// Changes to the built-in tools, from `--catalog FILE` (re-read on every request), so a test
+/// can add a tool or change a description while the backend runs.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overlay {
+    /// Extra tool definitions (replacing a built-in one of the same name).
+    #[serde(default)]
+    pub add: Vec<Value>,
+    /// Names of built-in tools to leave out.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// New descriptions by tool name.
+    #[serde(default)]
+    pub descriptions: BTreeMap<String, String>,
+}
+
+impl Overlay {
+    /// `defs` with this overlay applied.
+    pub fn apply(&self, defs: Vec<Value>) -> Vec<Value> {
+        let name = |t: &Value| t.get("name").and_then(Value::as_str).map(str::to_owned);
+        let added: Vec<String> = self.add.iter().filter_map(name).collect();
+        let mut out: Vec<Value> = defs
+            .into_iter()
+            .filter(|t| name(t).is_some_and(|n| !self.remove.contains(&n) && !added.contains(&n)))
+            .collect();
+        out.extend(self.add.iter().cloned());
+        for tool in &mut out {
+            if let Some(text) = name(tool).and_then(|n| self.descriptions.get(&n))
+                && let Some(obj) = tool.as_object_mut()
+            {
+                obj.insert("description".into(), Value::String(text.clone()));
+            }
+        }
+        out
+    }
+}
+
 /// What a call returns: text lines, optional structured content, or an error text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
@@ -159,7 +199,17 @@ pub fn call(
     tool: &str,
     arguments: &Map<String, Value>,
 ) -> Option<Answer> {
-    let defs = definitions(env, drift);
+    call_in(&definitions(env, drift), env, tool, arguments)
+}
+
+/// Like [`call`] against `defs` (the built-in tools with an [`Overlay`]); a tool the overlay
+/// added answers that it ran.
+pub fn call_in(
+    defs: &[Value],
+    env: &str,
+    tool: &str,
+    arguments: &Map<String, Value>,
+) -> Option<Answer> {
     let def = defs
         .iter()
         .find(|d| d.get("name").and_then(Value::as_str) == Some(tool))?;
@@ -240,7 +290,8 @@ pub fn call(
                 text: format!("{head}\ncompleted {steps} steps"),
             }
         }
-        _ => Answer::Error(format!("{head}: not implemented")),
+        // A tool from `--catalog`.
+        _ => text(vec![format!("{tool} done in {env}")]),
     })
 }
 
@@ -345,6 +396,34 @@ mod tests {
         check(json!({"metric": "m"}), "missing required argument `window`");
         check(json!({"metric": 1, "window": "5m"}), "must be of type");
         assert!(call("Staging", None, "rollback_deployment", &Map::new()).is_none());
+    }
+
+    #[test]
+    fn an_overlay_adds_removes_and_redescribes() {
+        let overlay: Overlay = serde_json::from_value(json!({
+            "add": [{"name": "restart_service", "description": "Restart.",
+                     "inputSchema": {"type": "object", "properties": {"service": {"type": "string"}}}}],
+            "remove": ["stream_progress"],
+            "descriptions": {"search_logs": "Grep the logs."}
+        }))
+        .unwrap();
+        let defs = overlay.apply(definitions("Staging", None));
+        let names: Vec<&str> = defs.iter().filter_map(|t| t["name"].as_str()).collect();
+        assert!(names.contains(&"restart_service"), "{names:?}");
+        assert!(!names.contains(&"stream_progress"), "{names:?}");
+        assert_eq!(defs[0]["description"], "Grep the logs.");
+        let args = json!({"service": "api"});
+        let Some(Answer::Ok { text, .. }) = call_in(
+            &defs,
+            "Staging",
+            "restart_service",
+            args.as_object().unwrap(),
+        ) else {
+            panic!("the added tool did not answer")
+        };
+        assert!(text.contains("restart_service done in Staging"), "{text}");
+        assert!(call_in(&defs, "Staging", "stream_progress", &Map::new()).is_none());
+        assert!(serde_json::from_value::<Overlay>(json!({"tools": []})).is_err());
     }
 
     #[test]
