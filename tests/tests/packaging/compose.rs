@@ -6,62 +6,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use clap::Parser as _;
-use serde_json::Value;
 use tests::process::Proc;
 use tests::{Backend, envoy_validate, logs, prereq};
 
 use super::support::{
-    command, compose, copy_parts, dockerfile, flag, mount_at, mounts, root, service, services,
-    with_flag,
+    CONFIG_IN_CONTAINER, command, compose, config_source, copy_parts, demo_backends, dockerfile,
+    fernet_default, flag, load_config, mount_at, mounts, root, service, services, with_flag,
 };
-
-const CONFIG_IN_CONTAINER: &str = "/etc/meshmux/config.yaml";
-
-/// The Fernet key default compose.yaml gives its services (`${MESHMUX_FERNET_KEY:-…}`).
-fn fernet_default(svc: &Value) -> String {
-    let raw = svc["environment"]["MESHMUX_FERNET_KEY"]
-        .as_str()
-        .expect("MESHMUX_FERNET_KEY is set");
-    raw.strip_prefix("${MESHMUX_FERNET_KEY:-")
-        .and_then(|r| r.strip_suffix('}'))
-        .unwrap_or(raw)
-        .to_owned()
-}
-
-/// The host file mounted at the config path of `svc`, relative to the repository root.
-fn config_source(svc: &Value) -> String {
-    let m = mount_at(svc, CONFIG_IN_CONTAINER);
-    assert!(
-        m.bind && m.read_only,
-        "{m:?}: the config is a read-only bind mount"
-    );
-    m.source.trim_start_matches("./").to_owned()
-}
-
-fn load_config(relative: &str, fernet: &str) -> policy::config::Config {
-    let text = std::fs::read_to_string(root().join(relative)).unwrap();
-    let lookup = |var: &str| (var == "MESHMUX_FERNET_KEY").then(|| fernet.to_owned());
-    policy::config::Config::parse(&text, policy::config::Format::Yaml, relative, &lookup)
-        .unwrap_or_else(|e| panic!("{relative} does not load: {e}"))
-}
-
-/// The services that run `meshmux demo-backend`: service name → (env, port, bind).
-fn demo_backends(compose: &Value) -> Vec<(String, String, u16, String)> {
-    services(compose)
-        .into_iter()
-        .filter_map(|(name, svc)| {
-            let cmd = command(&svc);
-            (cmd.get(1).map(String::as_str) == Some("demo-backend")).then(|| {
-                (
-                    name,
-                    flag(&cmd, "--env").unwrap().to_owned(),
-                    flag(&cmd, "--port").unwrap().parse().unwrap(),
-                    flag(&cmd, "--bind").unwrap_or("127.0.0.1").to_owned(),
-                )
-            })
-        })
-        .collect()
-}
 
 #[test]
 fn every_file_compose_and_the_dockerfile_name_exists() {
@@ -412,8 +363,22 @@ fn the_compose_config_generates_an_envoy_config_that_validates() {
         &dir.join("inlined.yaml"),
     )
     .unwrap();
-    // Three envs plus authsvc, and the listener off loopback as compose needs it.
-    assert!(log.contains("loading 4 cluster(s)"), "{log}");
+    assert!(log.contains("loading 1 listener(s)"), "{log}");
+    let envs = demo_backends(&compose).len();
+    assert!(
+        log.contains(&format!("({envs} envs,")),
+        "the filter took the plugin config:\n{log}"
+    );
+    // A cluster per env and authsvc's, and the listener off loopback as compose needs it.
+    let clusters: Vec<String> = envoy_validate::resources(&out.join("cds.yaml"))
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+        .collect();
+    for (_, env, ..) in demo_backends(&compose) {
+        assert!(clusters.contains(&format!("env_{env}")), "{clusters:?}");
+    }
+    assert!(clusters.contains(&"authsvc".to_owned()), "{clusters:?}");
     let lds = std::fs::read_to_string(out.join("lds.yaml")).unwrap();
     assert!(lds.contains("\"address\": \"0.0.0.0\""), "{lds}");
 }

@@ -35,6 +35,54 @@ pub fn services(compose: &Value) -> Vec<(String, Value)> {
         .collect()
 }
 
+pub const CONFIG_IN_CONTAINER: &str = "/etc/meshmux/config.yaml";
+
+/// The Fernet key default compose.yaml gives its services (`${MESHMUX_FERNET_KEY:-…}`).
+pub fn fernet_default(svc: &Value) -> String {
+    let raw = svc["environment"]["MESHMUX_FERNET_KEY"]
+        .as_str()
+        .expect("MESHMUX_FERNET_KEY is set");
+    raw.strip_prefix("${MESHMUX_FERNET_KEY:-")
+        .and_then(|r| r.strip_suffix('}'))
+        .unwrap_or(raw)
+        .to_owned()
+}
+
+/// The host file mounted at the config path of `svc`, relative to the repository root.
+pub fn config_source(svc: &Value) -> String {
+    let m = mount_at(svc, CONFIG_IN_CONTAINER);
+    assert!(
+        m.bind && m.read_only,
+        "{m:?}: the config is a read-only bind mount"
+    );
+    m.source.trim_start_matches("./").to_owned()
+}
+
+pub fn load_config(relative: &str, fernet: &str) -> policy::config::Config {
+    let text = std::fs::read_to_string(root().join(relative)).unwrap();
+    let lookup = |var: &str| (var == "MESHMUX_FERNET_KEY").then(|| fernet.to_owned());
+    policy::config::Config::parse(&text, policy::config::Format::Yaml, relative, &lookup)
+        .unwrap_or_else(|e| panic!("{relative} does not load: {e}"))
+}
+
+/// The services that run `meshmux demo-backend`: service name → (env, port, bind).
+pub fn demo_backends(compose: &Value) -> Vec<(String, String, u16, String)> {
+    services(compose)
+        .into_iter()
+        .filter_map(|(name, svc)| {
+            let cmd = command(&svc);
+            (cmd.get(1).map(String::as_str) == Some("demo-backend")).then(|| {
+                (
+                    name,
+                    flag(&cmd, "--env").unwrap().to_owned(),
+                    flag(&cmd, "--port").unwrap().parse().unwrap(),
+                    flag(&cmd, "--bind").unwrap_or("127.0.0.1").to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
 /// A service's command as a list of arguments (the exec form; a string command would go
 /// through a shell, which the images are not meant to need).
 pub fn command(svc: &Value) -> Vec<String> {
