@@ -9,6 +9,7 @@ use policy::manifest::{
     Stale, cluster_name,
 };
 use policy::merge::{EnvTools, merge};
+use policy::metrics::MetricsSettings;
 use policy::rbac::RoleRules;
 use policy::revocation::RevocationSource;
 use serde_json::Value;
@@ -293,12 +294,22 @@ pub fn filter_config(config: &Config, manifest: Manifest) -> FilterConfig {
             })
             .collect(),
     });
+    // No `metrics` block means seed 000's defaults: enabled at /metrics, no per-user series.
+    let metrics = config
+        .metrics
+        .as_ref()
+        .map_or_else(MetricsSettings::default, |m| MetricsSettings {
+            enabled: m.enabled,
+            path: m.path.clone(),
+            user_level_metrics: m.user_level_metrics,
+        });
     FilterConfig {
         manifest,
         mcp_path: config.gateway.mcp_path.clone(),
         max_body_bytes: config.gateway.max_body_bytes,
         backends,
         auth,
+        metrics,
     }
 }
 

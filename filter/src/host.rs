@@ -31,6 +31,15 @@ pub fn response_header(name: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
+/// One request header. Call it only from the request-headers callback (see
+/// [`response_header`]).
+pub fn request_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+        .ok()
+        .flatten()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
 /// The first value of `name` (lower-case).
 pub fn find<'h>(headers: &'h Headers, name: &str) -> Option<&'h str> {
     headers

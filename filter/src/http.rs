@@ -6,15 +6,17 @@ use std::rc::Rc;
 
 use log::{debug, info, warn};
 use policy::gateway::{Forward, Head, RequestHead};
+use policy::metrics::ErrorType;
 use policy::reply::{self, LocalReply};
 use policy::rpc::code;
 use policy::session::BackendSession;
-use policy::{Caller, Gateway, Outcome, upstream};
+use policy::{Caller, Gateway, Outcome, health, upstream};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use serde_json::Value;
 
 use crate::host::{self, CallAnswer, Edit};
+use crate::metrics::{self, Tally};
 use crate::response::{self, Retry};
 use crate::session::{self, Opening, Progress};
 
@@ -27,6 +29,10 @@ pub struct Stream {
     /// Bytes of request body Envoy holds for this filter.
     body_size: usize,
     pub(crate) phase: Phase,
+    /// When the headers of an MCP request arrived (host clock, ns; 0 without metrics).
+    started_ns: u64,
+    /// The `tools/call` being counted, from the moment its tool and env are known.
+    pub(crate) tally: Option<Tally>,
 }
 
 pub(crate) enum Phase {
@@ -110,6 +116,8 @@ impl Stream {
             head: OwnedHead::default(),
             body_size: 0,
             phase: Phase::Idle,
+            started_ns: 0,
+            tally: None,
         }
     }
 
@@ -117,8 +125,12 @@ impl Stream {
         self.gateway.clone()
     }
 
-    /// Answers locally and ends this filter's work on the stream.
+    /// Answers locally and ends this filter's work on the stream. A counted call answered
+    /// this way after it was chosen for forwarding failed upstream (unless already decided).
     pub(crate) fn answer(&mut self, reply: &LocalReply) -> Action {
+        if let Some(t) = &mut self.tally {
+            t.failed(ErrorType::Upstream, reply.body.len());
+        }
         host::send(reply);
         self.phase = Phase::Idle;
         Action::Pause
@@ -130,11 +142,29 @@ impl Stream {
             Outcome::Reply(r) => self.answer(&r),
             Outcome::Denied { reply, tool, env } => {
                 info!("denied tool `{tool}` in env `{env}` to {caller:?}");
-                crate::metrics::denied(&tool, &env);
+                if let Some(mut t) = self.count(gateway, &env, &tool) {
+                    t.failed(ErrorType::Denied, reply.body.len());
+                    self.tally = Some(t);
+                }
                 self.answer(&reply)
             }
-            Outcome::Forward(fwd) => self.forward(gateway, fwd),
+            Outcome::Forward(fwd) => {
+                self.tally = self.count(gateway, &fwd.env, &fwd.tool);
+                self.forward(gateway, fwd)
+            }
         }
+    }
+
+    /// Starts counting a call to `tool` in `env` (nothing when metrics are off).
+    fn count(&self, gateway: &Gateway, env: &str, tool: &str) -> Option<Tally> {
+        let settings = &gateway.config().metrics;
+        if !settings.enabled {
+            return None;
+        }
+        if settings.user_level_metrics {
+            metrics::user_call(&principal(gateway));
+        }
+        Some(Tally::begin(env, tool, self.started_ns))
     }
 
     fn forward(&mut self, gateway: &Gateway, fwd: Forward) -> Action {
@@ -250,6 +280,20 @@ fn caller(gateway: &Gateway) -> Caller {
     Caller::Roles(policy::claims::roles(host::property(path).as_deref()))
 }
 
+/// Who the metrics name as the caller: the token's `sub` claim, `anonymous` without one.
+fn principal(gateway: &Gateway) -> String {
+    let Some(auth) = &gateway.config().auth else {
+        return policy::metrics::ANONYMOUS.to_owned();
+    };
+    let mut path = vec!["metadata", "filter_metadata"];
+    path.extend(auth.claims_path.iter().map(String::as_str));
+    path.push("sub");
+    host::property(path)
+        .and_then(|v| String::from_utf8(v).ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| policy::metrics::ANONYMOUS.to_owned())
+}
+
 impl Context for Stream {
     fn on_http_call_response(
         &mut self,
@@ -282,6 +326,11 @@ impl Context for Stream {
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(gateway) = self.gateway.clone() else {
+            let method = host::request_header(":method").unwrap_or_default();
+            let path = host::request_header(":path").unwrap_or_default();
+            if health::is_ready_probe(&method, &path) {
+                return self.answer(&health::readiness(None));
+            }
             // No configuration was accepted: fail closed rather than forward unchecked.
             return self.answer(&reply::error(
                 503,
@@ -291,6 +340,9 @@ impl HttpContext for Stream {
             ));
         };
         self.head = OwnedHead::read(&host::headers(MapType::HttpRequestHeaders));
+        if health::is_ready_probe(&self.head.method, &self.head.path) {
+            return self.answer(&health::readiness(Some(gateway.config())));
+        }
         let head = gateway.on_headers(&self.head.view());
         // A revoked token is refused before anything else is answered on the MCP path.
         if head != Head::Pass
@@ -298,6 +350,12 @@ impl HttpContext for Stream {
         {
             info!("refused a revoked token");
             return self.answer(&r);
+        }
+        if head == Head::Pass {
+            return Action::Continue;
+        }
+        if gateway.config().metrics.enabled {
+            self.started_ns = metrics::now_ns();
         }
         match head {
             Head::Pass => Action::Continue,
@@ -340,5 +398,12 @@ impl HttpContext for Stream {
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         response::on_body(self, body_size, end_of_stream)
+    }
+
+    fn on_log(&mut self) {
+        // Envoy calls this once per stream however it ended (reset and abort included).
+        if let Some(t) = self.tally.take() {
+            t.finish(metrics::now_ns());
+        }
     }
 }

@@ -1,38 +1,240 @@
-//! Counters the filter exports as Envoy stats (`wasmcustom.meshmux.*`; Prometheus shows them
-//! without the `wasmcustom` prefix). Ids are per VM, so each worker defines them lazily.
+//! Per tool × env metrics, exported as Envoy stats (`policy::metrics` names them; the
+//! bootstrap's `stats_tags` turn the names into Prometheus labels). Metric ids are per VM, so
+//! each worker defines its series lazily and keeps them in a thread-local cache.
+//!
+//! A [`Tally`] follows one `tools/call` from the moment its tool and env are known to the
+//! stream's end (`on_log`, which Envoy calls for resets and aborts too, so the in-flight
+//! gauge always comes back down). Per call it costs: two clock reads, one request and two
+//! gauge updates, two histogram samples, one outcome counter, and one body read per response
+//! chunk until the answer's verdict is known.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
 
 use log::warn;
+use policy::metrics::{self, ErrorType};
+use policy::outcome_scan::{OutcomeScan, Verdict};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-thread_local! {
-    static IDS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+/// One tool × env's metric ids in this VM.
+struct Series {
+    env: String,
+    tool: String,
+    requests: Option<u32>,
+    in_flight: Option<u32>,
+    duration: Option<u32>,
+    size: Option<u32>,
+    /// Defined on first use, so a series that never failed exports no error line.
+    successes: Cell<Option<u32>>,
+    errors: [Cell<Option<u32>>; 4],
 }
 
-/// Adds one to the counter `name`, defining it on first use.
-pub fn count(name: &str) {
-    let id = IDS.with(|ids| {
-        let mut ids = ids.borrow_mut();
-        if let Some(id) = ids.get(name) {
-            return Some(*id);
+thread_local! {
+    /// env → tool → series.
+    static SERIES: RefCell<HashMap<String, HashMap<String, Rc<Series>>>> =
+        RefCell::new(HashMap::new());
+    static USERS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+}
+
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    match hostcalls::define_metric(kind, name) {
+        Ok(id) => Some(id),
+        Err(s) => {
+            warn!("defining metric {name}: {s:?}");
+            None
         }
-        // Envoy answers Ok for any counter name; the SDK would panic on anything else.
-        let id = hostcalls::define_metric(MetricType::Counter, name).ok()?;
-        ids.insert(name.to_owned(), id);
-        Some(id)
-    });
-    if let Some(id) = id
-        && let Err(s) = hostcalls::increment_metric(id, 1)
-    {
-        warn!("counting {name}: {s:?}");
     }
 }
 
-/// A `tools/call` the caller's roles do not allow: counted in total and per tool and env.
-pub fn denied(tool: &str, env: &str) {
-    count("meshmux.denied");
-    count(&format!("meshmux.denied.tool.{tool}.env.{env}"));
+fn add(id: Option<u32>, n: i64) {
+    if let Some(id) = id
+        && let Err(s) = hostcalls::increment_metric(id, n)
+    {
+        warn!("updating metric {id}: {s:?}");
+    }
+}
+
+fn record(id: Option<u32>, value: u64) {
+    if let Some(id) = id
+        && let Err(s) = hostcalls::record_metric(id, value)
+    {
+        warn!("recording metric {id}: {s:?}");
+    }
+}
+
+fn lazily(
+    cell: &Cell<Option<u32>>,
+    kind: MetricType,
+    name: impl FnOnce() -> String,
+) -> Option<u32> {
+    if cell.get().is_none() {
+        cell.set(define(kind, &name()));
+    }
+    cell.get()
+}
+
+fn series(env: &str, tool: &str) -> Rc<Series> {
+    SERIES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(s) = cache.get(env).and_then(|tools| tools.get(tool)) {
+            return s.clone();
+        }
+        let name = |metric| metrics::series(metric, env, tool);
+        let s = Rc::new(Series {
+            env: env.to_owned(),
+            tool: tool.to_owned(),
+            requests: define(MetricType::Counter, &name(metrics::REQUESTS)),
+            in_flight: define(MetricType::Gauge, &name(metrics::IN_FLIGHT)),
+            duration: define(MetricType::Histogram, &name(metrics::DURATION)),
+            size: define(MetricType::Histogram, &name(metrics::RESPONSE_SIZE)),
+            successes: Cell::new(None),
+            errors: Default::default(),
+        });
+        cache
+            .entry(env.to_owned())
+            .or_default()
+            .insert(tool.to_owned(), s.clone());
+        s
+    })
+}
+
+/// Counts one call for `principal` (only with `metrics.user_level_metrics`).
+pub fn user_call(principal: &str) {
+    let id = USERS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(id) = cache.get(principal) {
+            return Some(*id);
+        }
+        let id = define(MetricType::Counter, &metrics::user_calls(principal))?;
+        cache.insert(principal.to_owned(), id);
+        Some(id)
+    });
+    add(id, 1);
+}
+
+/// Nanoseconds on the host's clock (0 if it cannot be read: the latency is then skipped).
+pub fn now_ns() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// How a call ended, once known.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Success,
+    Error(ErrorType),
+}
+
+/// One `tools/call` being counted.
+pub struct Tally {
+    series: Rc<Series>,
+    started_ns: u64,
+    /// Bytes of response body the client got.
+    size: u64,
+    /// Reading a 2xx answer as it streams through.
+    scan: Option<OutcomeScan>,
+    outcome: Option<Outcome>,
+}
+
+impl Tally {
+    /// A call to `tool` in `env` whose request headers arrived at `started_ns`: counted as a
+    /// request and in flight from now on.
+    pub fn begin(env: &str, tool: &str, started_ns: u64) -> Tally {
+        let series = series(env, tool);
+        add(series.requests, 1);
+        add(series.in_flight, 1);
+        Tally {
+            series,
+            started_ns,
+            size: 0,
+            scan: None,
+            outcome: None,
+        }
+    }
+
+    /// The call failed with a reply of `size` bytes the filter wrote (the first outcome stays).
+    pub fn failed(&mut self, error: ErrorType, size: usize) {
+        if self.outcome.is_none() {
+            self.outcome = Some(Outcome::Error(error));
+            self.size = size as u64;
+        }
+    }
+
+    /// The filter hands the client `body`, an MCP answer it holds whole (a retried call).
+    pub fn answered(&mut self, content_type: Option<&str>, body: &[u8]) {
+        let mut scan = OutcomeScan::for_content_type(content_type);
+        if let Some(s) = &mut scan {
+            s.feed(body);
+        }
+        self.size = body.len() as u64;
+        self.outcome = Some(from_verdict(scan.and_then(|s| s.verdict())));
+    }
+
+    /// A 2xx answer with this content type starts streaming through.
+    pub fn streaming(&mut self, content_type: Option<&str>) {
+        self.scan = OutcomeScan::for_content_type(content_type);
+    }
+
+    /// Whether the next response chunk must be read (a streamed answer without a verdict yet).
+    pub fn wants_body(&self) -> bool {
+        self.outcome.is_none() && self.scan.as_ref().is_some_and(|s| s.verdict().is_none())
+    }
+
+    /// One response chunk of `size` bytes streamed through; `chunk` is its content when
+    /// [`Tally::wants_body`] asked for it.
+    pub fn chunk(&mut self, size: usize, chunk: Option<&[u8]>) {
+        if self.outcome.is_some() {
+            return;
+        }
+        self.size = self.size.saturating_add(size as u64);
+        if let (Some(s), Some(bytes)) = (&mut self.scan, chunk) {
+            s.feed(bytes);
+        }
+    }
+
+    /// The stream ended (completed, reset or aborted): records everything.
+    pub fn finish(self, now_ns: u64) {
+        let series = &self.series;
+        let outcome = self
+            .outcome
+            .unwrap_or_else(|| from_verdict(self.scan.as_ref().and_then(OutcomeScan::verdict)));
+        match outcome {
+            Outcome::Success => add(
+                lazily(&series.successes, MetricType::Counter, || {
+                    metrics::series(metrics::SUCCESSES, &series.env, &series.tool)
+                }),
+                1,
+            ),
+            Outcome::Error(e) => {
+                if let Some(cell) = series.errors.get(e.index()) {
+                    add(
+                        lazily(cell, MetricType::Counter, || {
+                            metrics::errors(&series.env, &series.tool, e)
+                        }),
+                        1,
+                    );
+                }
+            }
+        }
+        add(series.in_flight, -1);
+        if self.started_ns != 0 && now_ns >= self.started_ns {
+            record(series.duration, (now_ns - self.started_ns) / 1_000_000);
+        }
+        record(series.size, self.size);
+    }
+}
+
+/// No verdict means the answer never completed: the backend's (or the connection's) fault.
+fn from_verdict(verdict: Option<Verdict>) -> Outcome {
+    match verdict {
+        Some(Verdict::Success) => Outcome::Success,
+        Some(Verdict::ToolError) => Outcome::Error(ErrorType::Tool),
+        Some(Verdict::JsonRpcError) => Outcome::Error(ErrorType::Jsonrpc),
+        None => Outcome::Error(ErrorType::Upstream),
+    }
 }

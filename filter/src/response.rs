@@ -6,6 +6,7 @@
 //! `content-type` and `content-length` on its headers, the new body over the buffered one.
 
 use log::{info, warn};
+use policy::metrics::ErrorType;
 use policy::reply::LocalReply;
 use policy::{Gateway, upstream};
 use proxy_wasm::types::{Action, BufferType, MapType};
@@ -28,8 +29,15 @@ pub(crate) struct Retry {
 
 enum Stage {
     Opening(Opening),
-    Calling { token: u32 },
-    Answered(LocalReply),
+    Calling {
+        token: u32,
+    },
+    /// The reply to hand the client; `passed` when it is the backend's own 2xx MCP answer
+    /// (otherwise a failure the filter wrote).
+    Answered {
+        reply: LocalReply,
+        passed: bool,
+    },
 }
 
 /// How much of the refused response's body Envoy holds for the filter.
@@ -46,7 +54,7 @@ impl Retry {
         match &self.stage {
             Stage::Opening(o) => o.token == token,
             Stage::Calling { token: t } => *t == token,
-            Stage::Answered(_) => false,
+            Stage::Answered { .. } => false,
         }
     }
 }
@@ -65,6 +73,9 @@ pub(crate) fn on_headers(s: &mut Stream, end_of_stream: bool) -> Action {
         .unwrap_or(0);
     match upstream::classify(status, call.cached) {
         upstream::Verdict::Pass => {
+            if let Some(t) = &mut s.tally {
+                t.streaming(host::response_header("content-type").as_deref());
+            }
             if host::response_header("mcp-session-id").is_some() {
                 Edit::new(MapType::HttpResponseHeaders)
                     .remove("mcp-session-id")
@@ -116,6 +127,9 @@ pub(crate) fn on_body(s: &mut Stream, body_size: usize, end_of_stream: bool) -> 
                 reply.body_text()
             );
             s.phase = Phase::Idle;
+            if let Some(t) = &mut s.tally {
+                t.failed(ErrorType::Upstream, reply.body.len());
+            }
             replace(&reply, body_size);
             Action::Continue
         }
@@ -124,7 +138,8 @@ pub(crate) fn on_body(s: &mut Stream, body_size: usize, end_of_stream: bool) -> 
                 return Action::Pause;
             }
             retry.body = Body::Complete(body_size);
-            if let Stage::Answered(reply) = &retry.stage {
+            if let Stage::Answered { reply, passed } = &retry.stage {
+                tally_answer(&mut s.tally, reply, *passed);
                 replace(reply, body_size);
                 s.phase = Phase::Idle;
                 return Action::Continue;
@@ -132,7 +147,32 @@ pub(crate) fn on_body(s: &mut Stream, body_size: usize, end_of_stream: bool) -> 
             // Held (Envoy buffers it) until the retry answers; `retry_answered` resumes.
             Action::Pause
         }
-        _ => Action::Continue,
+        _ => {
+            // A 2xx answer streaming through: read each chunk once, and only until the
+            // answer's verdict is known.
+            if let Some(t) = &mut s.tally {
+                let chunk = t
+                    .wants_body()
+                    .then(|| host::body(BufferType::HttpResponseBody, body_size));
+                t.chunk(body_size, chunk.as_deref());
+            }
+            Action::Continue
+        }
+    }
+}
+
+/// Counts the outcome of a call whose answer the filter hands over whole.
+fn tally_answer(tally: &mut Option<crate::metrics::Tally>, reply: &LocalReply, passed: bool) {
+    let Some(t) = tally else { return };
+    if passed {
+        let content_type = reply
+            .headers
+            .iter()
+            .find(|(k, _)| *k == "content-type")
+            .map(|(_, v)| v.as_str());
+        t.answered(content_type, &reply.body);
+    } else {
+        t.failed(ErrorType::Upstream, reply.body.len());
     }
 }
 
@@ -142,12 +182,10 @@ pub(crate) fn retry_answered(s: &mut Stream, gateway: &Gateway, retry: Retry, an
     let (env, id) = (&call.fwd.env, &call.fwd.id);
     let stage = match stage {
         Stage::Opening(opening) => match gateway.config().manifest.env(env) {
-            None => Stage::Answered(upstream::unavailable(env, id, "unknown env")),
+            None => failed(upstream::unavailable(env, id, "unknown env")),
             Some(entry) => match session::advance(gateway, entry, opening, answer) {
                 Progress::Waiting(next) => Stage::Opening(next),
-                Progress::Failed(reason) => {
-                    Stage::Answered(upstream::unavailable(env, id, &reason))
-                }
+                Progress::Failed(reason) => failed(upstream::unavailable(env, id, &reason)),
                 Progress::Open(opened) => {
                     info!(
                         "env `{env}`: retrying tool `{}` in the new session",
@@ -163,19 +201,20 @@ pub(crate) fn retry_answered(s: &mut Stream, gateway: &Gateway, retry: Retry, an
                     );
                     match sent {
                         Ok(token) => Stage::Calling { token },
-                        Err(reason) => Stage::Answered(upstream::unavailable(env, id, &reason)),
+                        Err(reason) => failed(upstream::unavailable(env, id, &reason)),
                     }
                 }
             },
         },
-        Stage::Calling { .. } => Stage::Answered(upstream::retried(
-            env,
-            id,
-            answer.status,
-            host::find(&answer.headers, "content-type"),
-            &answer.body,
-        )),
-        answered @ Stage::Answered(_) => answered,
+        Stage::Calling { .. } => {
+            let content_type = host::find(&answer.headers, "content-type");
+            Stage::Answered {
+                passed: matches!(answer.status, Some(200..=299))
+                    && upstream::is_mcp_content_type(content_type),
+                reply: upstream::retried(env, id, answer.status, content_type, &answer.body),
+            }
+        }
+        answered @ Stage::Answered { .. } => answered,
     };
     deliver_if_ready(s, Retry { call, stage, body });
 }
@@ -184,14 +223,22 @@ pub(crate) fn retry_answered(s: &mut Stream, gateway: &Gateway, retry: Retry, an
 fn reopen(gateway: &Gateway, call: &Call) -> Stage {
     let (env, id) = (&call.fwd.env, &call.fwd.id);
     let Some(entry) = gateway.config().manifest.env(env) else {
-        return Stage::Answered(upstream::unavailable(env, id, "unknown env"));
+        return failed(upstream::unavailable(env, id, "unknown env"));
     };
     if let Some(used) = &call.session {
         session::forget(entry, used);
     }
     match session::begin(gateway, entry, &call.fwd.protocol_version) {
         Ok(opening) => Stage::Opening(opening),
-        Err(reason) => Stage::Answered(upstream::unavailable(env, id, &reason)),
+        Err(reason) => failed(upstream::unavailable(env, id, &reason)),
+    }
+}
+
+/// A retry that ends with a failure the filter wrote.
+fn failed(reply: LocalReply) -> Stage {
+    Stage::Answered {
+        reply,
+        passed: false,
     }
 }
 
@@ -199,10 +246,12 @@ fn deliver_if_ready(s: &mut Stream, retry: Retry) {
     match (&retry.stage, retry.body) {
         // No body to write over: answer with a local reply, which Envoy sends straight to the
         // client since no response headers went out yet.
-        (Stage::Answered(reply), Body::None) => {
+        (Stage::Answered { reply, passed }, Body::None) => {
+            tally_answer(&mut s.tally, reply, *passed);
             s.answer(reply);
         }
-        (Stage::Answered(reply), Body::Complete(size)) => {
+        (Stage::Answered { reply, passed }, Body::Complete(size)) => {
+            tally_answer(&mut s.tally, reply, *passed);
             replace(reply, size);
             s.phase = Phase::Idle;
             host::resume_response();

@@ -98,6 +98,7 @@ fn gateway(auth: bool) -> Gateway {
         max_body_bytes: 4096,
         backends: Default::default(),
         auth,
+        metrics: Default::default(),
     };
     Gateway::new(config).unwrap()
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::metrics::MetricsSettings;
 use crate::rbac::Roles;
 use crate::revocation::RevocationSource;
 
@@ -172,6 +173,9 @@ pub struct FilterConfig {
     /// Absent: no authorization, every caller may call everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<FilterAuth>,
+    /// What the filter counts (`policy::metrics`); the defaults when absent.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -83,12 +83,22 @@ pub fn retried(
 /// Longest excerpt of a failure body quoted to the model.
 const MAX_REASON: usize = 300;
 
+/// Envoy's body when a cluster has no healthy host (response flag `UH`): with the env
+/// clusters' active health checks and a panic threshold of 0, that means the env's backend
+/// fails its health checks.
+pub const NO_HEALTHY_UPSTREAM: &str = "no healthy upstream";
+/// What the caller reads then.
+pub const FAILING_HEALTH_CHECKS: &str = "its backend is failing health checks";
+
 /// A short, single-line reason: `HTTP 503: upstream connect error …`, the JSON-RPC error
 /// message when the body is one, or a note that no response came.
 pub fn reason(status: Option<u16>, body: &[u8]) -> String {
     let Some(status) = status else {
         return "no response (the connection was reset or refused)".to_owned();
     };
+    if status == 503 && body.trim_ascii() == NO_HEALTHY_UPSTREAM.as_bytes() {
+        return format!("{FAILING_HEALTH_CHECKS} (Envoy: HTTP 503 {NO_HEALTHY_UPSTREAM})");
+    }
     let detail = jsonrpc_message(body).unwrap_or_else(|| String::from_utf8_lossy(body).into());
     let detail = one_line(&detail);
     if detail.is_empty() {
@@ -190,6 +200,23 @@ mod tests {
         assert_eq!(
             text(&failure("Dev", &json!(1), None, b"")),
             "Environment `Dev` is unavailable: no response (the connection was reset or refused)"
+        );
+        assert_eq!(
+            text(&failure(
+                "Prod",
+                &json!(1),
+                Some(503),
+                b"no healthy upstream"
+            )),
+            "Environment `Prod` is unavailable: its backend is failing health checks (Envoy: HTTP 503 no healthy upstream)"
+        );
+        assert_eq!(
+            text(&unavailable(
+                "Prod",
+                &json!(1),
+                &reason(Some(503), b"no healthy upstream\n")
+            )),
+            "Environment `Prod` is unavailable: its backend is failing health checks (Envoy: HTTP 503 no healthy upstream)"
         );
         assert_eq!(
             text(&unavailable("Dev", &json!(1), "boom")),

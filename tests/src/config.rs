@@ -23,6 +23,8 @@ pub struct Config {
     max_body_bytes: Option<u64>,
     auth: Option<AuthConfig>,
     port: Option<u16>,
+    /// The `metrics` block as written (absent: seed 000's defaults).
+    metrics: Option<Value>,
 }
 
 /// The `auth` block: tokens from authsvc at `authsvc_url`, these roles.
@@ -135,6 +137,12 @@ impl Config {
         self
     }
 
+    /// The `metrics` block (`enabled`, `path`, `user_level_metrics`).
+    pub fn metrics(mut self, block: Value) -> Self {
+        self.metrics = Some(block);
+        self
+    }
+
     pub fn fixed_port(&self) -> Option<u16> {
         self.port
     }
@@ -165,6 +173,9 @@ impl Config {
             environments.insert(e.name.clone(), env);
         }
         let mut config = json!({"environments": environments});
+        if let (Some(block), Some(obj)) = (&self.metrics, config.as_object_mut()) {
+            obj.insert("metrics".into(), block.clone());
+        }
         if let (Some(limit), Some(obj)) = (self.max_body_bytes, config.as_object_mut()) {
             obj.insert("gateway".into(), json!({"max_body_bytes": limit}));
         }

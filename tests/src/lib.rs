@@ -31,6 +31,7 @@ pub mod oidc_idp;
 pub mod ports;
 pub mod prereq;
 pub mod process;
+pub mod prometheus;
 pub mod rmcp_client;
 pub mod sse;
 pub mod ts_client;

@@ -179,15 +179,21 @@ fn each_caller_sees_and_calls_only_what_its_roles_allow() -> anyhow::Result<()> 
     );
     assert!(text.contains("Staging"), "names the envs A may use: {text}");
 
-    // The denial is counted, in total and per tool and env, in Envoy's stats.
-    let stats = http::client()?
-        .get(format!("{}/stats?filter=meshmux.denied", gw.admin_url()))
+    // The denial is counted per tool and env in the Prometheus text (tests/tests/metrics.rs
+    // checks every metric; this checks the label set a denial gets).
+    let prometheus = http::client()?
+        .get(format!("{}/stats/prometheus", gw.admin_url()))
         .send()?
         .text()?;
-    assert!(stats.contains("wasmcustom.meshmux.denied: 1"), "{stats}");
-    assert!(
-        stats.contains("wasmcustom.meshmux.denied.tool.search_logs.env.Prod: 1"),
-        "{stats}"
+    let samples = tests::prometheus::Samples::parse(&prometheus)?;
+    let denied = samples.by(
+        "meshmux_tool_request_errors_total",
+        &["env", "tool", "error_type"],
+    );
+    assert_eq!(
+        denied.get(&vec!["Prod".into(), "search_logs".into(), "denied".into()]),
+        Some(&1.0),
+        "{prometheus}"
     );
 
     // No roles, or only unknown ones: nothing listed, nothing callable.

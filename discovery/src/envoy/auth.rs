@@ -45,8 +45,17 @@ pub(super) fn routes() -> Vec<Value> {
 
 /// `jwt_authn`, placed before the meshmux filter: every request under the MCP path needs a
 /// token authsvc signed for this gateway. The payload goes to the dynamic metadata (which a
-/// client cannot set, unlike headers) and the token itself is not forwarded.
-pub(super) fn jwt_filter(auth: &AuthTarget, mcp_path: &str) -> Value {
+/// client cannot set, unlike headers) and the token itself is not forwarded. `open_paths`
+/// (health, metrics) are matched first and need no token, even if the MCP path prefixes them.
+pub(super) fn jwt_filter(auth: &AuthTarget, mcp_path: &str, open_paths: &[String]) -> Value {
+    let mut rules: Vec<Value> = open_paths
+        .iter()
+        .map(|p| json!({ "match": { "path": p } }))
+        .collect();
+    rules.push(json!({
+        "match": { "prefix": mcp_path },
+        "requires": { "provider_name": PROVIDER }
+    }));
     json!({
         "name": JWT_FILTER,
         "typed_config": {
@@ -70,10 +79,7 @@ pub(super) fn jwt_filter(auth: &AuthTarget, mcp_path: &str) -> Value {
                     "forward": false
                 }
             },
-            "rules": [{
-                "match": { "prefix": mcp_path },
-                "requires": { "provider_name": PROVIDER }
-            }]
+            "rules": rules
         }
     })
 }

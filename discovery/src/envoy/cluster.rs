@@ -1,5 +1,8 @@
 //! One cluster per env (`env_<name>`), and `authsvc` when auth is on: HTTP/1.1 upstream,
-//! TLS with SNI and certificate checks against the system roots for https URLs.
+//! TLS with SNI and certificate checks against the system roots for https URLs. Env clusters
+//! are health-checked (`ops::health_check`) with a panic threshold of 0: otherwise, with its
+//! only host unhealthy, Envoy's panic mode would route to it anyway, and a dead env would not
+//! fail fast with "no healthy upstream", which the filter turns into the reason callers read.
 
 use serde_json::{Value, json};
 
@@ -9,7 +12,17 @@ use crate::catalog::{BackendUrl, EnvTarget};
 pub(super) fn clusters(targets: &[EnvTarget]) -> Vec<Value> {
     targets
         .iter()
-        .map(|t| cluster(&t.cluster, &t.url))
+        .map(|t| {
+            let mut c = cluster(&t.cluster, &t.url);
+            if let Some(obj) = c.as_object_mut() {
+                obj.insert("health_checks".into(), json!([super::ops::health_check(t)]));
+                obj.insert(
+                    "common_lb_config".into(),
+                    json!({ "healthy_panic_threshold": { "value": 0 } }),
+                );
+            }
+            c
+        })
         .collect()
 }
 

@@ -7,7 +7,7 @@ use policy::manifest::FilterConfig;
 use serde_json::{Value, json};
 
 use super::{
-    BUFFER_HEADROOM, FILTER_NAME, FILTER_STATE_KEY, Options, WASM_TYPE_URL, auth, watched,
+    BUFFER_HEADROOM, FILTER_NAME, FILTER_STATE_KEY, Options, WASM_TYPE_URL, auth, ops, watched,
 };
 use crate::catalog::{AuthTarget, EnvTarget};
 
@@ -25,12 +25,12 @@ pub(super) fn listener(
     opts: &Options,
     ecds_path: &str,
 ) -> Value {
-    // authsvc's paths first: none of them is under the MCP path, but the order states it.
-    let mut routes: Vec<Value> = if auth_target.is_some() {
-        auth::routes()
-    } else {
-        Vec::new()
-    };
+    // Health and metrics first, then authsvc's paths: none of them is under the MCP path,
+    // but the order states it.
+    let mut routes = ops::routes(filter);
+    if auth_target.is_some() {
+        routes.extend(auth::routes());
+    }
     routes.extend(targets.iter().map(|t| env_route(t, &filter.mcp_path)));
     routes.push(json!({
         "name": "meshmux_unrouted",
@@ -42,7 +42,7 @@ pub(super) fn listener(
         ]
     }));
     let mut http_filters: Vec<Value> = auth_target
-        .map(|a| auth::jwt_filter(a, &filter.mcp_path))
+        .map(|a| auth::jwt_filter(a, &filter.mcp_path, &ops::open_paths(filter)))
         .into_iter()
         .collect();
     http_filters.push(json!({

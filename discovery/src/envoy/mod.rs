@@ -7,6 +7,7 @@
 mod auth;
 mod cluster;
 mod listener;
+mod ops;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use crate::catalog::{AuthTarget, EnvTarget};
 
 pub use auth::{JWT_FILTER, PAYLOAD_KEY, challenge};
 pub use listener::{UNROUTED_BODY, escape_header_value};
+pub use ops::{ADMIN_CLUSTER, NOT_READY_BODY, PROMETHEUS_PATH};
 pub use validate::validation_bootstrap;
 
 /// The http filter's name, which is also the ECDS resource's name.
@@ -70,8 +72,12 @@ pub fn generate(
         serde_json::to_string(filter).map_err(|e| format!("serializing the filter config: {e}"))?;
     let mut clusters = cluster::clusters(targets);
     clusters.extend(auth.map(auth::cluster));
+    if filter.metrics.enabled {
+        clusters.push(ops::admin_cluster(opts.admin_port));
+    }
     Ok(vec![
-        file(CDS_FILE, &resources(clusters), 0o644),
+        // Health checks send the envs' headers (credentials): owner-only.
+        file(CDS_FILE, &resources(clusters), 0o600),
         // Routes carry the envs' headers (credentials): owner-only.
         file(
             LDS_FILE,
@@ -128,7 +134,10 @@ fn bootstrap(opts: &Options) -> Value {
         "dynamic_resources": {
             "lds_config": watched(&path(LDS_FILE), &opts.out_dir),
             "cds_config": watched(&path(CDS_FILE), &opts.out_dir)
-        }
+        },
+        // Always present: the bootstrap is not reloaded, and without the filter's stats the
+        // tags match nothing.
+        "stats_config": ops::stats_config()
     })
 }
 

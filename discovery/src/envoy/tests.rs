@@ -116,7 +116,7 @@ fn files_come_in_update_order_with_secret_modes() {
     assert_eq!(
         names,
         [
-            ("cds.yaml", 0o644),
+            ("cds.yaml", 0o600),
             ("lds.yaml", 0o600),
             ("ecds.yaml", 0o600),
             ("envoy.yaml", 0o644)
@@ -180,9 +180,15 @@ fn auth_puts_jwt_authn_before_the_filter_and_routes_authsvc() {
     assert_eq!(jwks["http_uri"]["cluster"], "authsvc");
     assert_eq!(jwks["cache_duration"], "30s");
     assert!(jwks["async_fetch"].is_object());
+    // Health and metrics need no token, whatever the MCP path is; they come first.
     assert_eq!(
         jwt["rules"],
-        json!([{"match": {"prefix": "/mcp"}, "requires": {"provider_name": "authsvc"}}])
+        json!([
+            {"match": {"path": "/healthz"}},
+            {"match": {"path": "/readyz"}},
+            {"match": {"path": "/metrics"}},
+            {"match": {"prefix": "/mcp"}, "requires": {"provider_name": "authsvc"}}
+        ])
     );
     let mappers = &hcm["local_reply_config"]["mappers"];
     // jwt_authn's 403 for another audience becomes a 401 on the MCP path.
@@ -217,6 +223,7 @@ fn auth_puts_jwt_authn_before_the_filter_and_routes_authsvc() {
         .unwrap();
     let to_authsvc: Vec<&Value> = routes
         .iter()
+        .skip_while(|r| r["name"].as_str().unwrap().starts_with("meshmux_"))
         .take_while(|r| r["route"]["cluster"] == "authsvc")
         .map(|r| &r["match"])
         .collect();
@@ -229,7 +236,11 @@ fn auth_puts_jwt_authn_before_the_filter_and_routes_authsvc() {
             &json!({"path_separated_prefix": "/ui"}),
         ]
     );
-    assert_eq!(routes.len(), 4 + 3, "authsvc's routes, then the MCP routes");
+    assert_eq!(
+        routes.len(),
+        3 + 4 + 3,
+        "health and metrics, authsvc's routes, then the MCP routes"
+    );
     assert!(
         !lds.to_string().contains("/internal"),
         "never routed publicly"
@@ -303,7 +314,17 @@ fn routes_select_by_filter_state_and_rewrite_host_path_headers() {
     let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
         .as_array()
         .unwrap();
-    assert_eq!(routes.len(), 3);
+    assert_eq!(routes.len(), 6);
+    let ops: Vec<_> = routes[..3].iter().map(|r| r["name"].clone()).collect();
+    assert_eq!(
+        ops,
+        [
+            json!("meshmux_healthz"),
+            json!("meshmux_readyz"),
+            json!("meshmux_metrics")
+        ]
+    );
+    let routes = &routes[3..];
     let prod = &routes[0];
     assert_eq!(prod["match"]["path"], "/mcp");
     assert_eq!(prod["match"]["filter_state"][0]["key"], FILTER_STATE_KEY);
@@ -420,4 +441,100 @@ fn envoy_accepts_the_generated_config() {
             validate(&envoy, &path);
         }
     }
+}
+
+#[test]
+fn health_and_metrics_routes() {
+    let files = files();
+    let lds = json_in(&files, LDS_FILE);
+    let routes = &lds["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
+        ["virtual_hosts"][0]["routes"];
+    assert_eq!(routes[0]["match"]["path"], "/healthz");
+    assert_eq!(routes[0]["direct_response"]["status"], 200);
+    // The filter answers /readyz; Envoy's route only speaks when the filter did not.
+    assert_eq!(routes[1]["match"]["path"], "/readyz");
+    assert_eq!(routes[1]["direct_response"]["status"], 503);
+    let metrics = &routes[2];
+    assert_eq!(metrics["match"]["path"], "/metrics");
+    assert_eq!(
+        metrics["match"]["headers"],
+        json!([{"name": ":method", "string_match": {"exact": "GET"}}])
+    );
+    assert_eq!(metrics["route"]["cluster"], ADMIN_CLUSTER);
+    assert_eq!(metrics["route"]["prefix_rewrite"], PROMETHEUS_PATH);
+    let cds = json_in(&files, CDS_FILE);
+    let admin = cds["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == ADMIN_CLUSTER)
+        .unwrap();
+    assert_eq!(
+        admin["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"],
+        json!({"address": "127.0.0.1", "port_value": 9901})
+    );
+
+    // `metrics.enabled: false`: no route, no admin cluster; a custom path is honoured.
+    let mut doc: Value = serde_json::from_str(CONFIG).unwrap();
+    doc["metrics"] = json!({"enabled": false});
+    let off = files_for(&parse(&doc.to_string()));
+    let text: String = [LDS_FILE, CDS_FILE]
+        .iter()
+        .map(|f| json_in(&off, f).to_string())
+        .collect();
+    assert!(!text.contains(ADMIN_CLUSTER) && !text.contains(PROMETHEUS_PATH));
+    let plugin = &json_in(&off, ECDS_FILE)["resources"][0]["typed_config"]["config"]["configuration"]
+        ["value"];
+    let plugin: policy::FilterConfig = serde_json::from_str(plugin.as_str().unwrap()).unwrap();
+    assert!(!plugin.metrics.enabled);
+    doc["metrics"] = json!({"path": "/internal/prom", "user_level_metrics": true});
+    let custom = files_for(&parse(&doc.to_string()));
+    let lds = json_in(&custom, LDS_FILE).to_string();
+    assert!(lds.contains(r#""path":"/internal/prom""#), "{lds}");
+}
+
+#[test]
+fn env_clusters_are_health_checked_without_panic_mode() {
+    let cds = json_of(CDS_FILE);
+    let prod = &cds["resources"][0];
+    assert_eq!(prod["name"], "env_Prod");
+    assert_eq!(
+        prod["common_lb_config"],
+        json!({"healthy_panic_threshold": {"value": 0}})
+    );
+    let check = &prod["health_checks"][0];
+    assert_eq!(check["no_traffic_interval"], check["interval"]);
+    let http = &check["http_health_check"];
+    assert_eq!(http["method"], "HEAD");
+    assert_eq!(http["host"], "mcp.example.com");
+    assert_eq!(http["path"], "/v1/mcp?tenant=acme");
+    assert_eq!(
+        http["expected_statuses"],
+        json!([{"start": 200, "end": 500}])
+    );
+    // The env's credentials go with the checks, escaped for Envoy's formatter.
+    let headers = &http["request_headers_to_add"];
+    assert_eq!(headers[0]["header"]["key"], "Authorization");
+    assert_eq!(headers[0]["header"]["value"], "Bearer pr0d%%token");
+    assert_eq!(headers[1]["header"]["key"], "X-Tenant");
+}
+
+#[test]
+fn bootstrap_tags_the_filters_stats() {
+    let boot = json_of(BOOTSTRAP_FILE);
+    let tags = boot["stats_config"]["stats_tags"].as_array().unwrap();
+    let names: Vec<&str> = tags
+        .iter()
+        .map(|t| t["tag_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["env", "error_type", "tool", "principal"]);
+    let buckets = &boot["stats_config"]["histogram_bucket_settings"];
+    assert_eq!(
+        buckets[0]["match"]["prefix"],
+        "wasmcustom.meshmux_tool_request_duration_ms"
+    );
+    assert_eq!(
+        buckets[1]["match"]["prefix"],
+        "wasmcustom.meshmux_tool_response_size_bytes"
+    );
 }
