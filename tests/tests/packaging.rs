@@ -13,6 +13,8 @@
 
 #[path = "packaging/compose.rs"]
 mod compose;
+#[path = "packaging/dockerfile.rs"]
+mod dockerfile;
 #[path = "packaging/mesh.rs"]
 mod mesh;
 #[path = "packaging/support.rs"]

@@ -1,6 +1,6 @@
-//! compose.yaml against the Dockerfile, its config file and the native path (`meshmux up`).
+//! compose.yaml against the CLIs, its config file, the shared volume and the native path
+//! (`meshmux up`), and the Envoy config its discovery job generates.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
@@ -11,102 +11,8 @@ use tests::{Backend, envoy_validate, logs, prereq};
 
 use super::support::{
     CONFIG_IN_CONTAINER, command, compose, config_source, copy_parts, demo_backends, dockerfile,
-    fernet_default, flag, load_config, mount_at, mounts, root, service, services, with_flag,
+    fernet_default, flag, load_config, mount_at, root, service, services, with_flag,
 };
-
-#[test]
-fn every_file_compose_and_the_dockerfile_name_exists() {
-    let compose = compose();
-    let mut built = 0;
-    for (name, svc) in services(&compose) {
-        if let Some(build) = svc.get("build") {
-            let context = root().join(build["context"].as_str().unwrap());
-            assert!(
-                context.is_dir(),
-                "{name}: no build context {}",
-                context.display()
-            );
-            let file = context.join(build["dockerfile"].as_str().unwrap());
-            let text = std::fs::read_to_string(&file)
-                .unwrap_or_else(|e| panic!("{name}: {}: {e}", file.display()));
-            let stages = dockerfile(&text);
-            let target = build["target"].as_str().unwrap();
-            assert!(
-                stages.iter().any(|s| s.name.as_deref() == Some(target)),
-                "{name}: the Dockerfile has no stage `{target}`"
-            );
-            // Every file the build copies from the context is there.
-            for stage in &stages {
-                for copy in stage.all("COPY") {
-                    let (from, sources, _) = copy_parts(copy);
-                    if from.is_none() {
-                        for src in sources {
-                            assert!(context.join(&src).exists(), "COPY {src}: no such file");
-                        }
-                    }
-                }
-            }
-            built += 1;
-        }
-        for m in mounts(&svc).into_iter().filter(|m| m.bind) {
-            assert!(
-                root().join(&m.source).exists(),
-                "{name}: mounts {}",
-                m.source
-            );
-        }
-    }
-    assert!(built >= 2, "the meshmux and authsvc images are built here");
-}
-
-#[test]
-fn images_are_pinned_and_run_unprivileged() {
-    let compose = compose();
-    let text = std::fs::read_to_string(root().join("docker/Dockerfile")).unwrap();
-    let stages = dockerfile(&text);
-    let names: BTreeSet<_> = stages.iter().filter_map(|s| s.name.clone()).collect();
-    let pinned = |image: &str| {
-        let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
-        tag.chars().any(|c| c.is_ascii_digit()) && !tag.contains("latest")
-    };
-    for stage in &stages {
-        if !names.contains(&stage.from) {
-            assert!(pinned(&stage.from), "FROM {} is not pinned", stage.from);
-        }
-    }
-    for (name, svc) in services(&compose) {
-        if svc.get("build").is_none() {
-            let image = svc["image"].as_str().unwrap();
-            assert!(pinned(image), "{name}: image {image} is not pinned");
-        }
-    }
-    // The images compose runs end unprivileged, and Envoy runs as their user: the generated
-    // lds.yaml and ecds.yaml are owner-only.
-    for target in ["meshmux", "authsvc"] {
-        let stage = stages
-            .iter()
-            .find(|s| s.name.as_deref() == Some(target))
-            .unwrap();
-        let user = stage.all("USER").last().expect("a USER");
-        assert!(
-            !["root", "0", "0:0"].contains(&user),
-            "{target} runs as {user}"
-        );
-        let envoy_user = service(&compose, "envoy")["user"].as_str().unwrap();
-        assert_eq!(envoy_user, user, "Envoy runs as the meshmux images' user");
-    }
-    // The filter is built for wasm32 in the image, with the target rustup provides there.
-    let build = &stages[0];
-    let runs: Vec<&str> = build.all("RUN").collect();
-    assert!(
-        runs.iter()
-            .any(|r| r.contains("rustup target add wasm32-unknown-unknown"))
-    );
-    assert!(
-        runs.iter()
-            .any(|r| r.contains("-p filter --target wasm32-unknown-unknown"))
-    );
-}
 
 #[test]
 fn every_command_line_parses_with_the_real_cli() {
