@@ -71,7 +71,15 @@ fn the_generated_envoy_config_validates() -> anyhow::Result<()> {
         "the generated listener, clusters or filter config do not validate:\n{log}"
     );
     assert!(log.contains("loading 1 listener(s)"), "{log}");
-    assert!(log.contains("loading 2 cluster(s)"), "{log}");
+    // One cluster per env, and the admin cluster /metrics is served through.
+    assert!(log.contains("loading 3 cluster(s)"), "{log}");
+    let cds = std::fs::read_to_string(found.out.join("cds.yaml"))?;
+    for name in ["env_Prod", "env_Dev", discovery::envoy::ADMIN_CLUSTER] {
+        assert!(
+            cds.contains(&format!("\"name\": \"{name}\"")),
+            "{name}: {cds}"
+        );
+    }
 
     // The check itself can fail: a config Envoy rejects does not pass.
     let mut broken = inlined_bootstrap(&found.out)?;
