@@ -56,7 +56,7 @@ pub struct WatchOptions {
 }
 
 /// The loop's memory between cycles.
-struct Watcher {
+pub struct Watcher {
     opts: WatchOptions,
     state: State,
     /// The last config that loaded and validated.
@@ -77,14 +77,7 @@ pub async fn run(opts: WatchOptions) -> Result<u8> {
     if let Some(w) = warning {
         println!("warning: {w}");
     }
-    let mut watcher = Watcher {
-        opts,
-        state,
-        config,
-        last: None,
-        config_error: None,
-        cycles: 0,
-    };
+    let mut watcher = Watcher::new(opts, state, config, None);
     println!(
         "meshmux discover: watching {} every {:?} (Ctrl-C or SIGTERM stops)",
         watcher.opts.config.display(),
@@ -109,9 +102,34 @@ pub async fn run(opts: WatchOptions) -> Result<u8> {
     Ok(exit::CLEAN)
 }
 
+/// Cycles every interval, the first one interval from now, printing what changed; never
+/// returns (for `meshmux up --watch`, which stops it with the rest of the stack).
+pub async fn keep_watching(mut watcher: Watcher) {
+    let interval = watcher.opts.interval;
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        print!("{}", watcher.cycle().await);
+    }
+}
+
 impl Watcher {
+    /// A watcher whose config loaded (and validated); `last` is the discovery already
+    /// written, if any (the next cycle then prints only what changed since).
+    pub fn new(opts: WatchOptions, state: State, config: Config, last: Option<Discovery>) -> Self {
+        Watcher {
+            opts,
+            state,
+            config,
+            last,
+            config_error: None,
+            cycles: 0,
+        }
+    }
+
     /// One cycle; returns what to print (empty when nothing changed).
-    async fn cycle(&mut self) -> String {
+    pub async fn cycle(&mut self) -> String {
         self.cycles += 1;
         let started = Instant::now();
         let mut out = String::new();

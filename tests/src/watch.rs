@@ -31,6 +31,8 @@ pub const FILES: [&str; 5] = [
 pub struct Site {
     pub config_path: PathBuf,
     pub found: Discovered,
+    /// `--timeout`: seconds each backend gets per discovery (default 5).
+    pub timeout_secs: u64,
 }
 
 impl Site {
@@ -45,6 +47,7 @@ impl Site {
                 port: ports::free_port()?,
                 admin_port: ports::free_port()?,
             },
+            timeout_secs: 5,
         })
     }
 
@@ -72,7 +75,7 @@ impl Site {
             .arg(prereq::filter()?)
             .args(["--port", &self.found.port.to_string()])
             .args(["--admin-port", &self.found.admin_port.to_string()])
-            .args(["--timeout", "5"]);
+            .args(["--timeout", &self.timeout_secs.to_string()]);
         Ok(cmd)
     }
 
@@ -176,6 +179,23 @@ impl Watch {
     /// Cycles that found nothing to write so far.
     pub fn unchanged_cycles(&self) -> usize {
         self.log().matches("discovery cycle unchanged").count()
+    }
+
+    /// How long each cycle so far took (its `took_ms`), in order.
+    pub fn cycle_times(&self) -> Vec<Duration> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("discovery cycle"))
+            .filter_map(|l| {
+                l.split("took_ms=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .map(Duration::from_millis)
+            .collect()
     }
 
     /// Waits (at most `timeout`) until stdout satisfies `done`; returns stdout.

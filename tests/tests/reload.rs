@@ -239,6 +239,44 @@ fn a_new_tool_and_a_changed_description_reach_a_busy_client_without_a_failed_cal
 }
 
 #[test]
+fn a_backend_that_never_answers_holds_a_cycle_up_for_the_timeout_at_most() -> Result<()> {
+    // Connections land in the backlog and no byte ever comes back.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let hole_url = format!("http://{}/mcp", hole.local_addr()?);
+    let prod = Backend::demo("Prod").catalog().start()?;
+    let mut site = Site::new(
+        &Gateway::builder()
+            .env("Prod", &prod)
+            .env_url("Hole", &hole_url),
+    )?;
+    site.timeout_secs = 2;
+    let mut watch = site.watch("1s")?;
+    let first = watch.stdout();
+    assert!(
+        first.contains(&format!(
+            "unreachable: Hole (serving none of its tools): no answer from {hole_url} within 2 s"
+        )),
+        "{first}"
+    );
+
+    prod.set_catalog(CATALOG)?;
+    watch.wait_for("Prod's new tool", Duration::from_secs(20), |o| {
+        o.contains("Prod: + tool restart_service")
+    })?;
+    let times = watch.cycle_times();
+    assert!(times.len() >= 2, "{times:?}");
+    for took in &times {
+        assert!(
+            *took >= Duration::from_secs(2) && *took < Duration::from_secs(4),
+            "a cycle took {took:?}; each should wait out the 2 s timeout and no more: {times:?}"
+        );
+    }
+    assert!(watch.terminate()?.success());
+    drop(hole);
+    Ok(())
+}
+
+#[test]
 fn an_env_down_at_startup_serves_its_last_good_tools_or_none_without_a_state() -> Result<()> {
     let prod = Backend::demo("Prod").start()?;
     let mut staging = Backend::demo("Staging").start()?;
@@ -417,5 +455,59 @@ fn a_role_change_in_the_config_narrows_a_callers_tools_and_a_broken_config_chang
         denied.text()
     );
     assert!(watch.terminate()?.success());
+    Ok(())
+}
+
+#[test]
+fn meshmux_up_with_watch_serves_a_backends_new_tool_live() -> Result<()> {
+    use std::process::Command;
+    use tests::http::{Request, client};
+    use tests::{logs, ports, prereq, process::Proc};
+
+    let prod = Backend::demo("Prod").catalog().start()?;
+    let dir = logs::unique_path("up", "")?;
+    let config_path = Gateway::builder().env("Prod", &prod).write(&dir)?;
+    let port = ports::free_port()?;
+    let mut cmd = Command::new(prereq::meshmux()?);
+    cmd.args(["up", "--no-auth", "--watch", "1s"])
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .arg("--envoy")
+        .arg(prereq::envoy()?)
+        .arg("--filter")
+        .arg(prereq::filter()?)
+        .args(["--port", &port.to_string()])
+        .args(["--admin-port", &ports::free_port()?.to_string()]);
+    let stdout = dir.join("up.stdout");
+    // SIGTERM first: `up` then stops the Envoy it started.
+    let mut up = Proc::spawn_capturing("meshmux-up", &mut cmd, &stdout)?.graceful();
+    let http = client()?;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let has_new_tool = || -> Result<bool> {
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let list = Request::post(http.clone(), &url, body).send()?.result()?;
+        Ok(tool(&list, "restart_service").is_some())
+    };
+    up.wait_until(
+        "up's gateway to list tools",
+        Duration::from_secs(60),
+        || has_new_tool().map(|_| true),
+    )?;
+    assert!(!has_new_tool()?);
+
+    prod.set_catalog(CATALOG)?;
+    up.wait_until(
+        "the new tool through up's Envoy",
+        Duration::from_secs(30),
+        has_new_tool,
+    )?;
+    let printed = std::fs::read_to_string(&stdout)?;
+    assert!(
+        printed.contains("Prod: + tool restart_service"),
+        "{printed}"
+    );
+    up.stop();
     Ok(())
 }

@@ -49,6 +49,11 @@ pub struct UpArgs {
     pub work_dir: PathBuf,
     #[command(flatten)]
     pub listen: EnvoyArgs,
+    /// Keep discovering every INTERVAL (`30s`, `2m`, …) while the stack runs: a change to
+    /// the config file or a backend's tools reaches Envoy live, and the changes are printed
+    /// (as `meshmux discover --watch` does).
+    #[arg(long, value_name = "INTERVAL", value_parser = crate::watch::parse_interval)]
+    pub watch: Option<std::time::Duration>,
 }
 
 /// The demo's envs: name, description.
@@ -268,11 +273,18 @@ pub async fn run(args: UpArgs) -> Result<u8> {
         () = shutdown_signal() => Err(anyhow!("interrupted")),
     };
     let code = match started {
-        Ok((mcp_url, auth)) => {
+        Ok((mcp_url, auth, watcher)) => {
             print_ready(&mcp_url, &admin, &work, auth.as_ref());
             let envoy = stack.envoy.as_mut();
             let authsvc = stack.authsvc.as_mut();
+            let watching = async move {
+                match watcher {
+                    Some(w) => crate::watch::keep_watching(w).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                () = watching => exit::CLEAN,
                 () = shutdown_signal() => {
                     println!("\nstopping…");
                     exit::CLEAN
@@ -322,7 +334,7 @@ async fn start(
     plan: &AuthsvcPlan,
     work: &Path,
     stack: &mut Stack,
-) -> Result<(String, Option<AuthBanner>)> {
+) -> Result<(String, Option<AuthBanner>, Option<crate::watch::Watcher>)> {
     let host = match args.listen.bind.as_str() {
         "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
         other => other,
@@ -371,11 +383,35 @@ async fn start(
     let config = discover::load_config(&config_path)?;
     let auth_on = config.auth.is_some();
     let mcp_path = config.gateway.mcp_path.clone();
-    let d = discover::discover(config, crate::backend::DEFAULT_TIMEOUT).await?;
+    // The same memory as `discover`: a backend down at a restart keeps its last good tools.
+    let (mut state, warning) = crate::state::State::load(work);
+    if let Some(w) = warning {
+        println!("warning: {w}");
+    }
+    let d = discover::discover_with(
+        config.clone(),
+        crate::backend::DEFAULT_TIMEOUT,
+        Some(&mut state),
+    )
+    .await?;
     let opts = envoy_options(&args.listen, work.to_path_buf(), filter.to_path_buf());
     let outcomes = discover::write(&d, &opts)?;
+    state.save(work)?;
     print!("{}", written_summary(&outcomes));
     print!("{}", discovery_notes(&d));
+    let watcher = args.watch.map(|interval| {
+        crate::watch::Watcher::new(
+            crate::watch::WatchOptions {
+                config: config_path.clone(),
+                timeout: crate::backend::DEFAULT_TIMEOUT,
+                interval,
+                envoy: opts.clone(),
+            },
+            state,
+            config,
+            Some(d),
+        )
+    });
 
     let log_path = work.join("envoy.log");
     let log = std::fs::OpenOptions::new()
@@ -398,7 +434,7 @@ async fn start(
 
     let mcp_url = format!("http://{host}:{}{mcp_path}", args.listen.port);
     wait_ready(stack, &mcp_url, &log_path, auth_on).await?;
-    Ok((mcp_url, banner))
+    Ok((mcp_url, banner, watcher))
 }
 
 async fn free_port() -> Result<u16> {
