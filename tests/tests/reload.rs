@@ -108,61 +108,53 @@ fn assert_fails_fast(gw: &Gateway, env: &str) {
     assert!(result_text(&result).contains(env), "{result:#}");
 }
 
-#[test]
-fn a_new_tool_and_a_changed_description_reach_a_busy_client_without_a_failed_call() -> Result<()> {
-    let prod = Backend::demo("Prod").catalog().start()?;
-    let staging = Backend::demo("Staging").start()?;
-    let site = Site::new(
-        &Gateway::builder()
-            .env("Prod", &prod)
-            .env("Staging", &staging),
-    )?;
-    let mut watch = site.watch("1s")?;
-    let gw = site.gateway(false)?;
-    assert!(tool(&gw.list_tools()?, "restart_service").is_none());
-
+/// While one client calls `envs` back to back and another streams a long call after another
+/// (both bounded), runs `change` and waits until `switched` says Envoy serves its result;
+/// then checks that no call failed, that calls were in flight during the switch, and that a
+/// streamed call was open across it.
+fn busy_across_a_switch(
+    gw: &Gateway,
+    envs: &[&'static str],
+    change: impl FnOnce() -> Result<()>,
+    switched: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     let stop = AtomicBool::new(false);
     let (log, changed_at, seen_at) = std::thread::scope(|s| -> Result<_> {
-        // The client: calls both envs back to back (bounded), recording every outcome.
         let client = s.spawn(|| {
             let mut log = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(90);
-            for env in ["Prod", "Staging"].iter().cycle() {
+            for env in envs.iter().cycle() {
                 if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
                     break;
                 }
                 let started = Instant::now();
-                let outcome = call_ok(&gw, env);
+                let outcome = call_ok(gw, env);
                 log.push((started, Instant::now(), *env, outcome));
             }
             log
         });
-        // And a long streamed call after another, so one is open whenever Envoy switches.
         let streamer = s.spawn(|| {
             let mut log = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(90);
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 let started = Instant::now();
-                let outcome = stream_ok(&gw);
+                let outcome = stream_ok(gw);
                 log.push((started, Instant::now(), "Prod (stream)", outcome));
             }
             log
         });
         std::thread::sleep(Duration::from_millis(500));
         let changed_at = Instant::now();
-        prod.set_catalog(CATALOG)?;
-        let seen = eventually(
-            "the new tools/list through Envoy",
-            Duration::from_secs(30),
-            || {
-                let list = gw.list_tools()?;
-                let rollback = tool(&list, "rollback_deployment").map(|t| t["description"].clone());
-                Ok(tool(&list, "restart_service").is_some()
-                    && rollback == Some(json!("Roll a service back to the version before.")))
-            },
-        );
+        let changed = change();
+        let seen = changed.and_then(|()| {
+            eventually(
+                "Envoy to serve the change",
+                Duration::from_secs(30),
+                switched,
+            )
+        });
         let seen_at = Instant::now();
-        // Keep calling across the switch and a little after it.
+        // Keep calling a little after the switch.
         std::thread::sleep(Duration::from_secs(1));
         stop.store(true, Ordering::Relaxed);
         let mut log = client.join().expect("the client thread panicked");
@@ -171,7 +163,6 @@ fn a_new_tool_and_a_changed_description_reach_a_busy_client_without_a_failed_cal
         log.extend(streams);
         Ok((log, changed_at, seen_at))
     })?;
-
     let failures: Vec<_> = log.iter().filter(|(.., r)| r.is_err()).collect();
     assert!(
         failures.is_empty(),
@@ -199,6 +190,33 @@ fn a_new_tool_and_a_changed_description_reach_a_busy_client_without_a_failed_cal
         log.len(),
         seen_at - changed_at
     );
+    Ok(())
+}
+
+#[test]
+fn a_new_tool_and_a_changed_description_reach_a_busy_client_without_a_failed_call() -> Result<()> {
+    let prod = Backend::demo("Prod").catalog().start()?;
+    let staging = Backend::demo("Staging").start()?;
+    let site = Site::new(
+        &Gateway::builder()
+            .env("Prod", &prod)
+            .env("Staging", &staging),
+    )?;
+    let mut watch = site.watch("1s")?;
+    let gw = site.gateway(false)?;
+    assert!(tool(&gw.list_tools()?, "restart_service").is_none());
+
+    busy_across_a_switch(
+        &gw,
+        &["Prod", "Staging"],
+        || prod.set_catalog(CATALOG),
+        || {
+            let list = gw.list_tools()?;
+            let rollback = tool(&list, "rollback_deployment").map(|t| t["description"].clone());
+            Ok(tool(&list, "restart_service").is_some()
+                && rollback == Some(json!("Roll a service back to the version before.")))
+        },
+    )?;
 
     // The new tool routes to Prod.
     let result = gw.call_tool("restart_service", json!({"env": "Prod", "service": "api"}))?;
@@ -273,6 +291,40 @@ fn a_backend_that_never_answers_holds_a_cycle_up_for_the_timeout_at_most() -> Re
     }
     assert!(watch.terminate()?.success());
     drop(hole);
+    Ok(())
+}
+
+#[test]
+fn an_env_added_to_the_config_is_served_without_a_failed_call() -> Result<()> {
+    let prod = Backend::demo("Prod").start()?;
+    let staging = Backend::demo("Staging").start()?;
+    let dev = Backend::demo("Dev").start()?;
+    let two = Gateway::builder()
+        .env("Prod", &prod)
+        .env("Staging", &staging);
+    let site = Site::new(&two)?;
+    let mut watch = site.watch("1s")?;
+    let gw = site.gateway(false)?;
+    let lds = std::fs::read(site.found.out.join("lds.yaml"))?;
+
+    // A new cluster, a new route (a listener update) and a new manifest, under load.
+    busy_across_a_switch(
+        &gw,
+        &["Prod", "Staging"],
+        || site.rewrite_config(&two.clone().env("Dev", &dev)),
+        || Ok(call_ok(&gw, "Dev").is_ok()),
+    )?;
+    assert_ne!(std::fs::read(site.found.out.join("lds.yaml"))?, lds);
+    let list = gw.list_tools()?;
+    assert_eq!(
+        env_enum(tool(&list, "search_logs").unwrap()),
+        ["Prod", "Staging", "Dev"]
+    );
+    let out = watch.wait_for("the new env", Duration::from_secs(5), |o| {
+        o.contains("+ env Dev: ok, 5 tools")
+    })?;
+    assert!(out.contains("updated"), "{out}");
+    assert!(watch.terminate()?.success());
     Ok(())
 }
 
