@@ -30,6 +30,7 @@ pub mod mesh;
 pub mod oidc_idp;
 pub mod ports;
 pub mod prereq;
+pub mod reload;
 pub mod process;
 pub mod prometheus;
 pub mod rmcp_client;
