@@ -77,3 +77,23 @@ pub fn free_port() -> Result<u16> {
         .local_addr()?
         .port())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_are_joined() {
+        let body = "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+        assert_eq!(dechunk(body), "hello, world");
+    }
+
+    #[test]
+    fn sse_and_json_answers_give_the_same_message() -> Result<()> {
+        let json = r#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+        let sse = format!("event: message\r\ndata: {json}\r\n\r\n");
+        assert_eq!(json_payload(json)?, json_payload(&sse)?);
+        assert!(json_payload("<html>502</html>").is_err());
+        Ok(())
+    }
+}

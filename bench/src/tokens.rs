@@ -250,3 +250,29 @@ fn gateway_list(manifest: &Value, roles: Option<Value>, caller: &Caller) -> Resu
         other => bail!("policy::Gateway did not answer tools/list itself: {other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn naive_lists_every_env_again_under_a_prefix() -> Result<()> {
+        let tools = vec![json!({"name": "a"}), json!({"name": "b"})];
+        let envs = vec![
+            ("Prod", "p", String::new(), tools.clone()),
+            ("Dev", "d", String::new(), tools),
+        ];
+        let all = json_payload(&naive(&envs, None))?;
+        let names: Vec<&str> = all
+            .pointer("/result/tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.get("name").and_then(Value::as_str))
+            .collect();
+        assert_eq!(names, ["Prod_a", "Prod_b", "Dev_a", "Dev_b"]);
+        let half = json_payload(&naive(&envs, Some(&["b".to_owned()])))?;
+        assert_eq!(half.pointer("/result/tools/1/name"), Some(&json!("Dev_b")));
+        Ok(())
+    }
+}
