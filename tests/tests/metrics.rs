@@ -77,7 +77,7 @@ fn tool_calls_are_counted_per_tool_and_env_in_prometheus() -> anyhow::Result<()>
     let authsvc = FakeAuthsvc::start(&issuer)?;
     let prod = Backend::demo("Prod").catalog().start()?;
     prod.set_catalog(&dotted_tool_catalog(&[]))?;
-    let staging = Backend::demo("Staging").json_response().start()?;
+    let mut staging = Backend::demo("Staging").json_response().start()?;
     let mut dev = Backend::demo("Dev").start()?;
     let gw = Gateway::builder()
         .env("Prod", &prod)
@@ -139,6 +139,14 @@ fn tool_calls_are_counted_per_tool_and_env_in_prometheus() -> anyhow::Result<()>
         json!({"env": "Prod", "service": "api"}),
     );
     assert!(r.get("error").is_some(), "{r:#}");
+    // A restarted backend: the call is retried in a new session and succeeds.
+    staging.restart()?;
+    let r = call(
+        &alice,
+        "search_logs",
+        json!({"env": "Staging", "query": "x"}),
+    );
+    assert!(ok(&r), "{r:#}");
     // A backend that is down.
     dev.stop();
     let r = call(&alice, "search_logs", json!({"env": "Dev", "query": "x"}));
@@ -146,7 +154,7 @@ fn tool_calls_are_counted_per_tool_and_env_in_prometheus() -> anyhow::Result<()>
 
     let requests = counts(&[
         (&["Prod", "search_logs"], 3.0),
-        (&["Staging", "search_logs"], 2.0),
+        (&["Staging", "search_logs"], 3.0),
         (&["Prod", "stream_progress"], 1.0),
         (&["Staging", "stream_progress"], 1.0),
         (&["Prod", DOTTED_TOOL], 1.0),
@@ -169,7 +177,7 @@ fn tool_calls_are_counted_per_tool_and_env_in_prometheus() -> anyhow::Result<()>
         m.by("meshmux_tool_request_success_total", &et),
         counts(&[
             (&["Prod", "search_logs"], 2.0),
-            (&["Staging", "search_logs"], 2.0),
+            (&["Staging", "search_logs"], 3.0),
             (&["Prod", DOTTED_TOOL], 1.0),
         ]),
         "{text}"
@@ -204,7 +212,7 @@ fn tool_calls_are_counted_per_tool_and_env_in_prometheus() -> anyhow::Result<()>
     }
     assert_eq!(
         m.by("meshmux_user_tool_calls_total", &["principal"]),
-        counts(&[(&["alice@example.com"], 7.0), (&["bot:ci.runner"], 3.0)]),
+        counts(&[(&["alice@example.com"], 8.0), (&["bot:ci.runner"], 3.0)]),
         "{text}"
     );
     // The labels are all there is: no meshmux metric kept a raw stat name.
