@@ -351,17 +351,17 @@ impl HttpContext for Stream {
             info!("refused a revoked token");
             return self.answer(&r);
         }
-        if head == Head::Pass {
-            return Action::Continue;
-        }
-        if gateway.config().metrics.enabled {
-            self.started_ns = metrics::now_ns();
-        }
         match head {
             Head::Pass => Action::Continue,
             Head::Reply(r) => self.answer(&r),
-            Head::ReadBody if end_of_stream => self.finish(&gateway, b""),
             Head::ReadBody => {
+                // A tools/call's latency counts from here (only a body can hold one).
+                if gateway.config().metrics.enabled {
+                    self.started_ns = metrics::now_ns();
+                }
+                if end_of_stream {
+                    return self.finish(&gateway, b"");
+                }
                 self.phase = Phase::Body;
                 Action::Pause
             }

@@ -6,7 +6,8 @@
 //! stream's end (`on_log`, which Envoy calls for resets and aborts too, so the in-flight
 //! gauge always comes back down). Per call it costs: two clock reads, one request and two
 //! gauge updates, two histogram samples, one outcome counter, and one body read per response
-//! chunk until the answer's verdict is known.
+//! chunk until the answer's verdict is known (measured: +4 to +12 µs of Envoy CPU on a
+//! ~90 µs forwarded call, about half of it the body read).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -175,9 +176,9 @@ impl Tally {
         self.outcome = Some(from_verdict(scan.and_then(|s| s.verdict())));
     }
 
-    /// A 2xx answer with this content type starts streaming through.
-    pub fn streaming(&mut self, content_type: Option<&str>) {
-        self.scan = OutcomeScan::for_content_type(content_type);
+    /// A 2xx answer starts streaming through (its framing is sniffed from its first bytes).
+    pub fn streaming(&mut self) {
+        self.scan = Some(OutcomeScan::sniffing());
     }
 
     /// Whether the next response chunk must be read (a streamed answer without a verdict yet).

@@ -74,7 +74,7 @@ pub(crate) fn on_headers(s: &mut Stream, end_of_stream: bool) -> Action {
     match upstream::classify(status, call.cached) {
         upstream::Verdict::Pass => {
             if let Some(t) = &mut s.tally {
-                t.streaming(host::response_header("content-type").as_deref());
+                t.streaming();
             }
             if host::response_header("mcp-session-id").is_some() {
                 Edit::new(MapType::HttpResponseHeaders)

@@ -29,6 +29,8 @@ pub struct OutcomeScan {
     json: Json,
     /// `None`: the body is one JSON document; `Some`: SSE framing around JSON `data`.
     sse: Option<Sse>,
+    /// The framing is not known yet: the first byte that is not whitespace decides.
+    sniffing: bool,
 }
 
 impl OutcomeScan {
@@ -49,6 +51,7 @@ impl OutcomeScan {
         OutcomeScan {
             json: Json::default(),
             sse: None,
+            sniffing: false,
         }
     }
 
@@ -56,6 +59,17 @@ impl OutcomeScan {
         OutcomeScan {
             json: Json::default(),
             sse: Some(Sse::default()),
+            sniffing: false,
+        }
+    }
+
+    /// A scanner that tells the framing from the body itself, which saves the filter a
+    /// header lookup: a JSON-RPC answer starts with `{` (or `[`), an SSE stream with a field
+    /// name, a comment (`:`) or a blank line. Leading whitespace is skipped either way.
+    pub fn sniffing() -> Self {
+        OutcomeScan {
+            sniffing: true,
+            ..Self::json()
         }
     }
 
@@ -68,6 +82,17 @@ impl OutcomeScan {
     pub fn feed(&mut self, chunk: &[u8]) {
         if self.json.verdict.is_some() {
             return;
+        }
+        let mut chunk = chunk;
+        if self.sniffing {
+            let Some(start) = chunk.iter().position(|b| !b.is_ascii_whitespace()) else {
+                return;
+            };
+            chunk = chunk.get(start..).unwrap_or_default();
+            self.sniffing = false;
+            if !matches!(chunk.first(), Some(b'{' | b'[')) {
+                self.sse = Some(Sse::default());
+            }
         }
         match &mut self.sse {
             None => self.json.feed(chunk),

@@ -1,16 +1,21 @@
 use super::*;
 
 /// Scans `body` whole, then split at every position into two chunks, then one byte at a time,
-/// and checks that every way of cutting it gives `expected`.
+/// and checks that every way of cutting it gives `expected`, with the framing given and
+/// sniffed.
 fn check(sse: bool, body: &str, expected: Option<Verdict>) {
-    let bytes = body.as_bytes();
-    let new = || {
+    check_with(body, expected, &|| {
         if sse {
             OutcomeScan::sse()
         } else {
             OutcomeScan::json()
         }
-    };
+    });
+    check_with(body, expected, &OutcomeScan::sniffing);
+}
+
+fn check_with(body: &str, expected: Option<Verdict>, new: &dyn Fn() -> OutcomeScan) {
+    let bytes = body.as_bytes();
     let mut whole = new();
     whole.feed(bytes);
     assert_eq!(whole.verdict(), expected, "whole: {body}");
@@ -99,6 +104,7 @@ fn incomplete_or_foreign_bodies_give_no_verdict() {
     json("", None);
     json(r#"{"id":1,"result":{"content":["#, None);
     json("<html>oops</html>", None);
+    json("  \n\r\n  ", None);
     json(
         r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"result":{}}}"#,
         None,
@@ -147,6 +153,17 @@ fn sse_answers() {
     );
     sse("", None);
     sse("event: message\ndata: {\"id\":1,\"result\":{", None);
+}
+
+#[test]
+fn sniffing_skips_leading_whitespace() {
+    let mut s = OutcomeScan::sniffing();
+    s.feed(b"\r\n  ");
+    s.feed(b"\n{\"id\":1,\"result\":{\"isError\":true}}");
+    assert_eq!(s.verdict(), Some(ToolError));
+    let mut s = OutcomeScan::sniffing();
+    s.feed(b"\n\nevent: message\ndata: {\"id\":1,\"error\":{}}\n\n");
+    assert_eq!(s.verdict(), Some(JsonRpcError));
 }
 
 #[test]
