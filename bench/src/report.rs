@@ -69,7 +69,26 @@ impl Machine {
                 .trim()
                 .to_owned(),
             peer: peer::version(&args.peer)?,
-            commit: command("git", &["rev-parse", "--short", "HEAD"]),
+            commit: {
+                let head = command("git", &["rev-parse", "--short", "HEAD"]);
+                // The binaries are built from the working tree, which may be ahead of HEAD.
+                let dirty = command(
+                    "git",
+                    &[
+                        "status",
+                        "--porcelain",
+                        "--",
+                        "filter",
+                        "policy",
+                        "discovery",
+                    ],
+                );
+                if dirty.is_empty() {
+                    head
+                } else {
+                    format!("{head} plus uncommitted changes in filter/, policy/ or discovery/")
+                }
+            },
         })
     }
 }
