@@ -310,5 +310,22 @@ fn metrics_can_be_turned_off_or_moved() -> anyhow::Result<()> {
         assert!(Instant::now() < deadline, "{text}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    drop(moved);
+
+    // Per-user series without an `auth` block: every caller is `anonymous`.
+    let anonymous = Gateway::builder()
+        .env("Prod", &prod)
+        .metrics(json!({"user_level_metrics": true}))
+        .start()?;
+    for _ in 0..2 {
+        let r = anonymous.call_tool("search_logs", json!({"env": "Prod", "query": "x"}))?;
+        assert!(!is_error(&r), "{r:#}");
+    }
+    let text = get(&format!("http://127.0.0.1:{}/metrics", anonymous.port())).text();
+    assert_eq!(
+        Samples::parse(&text)?.by("meshmux_user_tool_calls_total", &["principal"]),
+        counts(&[(&["anonymous"], 2.0)]),
+        "{text}"
+    );
     Ok(())
 }
