@@ -4,6 +4,8 @@
 //! call once through a side call (`policy::upstream::classify`), other failures become a tool
 //! error naming the env. The replacement is written into the paused response: `:status`,
 //! `content-type` and `content-length` on its headers, the new body over the buffered one.
+//! A counted call's outcome (`metrics.rs`) is read from the 2xx chunks as they pass, or taken
+//! from the answer the filter wrote.
 
 use log::{info, warn};
 use policy::metrics::ErrorType;
@@ -209,8 +211,7 @@ pub(crate) fn retry_answered(s: &mut Stream, gateway: &Gateway, retry: Retry, an
         Stage::Calling { .. } => {
             let content_type = host::find(&answer.headers, "content-type");
             Stage::Answered {
-                passed: matches!(answer.status, Some(200..=299))
-                    && upstream::is_mcp_content_type(content_type),
+                passed: upstream::retry_passes(answer.status, content_type),
                 reply: upstream::retried(env, id, answer.status, content_type, &answer.body),
             }
         }

@@ -71,13 +71,19 @@ pub fn retried(
     body: &[u8],
 ) -> LocalReply {
     match (status, content_type) {
-        (Some(s @ 200..=299), Some(ct)) if is_mcp_content_type(Some(ct)) => LocalReply {
+        (Some(s), Some(ct)) if retry_passes(status, content_type) => LocalReply {
             status: s,
             headers: vec![("content-type", ct.to_owned())],
             body: body.to_vec(),
         },
         _ => failure(env, id, status, body),
     }
+}
+
+/// Whether [`retried`] hands the backend's own answer through (a 2xx MCP answer) rather than
+/// a failure it wrote.
+pub fn retry_passes(status: Option<u16>, content_type: Option<&str>) -> bool {
+    matches!(status, Some(200..=299)) && is_mcp_content_type(content_type)
 }
 
 /// Longest excerpt of a failure body quoted to the model.
