@@ -247,6 +247,8 @@ fn tool_calls_are_counted_per_tool_and_env_in_prometheus() -> anyhow::Result<()>
         "/clusters",
         "/server_info",
         "/metrics/../config_dump",
+        "/metrics/%2e%2e/config_dump",
+        "/metrics%2f..%2fconfig_dump",
         "/metrics/x",
         "/ready",
     ] {
