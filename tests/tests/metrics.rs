@@ -169,6 +169,17 @@ fn tool_calls_are_counted_per_tool_and_env_in_prometheus() -> anyhow::Result<()>
     });
     let path = logs::test_dir()?.join("prometheus.txt");
     std::fs::write(&path, &text)?;
+    // meshmux's own series alone (with their HELP/TYPE lines), for reading.
+    let ours: String = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("meshmux_")
+                || l.starts_with("# TYPE meshmux_")
+                || l.starts_with("# HELP meshmux_")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(path.with_file_name("prometheus-meshmux.txt"), ours)?;
     println!("Prometheus text of the scripted run: {}", path.display());
 
     let et = ["env", "tool"];
