@@ -35,7 +35,7 @@ pub enum Command {
     /// (for CI: exit 0 clean, 1 merge errors, 2 a backend unreachable).
     Check(CheckArgs),
     /// Discover and merge, then write manifest.json and the Envoy config (envoy.yaml,
-    /// lds.yaml, cds.yaml, ecds.yaml) into a directory, each only when it changed; with
+    /// lds.yaml, rds.yaml, cds.yaml, ecds.yaml) into a directory, each only when it changed; with
     /// --watch, again every interval, printing what changed.
     Discover(DiscoverArgs),
     /// Print the merged tool catalog: every tool, its environments and its parameters.

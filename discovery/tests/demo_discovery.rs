@@ -107,6 +107,7 @@ async fn discovers_stateful_and_stateless_backends_and_writes_once() {
         names,
         [
             "cds.yaml",
+            "rds.yaml",
             "lds.yaml",
             "ecds.yaml",
             MANIFEST_FILE,

@@ -90,7 +90,22 @@ pub fn inline_ecds(value: &mut Value, ecds: &[Value]) -> Result<()> {
     }
 }
 
-/// The bootstrap `meshmux discover` wrote into `out`, with its LDS, CDS and ECDS files
+/// Replaces every RDS reference (`rds`) in `value` by the route table `routes`, so the
+/// routes (in `rds.yaml`) are validated with the listener.
+pub fn inline_rds(value: &mut Value, routes: &Value) {
+    match value {
+        Value::Object(obj) => {
+            if obj.remove("rds").is_some() {
+                obj.insert("route_config".into(), routes.clone());
+            }
+            obj.values_mut().for_each(|v| inline_rds(v, routes));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| inline_rds(v, routes)),
+        _ => {}
+    }
+}
+
+/// The bootstrap `meshmux discover` wrote into `out`, with its LDS, RDS, CDS and ECDS files
 /// inlined as static resources.
 pub fn inlined_bootstrap(out: &Path) -> Result<Value> {
     let path = out.join("envoy.yaml");
@@ -100,6 +115,11 @@ pub fn inlined_bootstrap(out: &Path) -> Result<Value> {
     let ecds = resources(&out.join("ecds.yaml"))?;
     let mut listeners = Value::Array(resources(&out.join("lds.yaml"))?);
     inline_ecds(&mut listeners, &ecds)?;
+    let routes = resources(&out.join("rds.yaml"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("rds.yaml has no route configuration"))?;
+    inline_rds(&mut listeners, &routes);
     let obj = bootstrap
         .as_object_mut()
         .ok_or_else(|| anyhow!("{} is not an object", path.display()))?;

@@ -65,6 +65,7 @@ pub fn discover(config: &Config) -> Result<Discovered> {
     for file in [
         "manifest.json",
         "envoy.yaml",
+        "rds.yaml",
         "lds.yaml",
         "cds.yaml",
         "ecds.yaml",

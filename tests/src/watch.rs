@@ -18,9 +18,10 @@ use crate::process::Proc;
 use crate::{logs, ports, prereq};
 
 /// The generated files a gateway needs.
-pub const FILES: [&str; 5] = [
+pub const FILES: [&str; 6] = [
     "manifest.json",
     "envoy.yaml",
+    "rds.yaml",
     "lds.yaml",
     "cds.yaml",
     "ecds.yaml",

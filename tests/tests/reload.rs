@@ -133,7 +133,7 @@ fn a_backend_that_never_answers_holds_a_cycle_up_for_the_timeout_at_most() -> Re
 }
 
 #[test]
-fn an_env_added_to_the_config_is_served_without_a_failed_call() -> Result<()> {
+fn envs_added_to_and_removed_from_the_config_switch_without_a_failed_call() -> Result<()> {
     let prod = Backend::demo("Prod").start()?;
     let staging = Backend::demo("Staging").start()?;
     let dev = Backend::demo("Dev").start()?;
@@ -143,16 +143,23 @@ fn an_env_added_to_the_config_is_served_without_a_failed_call() -> Result<()> {
     let site = Site::new(&two)?;
     let mut watch = site.watch("1s")?;
     let gw = site.gateway(false)?;
-    let lds = std::fs::read(site.found.out.join("lds.yaml"))?;
+    let read = |name: &str| std::fs::read(site.found.out.join(name));
+    let (lds, rds) = (read("lds.yaml")?, read("rds.yaml")?);
 
-    // A new cluster, a new route (a listener update) and a new manifest, under load.
+    // A new cluster, a new route and a new manifest, under load. The listener stays: a new
+    // one would leave kept-alive connections on the old routes, without the new env.
     busy_across_a_switch(
         &gw,
         &["Prod", "Staging"],
         || site.rewrite_config(&two.clone().env("Dev", &dev)),
         || Ok(call_ok(&gw, "Dev").is_ok()),
     )?;
-    assert_ne!(std::fs::read(site.found.out.join("lds.yaml"))?, lds);
+    assert_ne!(read("rds.yaml")?, rds);
+    assert_eq!(
+        read("lds.yaml")?,
+        lds,
+        "adding an env must not replace the listener"
+    );
     let list = gw.list_tools()?;
     assert_eq!(
         env_enum(tool(&list, "search_logs").unwrap()),
@@ -162,6 +169,21 @@ fn an_env_added_to_the_config_is_served_without_a_failed_call() -> Result<()> {
         o.contains("+ env Dev: ok, 5 tools")
     })?;
     assert!(out.contains("updated"), "{out}");
+
+    // And one taken away (cluster, route and tools go) while the others are called.
+    let without_staging = Gateway::builder().env("Prod", &prod).env("Dev", &dev);
+    busy_across_a_switch(
+        &gw,
+        &["Prod", "Dev"],
+        || site.rewrite_config(&without_staging),
+        || {
+            let list = gw.list_tools()?;
+            Ok(tool(&list, "search_logs").map(env_enum) == Some(vec!["Prod".into(), "Dev".into()]))
+        },
+    )?;
+    watch.wait_for("the removed env", Duration::from_secs(5), |o| {
+        o.contains("- env Staging")
+    })?;
     assert!(watch.terminate()?.success());
     Ok(())
 }

@@ -1,7 +1,12 @@
 //! The listener: one HCM whose filter chain is `jwt_authn` (with auth), the meshmux wasm
-//! filter (through ECDS), then the router; authsvc's public routes (with auth), one route per
-//! env selected by the filter state the filter sets, and a last route that refuses anything
-//! the filter did not route.
+//! filter (through ECDS), then the router. Its routes come through RDS (`rds.yaml`):
+//! authsvc's public routes (with auth), one route per env selected by the filter state the
+//! filter sets, and a last route that refuses anything the filter did not route.
+//!
+//! Routes live in RDS, not inline in the listener, for live reload: a changed route table
+//! applies to every open connection, while a changed listener only serves new ones and
+//! leaves kept-alive connections on the old routes for the whole drain time — so a client
+//! could not reach an env added at runtime over a connection it already had.
 
 use policy::manifest::FilterConfig;
 use serde_json::{Value, json};
@@ -18,12 +23,11 @@ pub const UNROUTED_BODY: &str = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-3
 /// client's credentials, and the route removes them again before adding the env's own.
 const CLIENT_CREDENTIALS: [&str; 2] = ["authorization", "proxy-authorization"];
 
-pub(super) fn listener(
+/// The route table `rds.yaml` serves, named [`ROUTE_CONFIG`].
+pub(super) fn route_config(
     targets: &[EnvTarget],
     auth_target: Option<&AuthTarget>,
     filter: &FilterConfig,
-    opts: &Options,
-    ecds_path: &str,
 ) -> Value {
     // Health and metrics first, then authsvc's paths: none of them is under the MCP path,
     // but the order states it.
@@ -41,6 +45,26 @@ pub(super) fn listener(
               "append_action": "OVERWRITE_IF_EXISTS_OR_ADD" }
         ]
     }));
+    json!({
+        "@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+        "name": ROUTE_CONFIG,
+        // Routes name clusters that arrive through CDS; a route whose cluster is not
+        // there yet answers 503 rather than making Envoy refuse the whole table.
+        "validate_clusters": false,
+        "virtual_hosts": [{ "name": "meshmux", "domains": ["*"], "routes": routes }]
+    })
+}
+
+/// The name of the route table the listener asks RDS for.
+pub const ROUTE_CONFIG: &str = "meshmux";
+
+pub(super) fn listener(
+    auth_target: Option<&AuthTarget>,
+    filter: &FilterConfig,
+    opts: &Options,
+    ecds_path: &str,
+    rds_path: &str,
+) -> Value {
     let mut http_filters: Vec<Value> = auth_target
         .map(|a| auth::jwt_filter(a, &filter.mcp_path, &ops::open_paths(filter)))
         .into_iter()
@@ -68,12 +92,9 @@ pub(super) fn listener(
                 "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
             }
         }],
-        "route_config": {
-            "name": "meshmux",
-            // Routes name clusters that arrive through CDS; a route whose cluster is not
-            // there yet answers 503 rather than making Envoy refuse the whole listener.
-            "validate_clusters": false,
-            "virtual_hosts": [{ "name": "meshmux", "domains": ["*"], "routes": routes }]
+        "rds": {
+            "config_source": watched(rds_path, &opts.out_dir),
+            "route_config_name": ROUTE_CONFIG
         },
         "http_filters": http_filters
     });

@@ -1,6 +1,7 @@
-//! The Envoy config meshmux generates: a bootstrap (`envoy.yaml`) whose listener (`lds.yaml`)
-//! and clusters (`cds.yaml`) come from files in a watched directory, and the wasm filter's
-//! config (`ecds.yaml`) through ECDS, so a new manifest reaches every worker on a rename.
+//! The Envoy config meshmux generates: a bootstrap (`envoy.yaml`) whose listener
+//! (`lds.yaml`), routes (`rds.yaml`) and clusters (`cds.yaml`) come from files in a watched
+//! directory, and the wasm filter's config (`ecds.yaml`) through ECDS, so a new manifest
+//! reaches every worker on a rename.
 //!
 //! Everything is written as JSON, which Envoy reads in `.yaml` files too. Pure: no IO.
 
@@ -34,6 +35,7 @@ pub const BUFFER_HEADROOM: u64 = 64 * 1024;
 
 pub const BOOTSTRAP_FILE: &str = "envoy.yaml";
 pub const LDS_FILE: &str = "lds.yaml";
+pub const RDS_FILE: &str = "rds.yaml";
 pub const CDS_FILE: &str = "cds.yaml";
 pub const ECDS_FILE: &str = "ecds.yaml";
 
@@ -58,8 +60,9 @@ pub struct File {
     pub mode: u32,
 }
 
-/// The four Envoy files, in the order they must be replaced on a live update: clusters
-/// before the routes that name them, routes before the filter config that selects them.
+/// The Envoy files, in the order they must be replaced on a live update: clusters before
+/// the routes that name them, routes before the listener that names them and the filter
+/// config that selects them.
 /// With `auth`, the listener also verifies tokens (`jwt_authn`) and routes authsvc's paths.
 pub fn generate(
     targets: &[EnvTarget],
@@ -80,13 +83,20 @@ pub fn generate(
         file(CDS_FILE, &resources(clusters), 0o600),
         // Routes carry the envs' headers (credentials): owner-only.
         file(
+            RDS_FILE,
+            &resources(vec![listener::route_config(targets, auth, filter)]),
+            0o600,
+        ),
+        // No credentials since the routes moved to RDS; owner-only all the same, like the
+        // other files only Envoy reads.
+        file(
             LDS_FILE,
             &resources(vec![listener::listener(
-                targets,
                 auth,
                 filter,
                 opts,
                 &path(ECDS_FILE),
+                &path(RDS_FILE),
             )]),
             0o600,
         ),

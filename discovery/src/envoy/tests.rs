@@ -117,6 +117,7 @@ fn files_come_in_update_order_with_secret_modes() {
         names,
         [
             ("cds.yaml", 0o600),
+            ("rds.yaml", 0o600),
             ("lds.yaml", 0o600),
             ("ecds.yaml", 0o600),
             ("envoy.yaml", 0o644)
@@ -218,7 +219,8 @@ fn auth_puts_jwt_authn_before_the_filter_and_routes_authsvc() {
     );
     assert_eq!(header["append_action"], "OVERWRITE_IF_EXISTS_OR_ADD");
 
-    let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    let rds = json_in(&files, RDS_FILE);
+    let routes = rds["resources"][0]["virtual_hosts"][0]["routes"]
         .as_array()
         .unwrap();
     let to_authsvc: Vec<&Value> = routes
@@ -311,7 +313,11 @@ fn routes_select_by_filter_state_and_rewrite_host_path_headers() {
         WASM_TYPE_URL
     );
     assert_eq!(filters[1]["name"], "envoy.filters.http.router");
-    let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    // The routes come through RDS, which applies to open connections too.
+    assert_eq!(hcm["rds"]["route_config_name"], "meshmux");
+    assert!(hcm.get("route_config").is_none());
+    let rds = json_of(RDS_FILE);
+    let routes = rds["resources"][0]["virtual_hosts"][0]["routes"]
         .as_array()
         .unwrap();
     assert_eq!(routes.len(), 6);
@@ -446,9 +452,8 @@ fn envoy_accepts_the_generated_config() {
 #[test]
 fn health_and_metrics_routes() {
     let files = files();
-    let lds = json_in(&files, LDS_FILE);
-    let routes = &lds["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
-        ["virtual_hosts"][0]["routes"];
+    let rds = json_in(&files, RDS_FILE);
+    let routes = &rds["resources"][0]["virtual_hosts"][0]["routes"];
     assert_eq!(routes[0]["match"]["path"], "/healthz");
     assert_eq!(routes[0]["direct_response"]["status"], 200);
     // The filter answers /readyz; Envoy's route only speaks when the filter did not.
@@ -478,7 +483,7 @@ fn health_and_metrics_routes() {
     let mut doc: Value = serde_json::from_str(CONFIG).unwrap();
     doc["metrics"] = json!({"enabled": false});
     let off = files_for(&parse(&doc.to_string()));
-    let text: String = [LDS_FILE, CDS_FILE]
+    let text: String = [LDS_FILE, RDS_FILE, CDS_FILE]
         .iter()
         .map(|f| json_in(&off, f).to_string())
         .collect();
@@ -489,8 +494,8 @@ fn health_and_metrics_routes() {
     assert!(!plugin.metrics.enabled);
     doc["metrics"] = json!({"path": "/internal/prom", "user_level_metrics": true});
     let custom = files_for(&parse(&doc.to_string()));
-    let lds = json_in(&custom, LDS_FILE).to_string();
-    assert!(lds.contains(r#""path":"/internal/prom""#), "{lds}");
+    let rds = json_in(&custom, RDS_FILE).to_string();
+    assert!(rds.contains(r#""path":"/internal/prom""#), "{rds}");
 }
 
 #[test]

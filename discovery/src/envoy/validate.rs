@@ -1,12 +1,12 @@
 //! `envoy --mode validate` checks a bootstrap but does not read the files its
-//! `dynamic_resources` name. This builds one bootstrap with the generated listener and
-//! clusters inline, so the whole generated config is checked; with `inline_filter`, the
+//! `dynamic_resources` name. This builds one bootstrap with the generated listener, its
+//! routes and the clusters inline, so the whole generated config is checked; with `inline_filter`, the
 //! wasm filter's config is inlined as well, so Envoy also loads the filter and runs its
 //! `on_configure` on the generated plugin config.
 
 use serde_json::{Map, Value};
 
-use super::{BOOTSTRAP_FILE, CDS_FILE, ECDS_FILE, FILTER_NAME, File, LDS_FILE};
+use super::{BOOTSTRAP_FILE, CDS_FILE, ECDS_FILE, FILTER_NAME, File, LDS_FILE, RDS_FILE};
 
 fn parsed(files: &[File], name: &str) -> Result<Value, String> {
     let file = files
@@ -40,6 +40,13 @@ pub fn validation_bootstrap(files: &[File], inline_filter: bool) -> Result<Strin
     let mut bootstrap = parsed(files, BOOTSTRAP_FILE)?;
     let mut listeners = resources(files, LDS_FILE)?;
     let clusters = resources(files, CDS_FILE)?;
+    let routes = resources(files, RDS_FILE)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{RDS_FILE} has no route configuration"))?;
+    for listener in &mut listeners {
+        inline_routes(listener, &routes);
+    }
     if inline_filter {
         let ecds = resources(files, ECDS_FILE)?;
         let typed_config = ecds
@@ -67,6 +74,23 @@ pub fn validation_bootstrap(files: &[File], inline_filter: bool) -> Result<Strin
         serde_json::json!({ "listeners": listeners, "clusters": clusters }),
     );
     serde_json::to_string_pretty(&bootstrap).map_err(|e| e.to_string())
+}
+
+/// Replaces each connection manager's `rds` source with the route table it names.
+fn inline_routes(listener: &mut Value, routes: &Value) {
+    let managers = listener
+        .get_mut("filter_chains")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(|chain| chain.get_mut("filters").and_then(Value::as_array_mut))
+        .flatten()
+        .filter_map(|f| f.get_mut("typed_config").and_then(Value::as_object_mut));
+    for hcm in managers {
+        if hcm.remove("rds").is_some() {
+            hcm.insert("route_config".into(), routes.clone());
+        }
+    }
 }
 
 fn http_filters(listener: &mut Value) -> impl Iterator<Item = &mut Value> {
