@@ -178,12 +178,58 @@ fn envs_added_to_and_removed_from_the_config_switch_without_a_failed_call() -> R
         || site.rewrite_config(&without_staging),
         || {
             let list = gw.list_tools()?;
-            Ok(tool(&list, "search_logs").map(env_enum) == Some(vec!["Prod".into(), "Dev".into()]))
+            let envs = tool(&list, "search_logs").map(env_enum);
+            Ok(envs == Some(vec!["Prod".into(), "Dev".into()]))
         },
     )?;
     watch.wait_for("the removed env", Duration::from_secs(5), |o| {
         o.contains("- env Staging")
     })?;
+    assert!(watch.terminate()?.success());
+    Ok(())
+}
+
+#[test]
+fn a_rotated_env_credential_is_sent_on_connections_already_open() -> Result<()> {
+    let prod = Backend::demo("Prod").record().start()?;
+    let config = |token: &str| {
+        Gateway::builder()
+            .env("Prod", &prod)
+            .env_header("Prod", "X-Env-Token", token)
+    };
+    let site = Site::new(&config("old-secret"))?;
+    let mut watch = site.watch("1s")?;
+    let gw = site.gateway(false)?;
+    // Opens the kept-alive connection the later calls reuse.
+    call_ok(&gw, "Prod").map_err(anyhow::Error::msg)?;
+    assert_eq!(
+        prod.wait_for_records(1)?[0].header("x-env-token"),
+        Some("old-secret")
+    );
+
+    site.rewrite_config(&config("new-secret"))?;
+    let out = watch.wait_for("the header change", Duration::from_secs(20), |o| {
+        o.contains("Prod: headers changed (now: X-Env-Token)")
+    })?;
+    assert!(!out.contains("secret"), "a credential was printed:\n{out}");
+    eventually(
+        "the new credential at the backend",
+        Duration::from_secs(20),
+        || {
+            call_ok(&gw, "Prod").map_err(anyhow::Error::msg)?;
+            let records = prod.records()?;
+            Ok(records.last().and_then(|r| r.header("x-env-token")) == Some("new-secret"))
+        },
+    )?;
+    // From then on every call carries it, on whichever connection it goes.
+    let before = prod.records()?.len();
+    for _ in 0..10 {
+        call_ok(&gw, "Prod").map_err(anyhow::Error::msg)?;
+    }
+    let records = prod.wait_for_records(before + 10)?;
+    for r in &records[before..] {
+        assert_eq!(r.header("x-env-token"), Some("new-secret"), "{r:#?}");
+    }
     assert!(watch.terminate()?.success());
     Ok(())
 }
