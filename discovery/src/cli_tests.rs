@@ -64,3 +64,34 @@ fn discover_flags_parse_with_their_defaults() {
     assert_eq!(args.source.timeout, 15);
     assert!(args.envoy.filter.is_none());
 }
+
+#[test]
+fn bad_watch_intervals_and_state_files_are_usage_errors() {
+    for interval in ["0", "0ms", "soon", "-5s"] {
+        assert_eq!(
+            main_with([
+                "meshmux", "discover", "--config", "c.json", "--out", "out", "--watch", interval
+            ]),
+            exit::USAGE,
+            "{interval}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.json");
+    std::fs::write(
+        &config,
+        r#"{"environments": {"A": {"description": "a", "url": "http://127.0.0.1:1/mcp"}}}"#,
+    )
+    .unwrap();
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, "{}").unwrap();
+    for state in [state, dir.path().join("missing.json")] {
+        let args = ["meshmux", "check", "--config"];
+        let code = main_with(args.iter().map(std::ffi::OsString::from).chain([
+            config.clone().into(),
+            "--state".into(),
+            state.into(),
+        ]));
+        assert_eq!(code, exit::USAGE);
+    }
+}
