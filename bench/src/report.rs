@@ -62,11 +62,11 @@ impl Machine {
                 .take(3)
                 .collect::<Vec<_>>()
                 .join(" "),
+            // `envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL`: keep the release.
             envoy: command(&args.envoy.display().to_string(), &["--version"])
-                .rsplit(':')
-                .next()
-                .unwrap_or_default()
-                .trim()
+                .split('/')
+                .nth(1)
+                .unwrap_or("(unknown version)")
                 .to_owned(),
             peer: peer::version(&args.peer)?,
             commit: {
@@ -120,16 +120,16 @@ pub fn render(
     let _ = writeln!(s, "# Benchmark results\n");
     let _ = writeln!(
         s,
-        "Written by `cargo xtask bench` on {date} (commit {commit}). One run on one machine: the same\n\
-         fast in-memory MCP backend (the bench's own: stateless, JSON answers) behind nothing, plain\n\
-         Envoy, Envoy + meshmux (`meshmux discover`'s generated config, one env) and mcp-env-mux\n\
-         {pv} (seed 000, from PyPI, a seed-000 config with the same one env, no auth, default\n\
-         metrics). Envoy {ev} runs with `--concurrency 1`; mcp-env-mux is one Python process (its\n\
-         CLI's only mode). Load from wrk (1 thread, {secs} s per cell after a 2 s warm-up, every\n\
-         target bounded by time, not request count); each answer is checked before and after every\n\
-         cell, and any non-2xx answer fails the run. tools/call carries 1 KB of arguments; meshmux\n\
-         answers tools/list itself. Client, proxy and backend share the machine, so compare ratios,\n\
-         not absolute numbers.\n",
+        "Written by `cargo xtask bench` on {date} (commit {commit}).\n\n\
+         One run on one machine: the same fast in-memory MCP backend (the bench's own: stateless,\n\
+         JSON answers) behind nothing, plain Envoy, Envoy + meshmux (`meshmux discover`'s generated\n\
+         config, one env) and mcp-env-mux {pv} (seed 000, from PyPI; a seed-000 config with the same\n\
+         env, no auth, default metrics). Envoy {ev} runs with `--concurrency 1`; mcp-env-mux is one\n\
+         Python process (its CLI's only mode). Load from wrk (1 thread, {secs} s per cell after a 2 s\n\
+         warm-up; every target is bounded by time, not request count). Each answer is checked\n\
+         before and after every cell, and any non-2xx answer fails the run. tools/call carries 1 KB\n\
+         of arguments; meshmux answers tools/list itself. Client, proxy and backend share the\n\
+         machine, so compare ratios, not absolute numbers.\n",
         date = end.date,
         commit = start.commit,
         pv = start.peer,
@@ -138,8 +138,9 @@ pub fn render(
     );
     let _ = writeln!(
         s,
-        "Machine: {} ({} cores), {:.1} GiB RAM, Linux {}. Load average (1/5/15 min) at the start\n\
-         {}, at the end {} (other work may share the machine).\n",
+        "Machine: {} ({} cores), {:.1} GiB RAM, Linux {}.\n\
+         Load average (1/5/15 min) at the start {}, at the end {} (other work may share the\n\
+         machine).\n",
         start.cpu, start.cores, start.memory_gib, start.kernel, start.load, end.load
     );
     let _ = writeln!(
