@@ -62,10 +62,10 @@ impl Machine {
                 .take(3)
                 .collect::<Vec<_>>()
                 .join(" "),
-            // `envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL`: keep the release.
+            // `<path>  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL`: keep the release.
             envoy: command(&args.envoy.display().to_string(), &["--version"])
-                .split('/')
-                .nth(1)
+                .split_once("version:")
+                .and_then(|(_, v)| v.trim().split('/').nth(1))
                 .unwrap_or("(unknown version)")
                 .to_owned(),
             peer: peer::version(&args.peer)?,
@@ -139,8 +139,7 @@ pub fn render(
     let _ = writeln!(
         s,
         "Machine: {} ({} cores), {:.1} GiB RAM, Linux {}.\n\
-         Load average (1/5/15 min) at the start {}, at the end {} (other work may share the\n\
-         machine).\n",
+         Load average (1/5/15 min): {} at the start, {} at the end.\n",
         start.cpu, start.cores, start.memory_gib, start.kernel, start.load, end.load
     );
     let _ = writeln!(
