@@ -8,7 +8,7 @@ use policy::manifest::{
     BackendAccess, EnvEntry, FilterAuth, FilterConfig, MANIFEST_FORMAT, Manifest, ServerInfo,
     Stale, cluster_name,
 };
-use policy::merge::{EnvTools, merge};
+use policy::merge::{EnvTools, merge_with};
 use policy::metrics::MetricsSettings;
 use policy::rbac::RoleRules;
 use policy::revocation::RevocationSource;
@@ -223,8 +223,8 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
             stale: None,
         });
     }
-    let merged = merge(&inputs);
     let gateway = &config.gateway;
+    let merged = merge_with(&inputs, gateway.env_descriptions);
     Ok(Manifest {
         format: MANIFEST_FORMAT,
         hash: String::new(),
@@ -232,6 +232,7 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
             name: gateway.server_name.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             instructions: gateway.instructions.clone(),
+            env_descriptions: gateway.env_descriptions,
         },
         envs,
         tools: merged.tools,

@@ -20,6 +20,7 @@ fn main() {
             name: "m".into(),
             version: "1".into(),
             instructions: None,
+            env_descriptions: Default::default(),
         },
         envs: vec![EnvEntry {
             name: "Bench".into(),

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::envvars::{self, ExpandError};
+use crate::manifest::EnvDescriptions;
 
 /// Everything that can be wrong with a config file, each naming the key or value at fault.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +121,11 @@ pub struct GatewayConfig {
     /// Optional `instructions` returned from `initialize`.
     #[serde(default)]
     pub instructions: Option<String>,
+    /// `per_tool` (default): every tool's `env` parameter describes every env, as seed 000
+    /// does. `instructions`: each env is described once, after `instructions`, and the `env`
+    /// parameters keep only their enum, parameter notes and a short pointer (fewer tokens).
+    #[serde(default)]
+    pub env_descriptions: EnvDescriptions,
 }
 
 impl Default for GatewayConfig {
@@ -129,6 +135,7 @@ impl Default for GatewayConfig {
             mcp_path: default_mcp_path(),
             server_name: default_server_name(),
             instructions: None,
+            env_descriptions: EnvDescriptions::PerTool,
         }
     }
 }

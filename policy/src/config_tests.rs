@@ -168,3 +168,25 @@ fn format_from_name() {
     assert_eq!(Format::from_name("a.YML"), Format::Yaml);
     assert_eq!(Format::from_name("config.json"), Format::Json);
 }
+
+#[test]
+fn env_descriptions_default_to_per_tool_and_are_validated() {
+    let env = r#""environments": {"P": {"description": "p", "url": "http://x/mcp"}}"#;
+    let cfg = parse(&format!("{{{env}}}"), Format::Json).unwrap();
+    assert_eq!(cfg.gateway.env_descriptions, EnvDescriptions::PerTool);
+    let cfg = parse(
+        &format!(r#"{{{env}, "gateway": {{"env_descriptions": "instructions"}}}}"#),
+        Format::Json,
+    )
+    .unwrap();
+    assert_eq!(cfg.gateway.env_descriptions, EnvDescriptions::Instructions);
+    check_err(
+        &format!(r#"{{{env}, "gateway": {{"env_descriptions": "once"}}}}"#),
+        &[
+            "gateway",
+            "unknown variant `once`",
+            "per_tool",
+            "instructions",
+        ],
+    );
+}

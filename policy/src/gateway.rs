@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::manifest::{EnvEntry, FilterConfig, ToolEntry};
-use crate::merge::{ENV_PARAM, env_property, params_only_on};
+use crate::manifest::{EnvDescriptions, EnvEntry, FilterConfig, ToolEntry};
+use crate::merge::{ENV_PARAM, HEADER_HINT, env_property, params_only_on};
 use crate::protocol;
 use crate::rbac::Policy;
 use crate::reply::{self, LocalReply};
@@ -250,8 +250,8 @@ impl Gateway {
         }
         let params = object.get("params").and_then(Value::as_object);
         match method.as_str() {
-            "initialize" => Outcome::Reply(self.initialize(&id, params)),
-            "server/discover" => Outcome::Reply(self.discover(&id)),
+            "initialize" => Outcome::Reply(self.initialize(&id, params, caller)),
+            "server/discover" => Outcome::Reply(self.discover(&id, caller)),
             "ping" => Outcome::Reply(reply::result(&id, &json!({}))),
             "tools/list" => Outcome::Reply(self.tools_list(&id, params, caller, header_era)),
             "tools/call" => self.tools_call(head, header_era, id, object, caller),
@@ -272,7 +272,12 @@ impl Gateway {
         json!({"tools": {"listChanged": false}})
     }
 
-    fn initialize(&self, id: &Value, params: Option<&Map<String, Value>>) -> LocalReply {
+    fn initialize(
+        &self,
+        id: &Value,
+        params: Option<&Map<String, Value>>,
+        caller: &Caller,
+    ) -> LocalReply {
         let requested = params
             .and_then(|p| p.get("protocolVersion"))
             .and_then(Value::as_str);
@@ -281,16 +286,13 @@ impl Gateway {
             "capabilities": Self::capabilities(),
             "serverInfo": self.server_info(),
         });
-        if let (Some(obj), Some(i)) = (
-            result.as_object_mut(),
-            &self.config.manifest.server.instructions,
-        ) {
-            obj.insert("instructions".into(), Value::String(i.clone()));
+        if let (Some(obj), Some(i)) = (result.as_object_mut(), self.instructions(caller)) {
+            obj.insert("instructions".into(), Value::String(i));
         }
         reply::result(id, &result)
     }
 
-    fn discover(&self, id: &Value) -> LocalReply {
+    fn discover(&self, id: &Value, caller: &Caller) -> LocalReply {
         let mut result = json!({
             "resultType": "complete",
             "supportedVersions": protocol::SUPPORTED,
@@ -299,13 +301,39 @@ impl Gateway {
             "cacheScope": "private",
             "_meta": {"io.modelcontextprotocol/serverInfo": self.server_info()},
         });
-        if let (Some(obj), Some(i)) = (
-            result.as_object_mut(),
-            &self.config.manifest.server.instructions,
-        ) {
-            obj.insert("instructions".into(), Value::String(i.clone()));
+        if let (Some(obj), Some(i)) = (result.as_object_mut(), self.instructions(caller)) {
+            obj.insert("instructions".into(), Value::String(i));
         }
         reply::result(id, &result)
+    }
+
+    /// The configured `instructions`, followed (when `gateway.env_descriptions` is
+    /// `instructions`) by each env this caller may use somewhere, once, with its description.
+    fn instructions(&self, caller: &Caller) -> Option<String> {
+        let manifest = &self.config.manifest;
+        let configured = manifest.server.instructions.clone();
+        if manifest.server.env_descriptions != EnvDescriptions::Instructions {
+            return configured;
+        }
+        let usable: Vec<&EnvEntry> = manifest
+            .envs
+            .iter()
+            .filter(|env| {
+                manifest.tools.iter().any(|t| {
+                    t.envs.iter().any(|e| e.env == env.name)
+                        && self.policy.allows(caller, &env.name, t.name())
+                })
+            })
+            .collect();
+        if usable.is_empty() {
+            return configured;
+        }
+        let mut text = configured.map_or_else(String::new, |c| c + "\n\n");
+        text.push_str("Environments (the `env` argument of every tool):");
+        for env in usable {
+            text.push_str(&format!("\n- {}: {}", env.name, env.description));
+        }
+        Some(text)
     }
 
     /// The envs of `tool` this caller may use, in manifest order.
@@ -386,7 +414,11 @@ impl Gateway {
         {
             props.insert(
                 ENV_PARAM.into(),
-                env_property(&described, &params_only_on(&tool.envs)),
+                env_property(
+                    &described,
+                    &params_only_on(&tool.envs),
+                    self.config.manifest.server.env_descriptions,
+                ),
             );
         }
         Some(narrowed)
@@ -570,8 +602,30 @@ fn mismatch(id: &Value, header: &str, body_value: &str) -> LocalReply {
     )
 }
 
+/// The serialized `tools/list` result for this era. The manifest's tools carry the
+/// `x-mcp-header` hint on `env`; only 2026-07-28-era clients act on it, so older clients get
+/// the tools without it (fewer tokens, nothing they would use).
 fn list_result(tools: &[&Map<String, Value>], header_era: bool) -> Vec<u8> {
-    let mut result = json!({"tools": tools});
+    let mut result = if header_era {
+        json!({"tools": tools})
+    } else {
+        let without_hint: Vec<Map<String, Value>> = tools
+            .iter()
+            .map(|tool| {
+                let mut tool = (*tool).clone();
+                if let Some(env) = tool
+                    .get_mut("inputSchema")
+                    .and_then(|s| s.get_mut("properties"))
+                    .and_then(|p| p.get_mut(ENV_PARAM))
+                    .and_then(Value::as_object_mut)
+                {
+                    env.remove(HEADER_HINT);
+                }
+                tool
+            })
+            .collect();
+        json!({"tools": without_hint})
+    };
     if header_era && let Some(obj) = result.as_object_mut() {
         obj.insert("resultType".into(), json!("complete"));
         obj.insert("ttlMs".into(), json!(0));

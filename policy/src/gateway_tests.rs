@@ -1,8 +1,9 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::manifest::EnvDescriptions;
 use crate::manifest::{EnvEntry, FilterAuth, Manifest, ServerInfo};
-use crate::merge::{EnvTools, merge};
+use crate::merge::{EnvTools, merge_with};
 
 fn tool(name: &str, props: Value, required: &[&str]) -> Value {
     json!({"name": name, "description": format!("{name} tool"),
@@ -10,6 +11,12 @@ fn tool(name: &str, props: Value, required: &[&str]) -> Value {
 }
 
 fn gateway(auth: bool) -> Gateway {
+    gateway_in(auth, EnvDescriptions::PerTool)
+}
+
+/// The test gateway (Prod, Staging, Dev; `instructions` "hi"), with the envs described where
+/// `described` says.
+fn gateway_in(auth: bool, described: EnvDescriptions) -> Gateway {
     let shared = tool(
         "search_logs",
         json!({"query": {"type": "string"}}),
@@ -31,23 +38,26 @@ fn gateway(auth: bool) -> Gateway {
             &["sql"],
         ),
     ];
-    let merged = merge(&[
-        EnvTools {
-            env: "Prod",
-            description: "Production",
-            tools: &prod,
-        },
-        EnvTools {
-            env: "Staging",
-            description: "Staging",
-            tools: &staging,
-        },
-        EnvTools {
-            env: "Dev",
-            description: "Development",
-            tools: &dev,
-        },
-    ]);
+    let merged = merge_with(
+        &[
+            EnvTools {
+                env: "Prod",
+                description: "Production",
+                tools: &prod,
+            },
+            EnvTools {
+                env: "Staging",
+                description: "Staging",
+                tools: &staging,
+            },
+            EnvTools {
+                env: "Dev",
+                description: "Development",
+                tools: &dev,
+            },
+        ],
+        described,
+    );
     let envs = ["Prod", "Staging", "Dev"]
         .iter()
         .map(|e| EnvEntry {
@@ -74,6 +84,7 @@ fn gateway(auth: bool) -> Gateway {
             name: "meshmux".into(),
             version: "test".into(),
             instructions: Some("hi".into()),
+            env_descriptions: described,
         },
         envs,
         tools: merged.tools,
@@ -119,7 +130,18 @@ fn roles(r: &[&str]) -> Caller {
 /// Runs one body through the gateway and returns (status, body) of the reply, or
 /// `FORWARD <env> <body>` for a forwarded call.
 fn run(head: &RequestHead<'_>, body: &str, caller: &Caller) -> (u16, String) {
-    match gateway(*caller != Caller::Unrestricted).on_body(head, body.as_bytes(), caller) {
+    run_in(EnvDescriptions::PerTool, head, body, caller)
+}
+
+/// [`run`] against the gateway whose envs are described where `described` says.
+fn run_in(
+    described: EnvDescriptions,
+    head: &RequestHead<'_>,
+    body: &str,
+    caller: &Caller,
+) -> (u16, String) {
+    let gateway = gateway_in(*caller != Caller::Unrestricted, described);
+    match gateway.on_body(head, body.as_bytes(), caller) {
         Outcome::Reply(r) => (r.status, r.body_text()),
         Outcome::Denied { reply, tool, env } => (
             reply.status,
@@ -598,3 +620,6 @@ fn era_2026_meta_is_not_forwarded_but_progress_tokens_are() {
     let (_, got) = run(&head, &bare, &ANY);
     assert!(!got.contains("_meta"), "{got}");
 }
+
+#[path = "gateway_env_tests.rs"]
+mod env_descriptions;

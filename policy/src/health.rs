@@ -106,6 +106,7 @@ mod tests {
                 name: "m".into(),
                 version: "1".into(),
                 instructions: None,
+                env_descriptions: Default::default(),
             },
             envs,
             tools: vec![],

@@ -40,6 +40,29 @@ pub struct ServerInfo {
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<String>,
+    /// Where the envs' descriptions are stated. Left out when `per_tool`, so manifests (and
+    /// their hashes) from before this field existed are unchanged.
+    #[serde(default, skip_serializing_if = "EnvDescriptions::is_per_tool")]
+    pub env_descriptions: EnvDescriptions,
+}
+
+/// Where the gateway states what each env is (config key `gateway.env_descriptions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvDescriptions {
+    /// In every tool's `env` parameter (seed 000's behaviour): self-contained tools, but the
+    /// descriptions repeat once per tool.
+    #[default]
+    PerTool,
+    /// Once, in the `initialize` (and `server/discover`) `instructions`; each tool's `env`
+    /// parameter keeps its enum, its parameter notes and a short pointer there.
+    Instructions,
+}
+
+impl EnvDescriptions {
+    pub fn is_per_tool(&self) -> bool {
+        *self == EnvDescriptions::PerTool
+    }
 }
 
 /// One environment's backend as the gateway reaches it.
@@ -237,6 +260,7 @@ mod tests {
                 name: "meshmux".into(),
                 version: "0".into(),
                 instructions: None,
+                env_descriptions: EnvDescriptions::PerTool,
             },
             envs: vec![],
             tools: vec![],
@@ -247,8 +271,21 @@ mod tests {
         let b = a.clone().seal();
         assert_eq!(a.hash, b.hash);
         assert!(a.hash.starts_with("sha256:"));
-        let mut other = m;
+        let mut other = m.clone();
         other.server.version = "1".into();
         assert_ne!(other.seal().hash, a.hash);
+        // `per_tool` is left out, so manifests from before the field keep their hash;
+        // `instructions` is content and changes it.
+        let text = serde_json::to_string(&a).unwrap();
+        assert!(!text.contains("env_descriptions"), "{text}");
+        let mut once = m;
+        once.server.env_descriptions = EnvDescriptions::Instructions;
+        let once = once.seal();
+        assert!(
+            serde_json::to_string(&once)
+                .unwrap()
+                .contains(r#""env_descriptions":"instructions""#)
+        );
+        assert_ne!(once.hash, a.hash);
     }
 }

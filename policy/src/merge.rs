@@ -5,10 +5,13 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::manifest::{Diagnostic, ToolEntry, ToolEnv};
+use crate::manifest::{Diagnostic, EnvDescriptions, ToolEntry, ToolEnv};
 
 /// The name of the argument meshmux injects.
 pub const ENV_PARAM: &str = "env";
+
+/// The schema keyword telling 2026-07-28-era clients which header mirrors the `env` argument.
+pub const HEADER_HINT: &str = "x-mcp-header";
 
 /// One environment's discovered tools.
 #[derive(Debug, Clone)]
@@ -25,8 +28,14 @@ pub struct MergeOutput {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Merges the tools of every env (given in config order).
+/// Merges the tools of every env (given in config order), describing the envs in every
+/// tool's `env` parameter (seed 000's behaviour).
 pub fn merge(envs: &[EnvTools<'_>]) -> MergeOutput {
+    merge_with(envs, EnvDescriptions::PerTool)
+}
+
+/// [`merge`], with the envs' descriptions stated where `descriptions` says.
+pub fn merge_with(envs: &[EnvTools<'_>], descriptions: EnvDescriptions) -> MergeOutput {
     let mut out = MergeOutput::default();
     // name → [(env, tool object)], in order of first appearance.
     let mut groups: Vec<(String, Vec<Member<'_, '_>>)> = Vec::new();
@@ -53,7 +62,7 @@ pub fn merge(envs: &[EnvTools<'_>]) -> MergeOutput {
         }
     }
     for (name, members) in &groups {
-        if let Some(entry) = merge_group(name, members, &mut out) {
+        if let Some(entry) = merge_group(name, members, descriptions, &mut out) {
             out.tools.push(entry);
         }
     }
@@ -86,7 +95,12 @@ fn required(schema: &Map<String, Value>) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-fn merge_group(name: &str, members: &[Member<'_, '_>], out: &mut MergeOutput) -> Option<ToolEntry> {
+fn merge_group(
+    name: &str,
+    members: &[Member<'_, '_>],
+    where_described: EnvDescriptions,
+    out: &mut MergeOutput,
+) -> Option<ToolEntry> {
     let empty = Map::new();
     let mut failed = false;
     let schemas: Vec<(&str, &Map<String, Value>)> = members
@@ -258,7 +272,11 @@ fn merge_group(name: &str, members: &[Member<'_, '_>], out: &mut MergeOutput) ->
         .collect();
     merged_props.insert(
         ENV_PARAM.to_owned(),
-        env_property(&env_descriptions, &params_only_on(&tool_envs)),
+        env_property(
+            &env_descriptions,
+            &params_only_on(&tool_envs),
+            where_described,
+        ),
     );
     merged_required.push(Value::String(ENV_PARAM.to_owned()));
     schema.insert("type".to_owned(), json!("object"));
@@ -291,13 +309,27 @@ pub fn params_only_on(envs: &[ToolEnv]) -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// The `env` parameter's description when the envs are described in the instructions.
+pub const ENV_POINTER: &str =
+    "Environment to run this tool in; the server instructions describe each one.";
+
 /// The injected `env` property for these envs (name, description), with notes on the
-/// parameters only some of them support.
-pub fn env_property(envs: &[(&str, &str)], partial: &[(String, Vec<String>)]) -> Value {
-    let mut description = String::from("Environment to run this tool in. One of:");
-    for (env, desc) in envs {
-        description.push_str(&format!("\n- {env}: {desc}"));
-    }
+/// parameters only some of them support. The notes are per tool, so they stay in both modes.
+pub fn env_property(
+    envs: &[(&str, &str)],
+    partial: &[(String, Vec<String>)],
+    descriptions: EnvDescriptions,
+) -> Value {
+    let mut description = match descriptions {
+        EnvDescriptions::PerTool => {
+            let mut d = String::from("Environment to run this tool in. One of:");
+            for (env, desc) in envs {
+                d.push_str(&format!("\n- {env}: {desc}"));
+            }
+            d
+        }
+        EnvDescriptions::Instructions => ENV_POINTER.to_owned(),
+    };
     let visible: Vec<&str> = envs.iter().map(|(e, _)| *e).collect();
     let notes: Vec<String> = partial
         .iter()
@@ -321,8 +353,9 @@ pub fn env_property(envs: &[(&str, &str)], partial: &[(String, Vec<String>)]) ->
         "type": "string",
         "enum": visible,
         "description": description,
-        // 2026-07-28 clients mirror this argument into an `Mcp-Param-Env` header.
-        "x-mcp-header": "Env",
+        // 2026-07-28 clients mirror this argument into an `Mcp-Param-Env` header; the gateway
+        // drops it when serving older clients (`gateway::list_result`).
+        (HEADER_HINT): "Env",
     })
 }
 

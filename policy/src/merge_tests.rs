@@ -237,3 +237,40 @@ fn malformed_tools_are_reported() {
         ]
     );
 }
+
+#[test]
+fn instructions_mode_keeps_enum_and_notes_but_not_env_descriptions() {
+    let a = [tool(
+        "query",
+        "Query",
+        json!({"sql": {"type": "string"}}),
+        &["sql"],
+    )];
+    let b = [tool(
+        "query",
+        "Query",
+        json!({"sql": {"type": "string"}, "explain": {"type": "boolean"}}),
+        &["sql"],
+    )];
+    let envs = [env("Prod", "Production", &a), env("Dev", "Development", &b)];
+    let per_tool = merge(&envs);
+    let once = merge_with(&envs, EnvDescriptions::Instructions);
+    assert_eq!(per_tool.warnings, once.warnings);
+    assert_eq!(per_tool.tools[0].envs, once.tools[0].envs);
+    let env_of = |out: &MergeOutput| out.tools[0].tool["inputSchema"]["properties"]["env"].clone();
+    assert_eq!(
+        env_of(&per_tool)["description"],
+        json!(
+            "Environment to run this tool in. One of:\n- Prod: Production\n- Dev: Development\nParameter notes:\n- `explain` is only supported on Dev."
+        )
+    );
+    assert_eq!(
+        env_of(&once),
+        json!({
+            "type": "string",
+            "enum": ["Prod", "Dev"],
+            "description": format!("{ENV_POINTER}\nParameter notes:\n- `explain` is only supported on Dev."),
+            "x-mcp-header": "Env"
+        })
+    );
+}
