@@ -31,13 +31,17 @@ pub struct Args {
     out: PathBuf,
     work: PathBuf,
     seconds: u32,
+    /// `--only tokens`: just the tools/list size table, printed (no load runs, no RESULTS.md).
+    only_tokens: bool,
 }
 
-const USAGE: &str = "use --envoy --filter --meshmux --peer [--out] [--work] [--seconds]";
+const USAGE: &str =
+    "use --envoy --filter --meshmux --peer [--out] [--work] [--seconds] [--only tokens]";
 
 fn parse_args() -> Result<Args> {
     let mut args = std::env::args().skip(1);
     let (mut envoy, mut filter, mut meshmux, mut peer) = (None, None, None, None);
+    let mut only_tokens = false;
     let (mut out, mut work, mut seconds) = (
         PathBuf::from("bench/RESULTS.md"),
         PathBuf::from("target/bench"),
@@ -53,6 +57,10 @@ fn parse_args() -> Result<Args> {
             "--out" => out = PathBuf::from(value()?),
             "--work" => work = PathBuf::from(value()?),
             "--seconds" => seconds = value()?.parse().context("--seconds")?,
+            "--only" => match value()?.as_str() {
+                "tokens" => only_tokens = true,
+                other => bail!("--only {other}: the only part that runs alone is `tokens`"),
+            },
             other => bail!("unknown flag {other}; {USAGE}"),
         }
     }
@@ -64,6 +72,7 @@ fn parse_args() -> Result<Args> {
         out,
         work,
         seconds,
+        only_tokens,
     })
 }
 
@@ -101,6 +110,10 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     std::fs::create_dir_all(&args.work)
         .with_context(|| format!("creating {}", args.work.display()))?;
+    if args.only_tokens {
+        print!("{}", report::tokens_section(&tokens::table(&args)?));
+        return Ok(());
+    }
     let started = report::Machine::now(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

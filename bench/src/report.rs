@@ -231,44 +231,69 @@ pub fn render(
         worst(MESHMUX, PLAIN, "tools/list"),
         1.2,
     );
-    let tokens_ok = sizes
-        .iter()
-        .filter(|r| r.caller == "all tools")
-        .all(|r| token_ratio(&r.meshmux, &r.naive) <= 1.25 / r.envs as f64);
+    let tokens_ok = |tokens: &dyn Fn(&SizeRow) -> usize| {
+        sizes.iter().filter(|r| r.caller == "all tools").all(|r| {
+            let size = Size {
+                tokens: tokens(r),
+                ..r.meshmux
+            };
+            token_ratio(&size, &r.naive) <= 1.25 / r.envs as f64
+        })
+    };
     let _ = writeln!(
         s,
         "- tools/list tokens for N envs ≈ 1/N of naive aggregation (counted as met when at most\n  \
-         1.25/N, all tools): {}",
-        verdict(tokens_ok)
+         1.25/N, all tools): `env_descriptions: per_tool` {}; `instructions` (list + instructions) {}",
+        verdict(tokens_ok(&|r| r.meshmux.tokens)),
+        verdict(tokens_ok(&|r| r.once.tokens + r.instructions_tokens))
     );
 
+    s.push_str(&tokens_section(sizes));
+    s
+}
+
+/// The "tools/list size" section (also printed alone by `meshmux-bench --only tokens`).
+pub fn tokens_section(sizes: &[SizeRow]) -> String {
+    let mut s = String::new();
     let _ = writeln!(s, "\n## tools/list size\n");
     let _ = writeln!(
         s,
         "The demo backends (`meshmux demo-backend`, rmcp; Prod and Dev list an extra tool or\n\
          parameter) for the first N of Prod, Staging, Dev, Qa, Perf. **meshmux**: the list Envoy +\n\
          meshmux answers (checked identical to `policy::Gateway`'s; the restricted row is\n\
-         `policy::Gateway` for a caller whose role allows half the merged tools in every env).\n\
+         `policy::Gateway` for a caller whose role allows half the merged tools in every env), with\n\
+         `gateway.env_descriptions` `per_tool` (the default: every tool's `env` parameter describes\n\
+         every env) and `instructions` (each env described once, in `initialize`'s `instructions`;\n\
+         **+ instr.** is the tokens of that text for this caller, which a client reads once per\n\
+         session, and the ratio next to it counts list + instructions).\n\
          **naive**: every env's tools again, renamed `<env>_<tool>`, as an aggregator without a\n\
          merge lists them. **mcp-env-mux**: its own merged list (it needs Azure sign-in for roles,\n\
          so it has no restricted row). Bytes are the JSON-RPC response; tokens are tiktoken's\n\
-         `o200k_base` (GPT-4o family) over those bytes.\n"
+         `o200k_base` (GPT-4o family) over those bytes. Clients before protocol 2026-07-28 (these\n\
+         rows) get no `x-mcp-header` hint on `env`.\n"
     );
     let _ = writeln!(
         s,
-        "| envs | caller | naive tools / bytes / tokens | meshmux tools / bytes / tokens | meshmux ÷ naive tokens | 1/N | mcp-env-mux tools / bytes / tokens |"
+        "| envs | caller | naive tools / bytes / tokens | meshmux per_tool tools / bytes / tokens | ÷ naive | meshmux instructions tools / bytes / tokens | + instr. | ÷ naive | 1/N | mcp-env-mux tools / bytes / tokens |"
     );
-    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let cell = |z: &Size| format!("{} / {} / {}", z.tools, z.bytes, z.tokens);
     for r in sizes {
+        let once_total = Size {
+            tokens: r.once.tokens + r.instructions_tokens,
+            ..r.once
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {:.2} | {} | {} | {:.2} | {:.2} | {} |",
             r.envs,
             r.caller,
             cell(&r.naive),
             cell(&r.meshmux),
             token_ratio(&r.meshmux, &r.naive),
+            cell(&r.once),
+            r.instructions_tokens,
+            token_ratio(&once_total, &r.naive),
             1.0 / r.envs as f64,
             r.peer.as_ref().map_or("–".into(), cell)
         );

@@ -1,8 +1,10 @@
 //! How big `tools/list` is for 2, 3 and 5 environments: meshmux's merged list (Envoy +
 //! meshmux answering, i.e. the real filter reply), a naive aggregator's (every env's tools
 //! listed again under an env prefix), and mcp-env-mux's own merge; for an unrestricted caller
-//! and for one whose role allows half the tools. Tokens are counted with tiktoken's
-//! `o200k_base` encoding (the GPT-4o family's).
+//! and for one whose role allows half the tools. meshmux is measured in both
+//! `gateway.env_descriptions` modes: `per_tool` (the default) and `instructions` (envs
+//! described once, in `initialize`'s instructions, whose tokens are counted separately). Tokens
+//! are counted with tiktoken's `o200k_base` encoding (the GPT-4o family's).
 
 use std::path::Path;
 use std::process::Command;
@@ -40,7 +42,13 @@ pub struct SizeRow {
     /// "all tools" or "role allows half".
     pub caller: &'static str,
     pub naive: Size,
+    /// `gateway.env_descriptions: per_tool` (the default).
     pub meshmux: Size,
+    /// `gateway.env_descriptions: instructions`: the list only.
+    pub once: Size,
+    /// ... and the tokens of the `instructions` text `initialize` returns to this caller,
+    /// which a client reads once per session (not per list).
+    pub instructions_tokens: usize,
     /// mcp-env-mux needs Azure sign-in for roles, so only the unrestricted row has it.
     pub peer: Option<Size>,
 }
@@ -57,12 +65,30 @@ impl Counter {
         Ok(Size {
             tools,
             bytes: body.len(),
-            tokens: self.0.encode_with_special_tokens(body).len(),
+            tokens: self.tokens(body),
         })
+    }
+
+    fn tokens(&self, text: &str) -> usize {
+        self.0.encode_with_special_tokens(text).len()
     }
 }
 
 const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"meshmux-bench","version":"0"}}}"#;
+
+/// The `instructions` of an `initialize` answer ("" when it has none).
+fn instructions_of(answer: &str) -> Result<String> {
+    let payload = json_payload(answer)?;
+    if payload.get("result").is_none() {
+        bail!("initialize got no result: {answer:.300}");
+    }
+    Ok(payload
+        .pointer("/result/instructions")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned())
+}
 
 pub fn table(args: &Args) -> Result<Vec<SizeRow>> {
     let counter = Counter(tiktoken_rs::o200k_base().context("loading the o200k_base encoding")?);
@@ -105,21 +131,13 @@ pub fn table(args: &Args) -> Result<Vec<SizeRow>> {
             .map(|(name, description, url, _)| (*name, *description, url.clone()))
             .collect();
         let work = args.work.join(format!("tokens-{n}"));
-        std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
-
-        let merged = meshmux_list(args, &work, &spec)?;
-        let manifest = work.join("out/manifest.json");
-        let manifest: Value = serde_json::from_slice(
-            &std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?,
-        )
-        .with_context(|| format!("parsing {}", manifest.display()))?;
-        // The native gateway (the filter's own decision code) must give the same list as the
-        // filter in Envoy; then its answer for a role-restricted caller is the filter's too.
-        let all = gateway_list(&manifest, None, &Caller::Unrestricted)?;
-        if json_payload(&all)? != json_payload(&merged)? {
-            bail!(
-                "the filter's tools/list through Envoy differs from policy::Gateway's:\n{merged}\n{all}"
-            );
+        let (merged, manifest, _) = meshmux_answers(args, &work, &spec, None)?;
+        let work_once = args.work.join(format!("tokens-{n}-instructions"));
+        let (merged_once, manifest_once, initialized) =
+            meshmux_answers(args, &work_once, &spec, Some("instructions"))?;
+        let instructions = instructions_of(&initialized)?;
+        if !instructions.contains(ENVS[0].1) {
+            bail!("initialize's instructions do not describe the envs: {instructions:?}");
         }
         let mut names: Vec<String> = json_payload(&merged)?
             .pointer("/result/tools")
@@ -131,7 +149,15 @@ pub fn table(args: &Args) -> Result<Vec<SizeRow>> {
         names.sort();
         let half: Vec<String> = names.iter().take(names.len() / 2).cloned().collect();
         let roles = json!({"half": {"allowed_envs": {"*": half}}});
-        let restricted = gateway_list(&manifest, Some(roles), &Caller::Roles(vec!["half".into()]))?;
+        let half_caller = Caller::Roles(vec!["half".into()]);
+        let restricted = gateway_answer(&manifest, Some(&roles), &half_caller, LIST)?;
+        let restricted_once = gateway_answer(&manifest_once, Some(&roles), &half_caller, LIST)?;
+        let restricted_instructions = instructions_of(&gateway_answer(
+            &manifest_once,
+            Some(&roles),
+            &half_caller,
+            INITIALIZE,
+        )?)?;
 
         let peer_list = {
             let port = free_port()?;
@@ -150,6 +176,8 @@ pub fn table(args: &Args) -> Result<Vec<SizeRow>> {
             caller: "all tools",
             naive: counter.size(&naive(envs, None))?,
             meshmux: counter.size(&merged)?,
+            once: counter.size(&merged_once)?,
+            instructions_tokens: counter.tokens(&instructions),
             peer: Some(counter.size(&peer_list)?),
         });
         rows.push(SizeRow {
@@ -157,6 +185,8 @@ pub fn table(args: &Args) -> Result<Vec<SizeRow>> {
             caller: "role allows half",
             naive: counter.size(&naive(envs, Some(&half)))?,
             meshmux: counter.size(&restricted)?,
+            once: counter.size(&restricted_once)?,
+            instructions_tokens: counter.tokens(&restricted_instructions),
             peer: None,
         });
     }
@@ -184,11 +214,41 @@ fn naive(envs: &[(&str, &str, String, Vec<Value>)], only: Option<&[String]>) -> 
     json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}).to_string()
 }
 
-/// `meshmux discover` for these envs, then tools/list through Envoy + meshmux.
-fn meshmux_list(args: &Args, work: &Path, envs: &[(&str, &str, String)]) -> Result<String> {
+/// `meshmux discover` for these envs (with `gateway.env_descriptions` when given), then
+/// tools/list and initialize through Envoy + meshmux: (list answer, manifest, initialize
+/// answer). The list must equal `policy::Gateway`'s for the same manifest (the filter's own
+/// decision code), so that the restricted rows computed natively are the filter's too.
+fn meshmux_answers(
+    args: &Args,
+    work: &Path,
+    envs: &[(&str, &str, String)],
+    env_descriptions: Option<&str>,
+) -> Result<(String, Value, String)> {
+    std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
+    let mut config_json: Value = serde_json::from_str(&peer::config(envs))?;
+    if let (Some(mode), Some(obj)) = (env_descriptions, config_json.as_object_mut()) {
+        obj.insert("gateway".into(), json!({"env_descriptions": mode}));
+    }
+    let (list, initialized) = meshmux_list(args, work, &config_json)?;
+    let manifest = work.join("out/manifest.json");
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?,
+    )
+    .with_context(|| format!("parsing {}", manifest.display()))?;
+    let native = gateway_answer(&manifest, None, &Caller::Unrestricted, LIST)?;
+    if json_payload(&native)? != json_payload(&list)? {
+        bail!(
+            "the filter's tools/list through Envoy differs from policy::Gateway's:\n{list}\n{native}"
+        );
+    }
+    Ok((list, manifest, initialized))
+}
+
+/// `meshmux discover` for this config, then (tools/list, initialize) through Envoy + meshmux.
+fn meshmux_list(args: &Args, work: &Path, config_json: &Value) -> Result<(String, String)> {
     let (port, admin) = (free_port()?, free_port()?);
     let config = work.join("meshmux.json");
-    std::fs::write(&config, peer::config(envs))?;
+    std::fs::write(&config, config_json.to_string())?;
     let out = work.join("out");
     let status = Command::new(&args.meshmux)
         .arg("discover")
@@ -209,8 +269,8 @@ fn meshmux_list(args: &Args, work: &Path, envs: &[(&str, &str, String)]) -> Resu
         .context("running meshmux discover")?;
     if !status.success() {
         bail!(
-            "meshmux discover for {} envs failed with {status}",
-            envs.len()
+            "meshmux discover for {} failed with {status}",
+            config.display()
         );
     }
     let _envoy = envoy::start(
@@ -223,12 +283,21 @@ fn meshmux_list(args: &Args, work: &Path, envs: &[(&str, &str, String)]) -> Resu
     if status != 200 {
         bail!("Envoy + meshmux answered tools/list with {status}: {body:.300}");
     }
-    Ok(body)
+    let (status, initialized) = http(port, "POST", "/mcp", INITIALIZE)?;
+    if status != 200 {
+        bail!("Envoy + meshmux answered initialize with {status}: {initialized:.300}");
+    }
+    Ok((body, initialized))
 }
 
-/// The filter's tools/list answer computed by `policy::Gateway` for `caller`, with `roles`
-/// as the config's `auth.roles` when given.
-fn gateway_list(manifest: &Value, roles: Option<Value>, caller: &Caller) -> Result<String> {
+/// The filter's answer to `body` (answered locally: tools/list, initialize) computed by
+/// `policy::Gateway` for `caller`, with `roles` as the config's `auth.roles` when given.
+fn gateway_answer(
+    manifest: &Value,
+    roles: Option<&Value>,
+    caller: &Caller,
+    body: &str,
+) -> Result<String> {
     let mut config = json!({"manifest": manifest});
     if let (Some(roles), Some(obj)) = (roles, config.as_object_mut()) {
         obj.insert(
@@ -245,9 +314,9 @@ fn gateway_list(manifest: &Value, roles: Option<Value>, caller: &Caller) -> Resu
         content_type: Some("application/json"),
         ..RequestHead::default()
     };
-    match gateway.on_body(&head, LIST.as_bytes(), caller) {
+    match gateway.on_body(&head, body.as_bytes(), caller) {
         Outcome::Reply(reply) => Ok(reply.body_text()),
-        other => bail!("policy::Gateway did not answer tools/list itself: {other:?}"),
+        other => bail!("policy::Gateway did not answer {body} itself: {other:?}"),
     }
 }
 

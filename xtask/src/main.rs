@@ -16,7 +16,9 @@ cargo xtask <command>
   test                   install what the tests need, build, and run every test
   build-wasm             build the Envoy filter (target/wasm/.../meshmux_filter.wasm)
   setup                  install Envoy, Node 22 and the npm test peers into the project
-  bench [--seconds N]    run the benchmark (vs plain Envoy and mcp-env-mux) into bench/RESULTS.md
+  bench [--seconds N] [--only tokens]
+                         run the benchmark (vs plain Envoy and mcp-env-mux) into bench/RESULTS.md;
+                         `--only tokens` prints just the tools/list size table
 ";
 
 fn main() -> ExitCode {
