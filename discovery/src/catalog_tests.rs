@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use policy::manifest::{EnvDescriptions, Manifest};
 
 fn check_url(raw: &str, expected: Result<(&str, u16, bool, &str, &str), &str>) {
     let got = BackendUrl::parse(raw);
@@ -241,4 +242,37 @@ fn auth_target_matches_the_tokens_authsvc_issues() {
         fc.auth.unwrap().resource_metadata.as_deref(),
         Some("https://gw.example.com/.well-known/oauth-protected-resource/v1/mcp")
     );
+}
+
+#[test]
+fn env_descriptions_reach_the_manifest_and_its_tools() {
+    let results = |config: &Config| {
+        let results: Vec<EnvResult> = ["Prod", "Staging"]
+            .iter()
+            .map(|e| EnvResult {
+                name: (*e).into(),
+                outcome: found(vec![tool("logs", json!({"q": {"type": "string"}}))]),
+            })
+            .collect();
+        build_manifest(config, &results).unwrap()
+    };
+    let envs = r#""environments": {
+            "Prod": {"description": "Production", "url": "http://p/mcp"},
+            "Staging": {"description": "Staging", "url": "http://s/mcp"}}"#;
+    let per_tool = results(&config(&format!("{{{envs}}}")));
+    let once = results(&config(&format!(
+        r#"{{{envs}, "gateway": {{"env_descriptions": "instructions"}}}}"#
+    )));
+    assert_eq!(per_tool.server.env_descriptions, EnvDescriptions::PerTool);
+    assert_eq!(once.server.env_descriptions, EnvDescriptions::Instructions);
+    let env = |m: &Manifest| m.tools[0].tool["inputSchema"]["properties"]["env"].clone();
+    assert!(
+        env(&per_tool)["description"]
+            .as_str()
+            .unwrap()
+            .contains("- Prod: Production")
+    );
+    assert_eq!(env(&once)["description"], json!(policy::merge::ENV_POINTER));
+    assert_eq!(env(&once)["enum"], json!(["Prod", "Staging"]));
+    assert_ne!(per_tool.hash, once.hash);
 }
