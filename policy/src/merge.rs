@@ -310,8 +310,7 @@ pub fn params_only_on(envs: &[ToolEnv]) -> Vec<(String, Vec<String>)> {
 }
 
 /// The `env` parameter's description when the envs are described in the instructions.
-pub const ENV_POINTER: &str =
-    "Environment to run this tool in; the server instructions describe each one.";
+pub const ENV_POINTER: &str = "Environment to run in (see the server instructions).";
 
 /// The injected `env` property for these envs (name, description), with notes on the
 /// parameters only some of them support. The notes are per tool, so they stay in both modes.
