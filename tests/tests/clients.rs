@@ -32,6 +32,14 @@ fn the_rmcp_client_of_the_initialize_era_lists_and_calls() -> anyhow::Result<()>
 
     assert!(client.protocol_version()?.starts_with("2025-"));
     assert_eq!(names(&tools), names(raw["tools"].as_array().unwrap()));
+    // The `x-mcp-header` hint on `env` is for 2026-07-28 clients only.
+    for tool in &tools {
+        let env = &tool["inputSchema"]["properties"]["env"];
+        assert!(
+            env.is_object() && env.get("x-mcp-header").is_none(),
+            "{tool:#}"
+        );
+    }
     assert!(!is_error(&result), "{result:#}");
     assert!(result_text(&result).starts_with("[Staging] search_logs"));
     let call = &ops.staging.wait_for_records(1)?[0];
@@ -52,6 +60,10 @@ fn the_rmcp_client_of_the_2026_era_discovers_and_calls() -> anyhow::Result<()> {
 
     assert_eq!(client.protocol_version()?, "2026-07-28");
     assert_eq!(tools.len(), 6, "{tools:#?}");
+    for tool in &tools {
+        let env = &tool["inputSchema"]["properties"]["env"];
+        assert_eq!(env["x-mcp-header"], "Env", "{tool:#}");
+    }
     assert!(!is_error(&result), "{result:#}");
     assert_eq!(result["structuredContent"]["env"], "Dev", "{result:#}");
     let call = &ops.dev.wait_for_records(1)?[0];
