@@ -21,6 +21,8 @@ struct EnvConfig {
 pub struct Config {
     envs: Vec<EnvConfig>,
     max_body_bytes: Option<u64>,
+    /// `gateway.env_descriptions` (absent: the default, `per_tool`).
+    env_descriptions: Option<String>,
     auth: Option<AuthConfig>,
     port: Option<u16>,
     /// The `metrics` block as written (absent: seed 000's defaults).
@@ -80,6 +82,12 @@ impl Config {
     /// The gateway's request body limit (`gateway.max_body_bytes`).
     pub fn max_body_bytes(mut self, bytes: u64) -> Self {
         self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// Where the envs' descriptions go (`gateway.env_descriptions`: `per_tool`, `instructions`).
+    pub fn env_descriptions(mut self, mode: &str) -> Self {
+        self.env_descriptions = Some(mode.to_owned());
         self
     }
 
@@ -176,8 +184,15 @@ impl Config {
         if let (Some(block), Some(obj)) = (&self.metrics, config.as_object_mut()) {
             obj.insert("metrics".into(), block.clone());
         }
-        if let (Some(limit), Some(obj)) = (self.max_body_bytes, config.as_object_mut()) {
-            obj.insert("gateway".into(), json!({"max_body_bytes": limit}));
+        let mut gateway = serde_json::Map::new();
+        if let Some(limit) = self.max_body_bytes {
+            gateway.insert("max_body_bytes".into(), json!(limit));
+        }
+        if let Some(mode) = &self.env_descriptions {
+            gateway.insert("env_descriptions".into(), json!(mode));
+        }
+        if let (false, Some(obj)) = (gateway.is_empty(), config.as_object_mut()) {
+            obj.insert("gateway".into(), Value::Object(gateway));
         }
         if let (Some(auth), Some(obj)) = (&self.auth, config.as_object_mut()) {
             let roles: Map<String, Value> = auth

@@ -103,3 +103,33 @@ fn the_lossless_merge_keeps_titles_annotations_and_output_schemas() -> anyhow::R
     assert_eq!(status["outputSchema"]["required"][0], "env");
     Ok(())
 }
+
+#[test]
+fn env_descriptions_in_the_instructions_are_stated_once() -> anyhow::Result<()> {
+    let ops = OpsEnvs::start_with(|config| config.env_descriptions("instructions"))?;
+
+    let list = ops.gw.list_tools()?;
+    let init = ops
+        .gw
+        .post_json(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#)?
+        .rpc()?;
+
+    let tools = list["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 6, "{list:#}");
+    for t in tools {
+        let env = &t["inputSchema"]["properties"]["env"];
+        let description = env["description"].as_str().unwrap();
+        assert!(
+            description.starts_with("Environment to run in (see the server instructions)."),
+            "{t:#}"
+        );
+        assert!(!description.contains("Prod environment"), "{t:#}");
+    }
+    assert_eq!(env_enum(&list, "rollback_deployment"), ["Prod"]);
+    assert_eq!(
+        init["result"]["instructions"],
+        "Environments (the `env` argument of every tool):\n- Prod: Prod environment\n- Staging: Staging environment\n- Dev: Dev environment",
+        "{init:#}"
+    );
+    Ok(())
+}
