@@ -2,6 +2,7 @@
 //! decisions the Envoy filter acts on. It does no IO, never reads the clock, and nothing
 //! reachable from request bytes may panic: it builds for wasm32 and native alike.
 
+pub mod civil;
 pub mod claims;
 #[cfg(feature = "config")]
 pub mod config;

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::mint::{self, MintRequest, MintedRecord};
 use crate::store::ns;
 use crate::tokens::{now, same};
+pub use policy::civil::date;
 
 enum Notice {
     Minted(String, MintedRecord),
@@ -219,18 +220,4 @@ fn row(r: &MintedRecord, csrf: &str) -> String {
         date(r.expires),
         esc(&r.minted_by_name)
     )
-}
-
-/// `YYYY-MM-DD` (UTC) from Unix seconds (civil-from-days, H. Hinnant).
-pub fn date(secs: u64) -> String {
-    let z = (secs / 86400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }

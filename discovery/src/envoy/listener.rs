@@ -117,16 +117,7 @@ pub(super) fn listener(
 }
 
 fn env_route(target: &EnvTarget, mcp_path: &str) -> Value {
-    let headers: Vec<Value> = target
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            json!({
-                "header": { "key": k, "value": escape_header_value(v) },
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
-            })
-        })
-        .collect();
+    let headers = headers_to_add(target);
     json!({
         "name": target.cluster,
         "match": {
@@ -143,6 +134,21 @@ fn env_route(target: &EnvTarget, mcp_path: &str) -> Value {
         "request_headers_to_remove": CLIENT_CREDENTIALS,
         "request_headers_to_add": headers
     })
+}
+
+/// The env's configured headers (its credentials) as Envoy `request_headers_to_add`
+/// entries, replacing any the request has.
+pub(super) fn headers_to_add(target: &EnvTarget) -> Vec<Value> {
+    target
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            json!({
+                "header": { "key": k, "value": escape_header_value(v) },
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
+            })
+        })
+        .collect()
 }
 
 /// Envoy reads `%…%` in header values as command operators; a literal `%` is `%%`.

@@ -7,7 +7,6 @@ use policy::manifest::FilterConfig;
 use policy::metrics;
 use serde_json::{Value, json};
 
-use super::escape_header_value;
 use crate::catalog::EnvTarget;
 
 /// The cluster the metrics route uses to reach Envoy's admin listener.
@@ -116,16 +115,7 @@ const CHECK_TIMEOUT: &str = "2s";
 /// `HEAD` never opens the SSE stream a `GET` may. Two failures in a row mark the backend down,
 /// one success brings it back; checks keep running when the env gets no traffic.
 pub(super) fn health_check(target: &EnvTarget) -> Value {
-    let headers: Vec<Value> = target
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            json!({
-                "header": { "key": k, "value": escape_header_value(v) },
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
-            })
-        })
-        .collect();
+    let headers = super::listener::headers_to_add(target);
     json!({
         "timeout": CHECK_TIMEOUT,
         "interval": CHECK_INTERVAL,
