@@ -1,0 +1,161 @@
+//! `tools/call`: validate the call against the manifest and the caller's roles, then deny it
+//! or forward it to one env with `env` (and what that env lacks) stripped.
+
+use serde_json::{Map, Value};
+
+use super::{Caller, Forward, Gateway, Outcome, RequestHead, mismatch};
+use crate::manifest::EnvEntry;
+use crate::merge::ENV_PARAM;
+use crate::protocol;
+use crate::reply;
+use crate::rpc::code;
+
+impl Gateway {
+    pub(super) fn tools_call(
+        &self,
+        head: &RequestHead<'_>,
+        header_era: bool,
+        id: Value,
+        mut object: Map<String, Value>,
+        caller: &Caller,
+    ) -> Outcome {
+        let invalid = |message: String| {
+            Outcome::Reply(reply::error(200, &id, code::INVALID_PARAMS, &message))
+        };
+        let Some(params) = object.get("params").and_then(Value::as_object) else {
+            return invalid("tools/call needs `params` with the tool `name`".into());
+        };
+        let Some(name) = params
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return invalid("`params.name` must be a string naming the tool".into());
+        };
+        if header_era {
+            let header = head.mcp_name.and_then(protocol::decode_header_value);
+            if header.as_deref() != Some(name.as_str()) {
+                return Outcome::Reply(mismatch(&id, "Mcp-Name", &name));
+            }
+        }
+        let Some((index, tool)) = self
+            .config
+            .manifest
+            .tools
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.name() == name)
+        else {
+            return invalid(format!("Unknown tool: {name}"));
+        };
+        let allowed = self.allowed_envs(tool, caller);
+        if allowed.is_empty() {
+            // Hidden from this caller's tools/list, so it looks unknown here too.
+            return invalid(format!("Unknown tool: {name}"));
+        }
+        let mut arguments = match params.get("arguments") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(a)) => a.clone(),
+            Some(_) => return invalid("`params.arguments` must be an object".into()),
+        };
+        let choices = allowed.join(", ");
+        let env = match arguments.get(ENV_PARAM) {
+            None => {
+                return Outcome::Reply(reply::tool_error(
+                    &id,
+                    &format!(
+                        "Missing required argument `env` for tool `{name}`. Valid envs: {choices}."
+                    ),
+                ));
+            }
+            Some(Value::String(e)) => e.clone(),
+            Some(other) => {
+                return Outcome::Reply(reply::tool_error(
+                    &id,
+                    &format!(
+                        "Argument `env` must be a string, got {other}. Valid envs for tool `{name}`: {choices}."
+                    ),
+                ));
+            }
+        };
+        if header_era
+            && let Some(h) = head.mcp_param_env
+            && protocol::decode_header_value(h).as_deref() != Some(env.as_str())
+        {
+            return Outcome::Reply(mismatch(&id, "Mcp-Param-Env", &env));
+        }
+        let Some(tool_env) = tool.envs.iter().find(|e| e.env == env) else {
+            return Outcome::Reply(reply::tool_error(
+                &id,
+                &format!("Unknown env `{env}` for tool `{name}`. Valid envs: {choices}."),
+            ));
+        };
+        if !allowed.contains(&env.as_str()) {
+            return Outcome::Denied {
+                reply: reply::tool_error(
+                    &id,
+                    &format!(
+                        "Access denied: you may not call tool `{name}` in env `{env}`. Valid envs for you: {choices}."
+                    ),
+                ),
+                tool: name,
+                env,
+            };
+        }
+        let Some(entry) = self.config.manifest.env(&env) else {
+            return Outcome::Reply(reply::error(
+                200,
+                &id,
+                code::INTERNAL_ERROR,
+                "manifest lists no such env",
+            ));
+        };
+        // Strip `env` and every parameter some other env has but this one lacks.
+        arguments.remove(ENV_PARAM);
+        if let Some(all) = self.all_params.get(index) {
+            for p in all {
+                if !tool_env.params.contains(p) {
+                    arguments.remove(p);
+                }
+            }
+        }
+        if let Some(params) = object.get_mut("params").and_then(Value::as_object_mut) {
+            params.insert("arguments".into(), Value::Object(arguments));
+            strip_era_meta(params);
+        }
+        Outcome::Forward(Forward {
+            env: env.clone(),
+            cluster: entry.cluster.clone(),
+            tool: name,
+            id: id.clone(),
+            body: serde_json::to_vec(&object).unwrap_or_default(),
+            protocol_version: forward_version(entry),
+        })
+    }
+}
+
+/// Calls go to a backend with the version it negotiated; a 2026-era backend still gets the
+/// newest `initialize`-era version because the gateway opens its sessions with `initialize`.
+fn forward_version(entry: &EnvEntry) -> String {
+    if protocol::is_supported(&entry.protocol_version)
+        && !protocol::header_era(&entry.protocol_version)
+    {
+        entry.protocol_version.clone()
+    } else {
+        protocol::LATEST_WITH_INITIALIZE.to_owned()
+    }
+}
+
+/// The backend is called in the `initialize` era over the gateway's own session, so the
+/// 2026-07-28 per-request `_meta` (protocol version, client info and capabilities) would
+/// contradict the `MCP-Protocol-Version` it gets; other `_meta` keys (`progressToken`, vendor
+/// keys) are the caller's and go through.
+fn strip_era_meta(params: &mut Map<String, Value>) {
+    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else {
+        return;
+    };
+    meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+    if meta.is_empty() {
+        params.remove("_meta");
+    }
+}
