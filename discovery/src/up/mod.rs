@@ -14,19 +14,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
-use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use crate::cli::{EnvoyArgs, discovery_notes, envoy_options, written_summary};
-use crate::demo::{self, DemoBackend, DemoOptions};
+use crate::demo::DemoBackend;
 use crate::discover;
-use crate::fsutil::write_if_changed;
 use crate::locate;
 use crate::report::exit;
 
 mod banner;
+mod demo_stack;
+mod ready;
 
 use banner::{AuthBanner, print_ready};
+use demo_stack::start_demo;
+pub use demo_stack::{DEMO_ENVS, DEMO_USERS, DemoAuth, demo_config};
+use ready::{tail, wait_ready};
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -54,69 +57,6 @@ pub struct UpArgs {
     /// (as `meshmux discover --watch` does).
     #[arg(long, value_name = "INTERVAL", value_parser = crate::watch::parse_interval)]
     pub watch: Option<std::time::Duration>,
-}
-
-/// The demo's envs: name, description.
-pub const DEMO_ENVS: [(&str, &str); 3] = [
-    ("Prod", "Production (demo)"),
-    ("Staging", "Staging (demo)"),
-    ("Dev", "Development (demo)"),
-];
-
-/// The demo's dev sign-in users and their roles.
-pub const DEMO_USERS: [(&str, &[&str]); 2] = [("alice", &["admin"]), ("bob", &["staging-reader"])];
-
-/// Where the demo's authsvc runs and what it signs with.
-#[derive(Debug, Clone)]
-pub struct DemoAuth {
-    /// The gateway's URL (`auth.base_url`): tokens' issuer, and where people sign in.
-    pub base_url: String,
-    pub authsvc_url: String,
-    pub signing_key_file: PathBuf,
-}
-
-/// The config the demo stack runs with (seed-000 format): each env sends its own
-/// credential and an `X-Demo-Env` header, so the backends can tell who reached them. With
-/// `auth`: the dev IdP ([`DEMO_USERS`]), roles `admin` (everything) and `staging-reader`
-/// (Staging only), and `admin` may mint bot tokens of up to 30 days.
-pub fn demo_config(backends: &[(&str, String)], auth: Option<&DemoAuth>) -> Value {
-    let envs: serde_json::Map<String, Value> = DEMO_ENVS
-        .iter()
-        .filter_map(|(name, description)| {
-            let url = backends.iter().find(|(n, _)| n == name)?.1.clone();
-            let token = format!("Bearer demo-{}-token", name.to_ascii_lowercase());
-            Some((
-                (*name).to_owned(),
-                json!({
-                    "description": description,
-                    "url": url,
-                    "headers": { "Authorization": token, "X-Demo-Env": name }
-                }),
-            ))
-        })
-        .collect();
-    let Some(auth) = auth else {
-        return json!({ "environments": envs });
-    };
-    let users: serde_json::Map<String, Value> = DEMO_USERS
-        .iter()
-        .map(|(user, roles)| ((*user).to_owned(), json!(roles)))
-        .collect();
-    json!({
-        "environments": envs,
-        "auth": {
-            "dev": {"users": users},
-            "base_url": auth.base_url,
-            "authsvc_url": auth.authsvc_url,
-            "signing_key_file": auth.signing_key_file,
-            "roles": {
-                "admin": {"allowed_envs": {"*": ["*"]}},
-                "staging-reader": {"allowed_envs": {"Staging": ["*"]}}
-            },
-            "token_minting_roles": ["admin"],
-            "token_max_expiry_days": 30
-        }
-    })
 }
 
 /// What `up --config` does about authsvc.
@@ -493,99 +433,6 @@ async fn start_authsvc(
         log_path.display(),
         tail(&log_path, 30)
     )
-}
-
-/// Starts the three demo backends and writes their config; returns its path.
-async fn start_demo(work: &Path, stack: &mut Stack, auth: Option<&DemoAuth>) -> Result<PathBuf> {
-    let mut urls = Vec::new();
-    for (name, _) in DEMO_ENVS {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let opts = DemoOptions {
-            env: name.to_owned(),
-            ..DemoOptions::default()
-        };
-        let backend = demo::start(opts, listener)?;
-        println!("demo backend {name:<8} {}", backend.url());
-        urls.push((name, backend.url()));
-        stack.demos.push(backend);
-    }
-    let path = work.join("demo-config.json");
-    let text = serde_json::to_string_pretty(&demo_config(&urls, auth))? + "\n";
-    // It holds the demo's (fake) credentials: owner-only, like any real config should be.
-    write_if_changed(&path, text.as_bytes(), 0o600)?;
-    Ok(path)
-}
-
-/// Waits until Envoy's admin says ready and the MCP endpoint answers `ping`.
-async fn wait_ready(stack: &mut Stack, mcp_url: &str, log: &Path, auth: bool) -> Result<()> {
-    let client = http_client();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = String::from("not started");
-    while Instant::now() < deadline {
-        if let Some(child) = stack.envoy.as_mut()
-            && let Some(status) = child.try_wait()?
-        {
-            bail!(
-                "Envoy exited during start-up ({status}); the end of {}:\n{}",
-                log.display(),
-                tail(log, 30)
-            );
-        }
-        last = match probe(&client, &stack.admin, mcp_url, auth).await {
-            Ok(()) => return Ok(()),
-            Err(e) => e,
-        };
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    bail!(
-        "Envoy did not become ready within 60 s ({last}); the end of {}:\n{}",
-        log.display(),
-        tail(log, 30)
-    )
-}
-
-/// Envoy is ready and the MCP endpoint answers a ping (with auth, an anonymous ping gets the
-/// 401 challenge: that is its sign of life).
-async fn probe(
-    client: &reqwest::Client,
-    admin: &str,
-    mcp_url: &str,
-    auth: bool,
-) -> Result<(), String> {
-    let ready = client
-        .get(format!("{admin}/ready"))
-        .send()
-        .await
-        .map_err(|e| format!("admin /ready: {e}"))?;
-    if !ready.status().is_success() {
-        return Err(format!("admin /ready answered {}", ready.status()));
-    }
-    let ping = client
-        .post(mcp_url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":"meshmux-up","method":"ping"}"#)
-        .send()
-        .await
-        .map_err(|e| format!("ping {mcp_url}: {e}"))?;
-    let status = ping.status();
-    let challenged = ping.headers().contains_key("www-authenticate");
-    let body = ping.text().await.unwrap_or_default();
-    let answered = status.is_success() && body.contains("\"result\"");
-    let challenged = auth && status == reqwest::StatusCode::UNAUTHORIZED && challenged;
-    if answered || challenged {
-        Ok(())
-    } else {
-        Err(format!("ping {mcp_url} answered {status}: {body}"))
-    }
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all.get(all.len().saturating_sub(lines)..)
-        .unwrap_or_default()
-        .join("\n")
 }
 
 #[cfg(test)]
