@@ -1,10 +1,10 @@
 //! Envoy for the benchmark: the plain passthrough config and starting it.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
 use crate::net::http;
@@ -59,4 +59,41 @@ pub fn start(envoy: &Path, config: &Path, log: &Path, admin_port: u16) -> Result
     Server::start(cmd, "Envoy", log, false, Duration::from_secs(30), || {
         matches!(http(admin_port, "GET", "/ready", ""), Ok((200, _)))
     })
+}
+
+/// Runs `meshmux discover` as a user would: `config` in, the Envoy files into `out`, the
+/// listener on `port` and the admin on `admin`. `quiet` drops its report.
+pub fn discover(
+    meshmux: &Path,
+    filter: &Path,
+    config: &Path,
+    out: &Path,
+    (port, admin): (u16, u16),
+    quiet: bool,
+) -> Result<()> {
+    let mut cmd = Command::new(meshmux);
+    cmd.arg("discover")
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .arg("--filter")
+        .arg(filter)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--admin-port",
+            &admin.to_string(),
+        ]);
+    if quiet {
+        cmd.stdout(Stdio::null());
+    }
+    let status = cmd.status().context("running meshmux discover")?;
+    if !status.success() {
+        bail!(
+            "meshmux discover for {} failed with {status}",
+            config.display()
+        );
+    }
+    Ok(())
 }

@@ -13,7 +13,6 @@ mod tokens;
 mod wrk;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
@@ -181,25 +180,14 @@ fn main() -> Result<()> {
     let config = args.work.join("meshmux-config.json");
     let out_dir = args.work.join("meshmux-out");
     std::fs::write(&config, peer::config(&env))?;
-    let status = Command::new(&args.meshmux)
-        .arg("discover")
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(&out_dir)
-        .arg("--filter")
-        .arg(&args.filter)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--admin-port",
-            &admin.to_string(),
-        ])
-        .status()
-        .context("running meshmux discover")?;
-    if !status.success() {
-        bail!("meshmux discover failed with {status}");
-    }
+    envoy::discover(
+        &args.meshmux,
+        &args.filter,
+        &config,
+        &out_dir,
+        (port, admin),
+        false,
+    )?;
     let mut meshmux = envoy::start(
         &args.envoy,
         &out_dir.join("envoy.yaml"),

@@ -250,29 +250,14 @@ fn meshmux_list(args: &Args, work: &Path, config_json: &Value) -> Result<(String
     let config = work.join("meshmux.json");
     std::fs::write(&config, config_json.to_string())?;
     let out = work.join("out");
-    let status = Command::new(&args.meshmux)
-        .arg("discover")
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .arg("--filter")
-        .arg(&args.filter)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--admin-port",
-            &admin.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("running meshmux discover")?;
-    if !status.success() {
-        bail!(
-            "meshmux discover for {} failed with {status}",
-            config.display()
-        );
-    }
+    envoy::discover(
+        &args.meshmux,
+        &args.filter,
+        &config,
+        &out,
+        (port, admin),
+        true,
+    )?;
     let _envoy = envoy::start(
         &args.envoy,
         &out.join("envoy.yaml"),

@@ -78,22 +78,17 @@ pub fn validation_bootstrap(files: &[File], inline_filter: bool) -> Result<Strin
 
 /// Replaces each connection manager's `rds` source with the route table it names.
 fn inline_routes(listener: &mut Value, routes: &Value) {
-    let managers = listener
-        .get_mut("filter_chains")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-        .filter_map(|chain| chain.get_mut("filters").and_then(Value::as_array_mut))
-        .flatten()
-        .filter_map(|f| f.get_mut("typed_config").and_then(Value::as_object_mut));
-    for hcm in managers {
-        if hcm.remove("rds").is_some() {
+    for hcm in connection_managers(listener) {
+        if let Some(hcm) = hcm.as_object_mut()
+            && hcm.remove("rds").is_some()
+        {
             hcm.insert("route_config".into(), routes.clone());
         }
     }
 }
 
-fn http_filters(listener: &mut Value) -> impl Iterator<Item = &mut Value> {
+/// The `typed_config` of every network filter in the listener's chains.
+fn connection_managers(listener: &mut Value) -> impl Iterator<Item = &mut Value> {
     listener
         .get_mut("filter_chains")
         .and_then(Value::as_array_mut)
@@ -101,9 +96,11 @@ fn http_filters(listener: &mut Value) -> impl Iterator<Item = &mut Value> {
         .flatten()
         .filter_map(|chain| chain.get_mut("filters").and_then(Value::as_array_mut))
         .flatten()
-        .filter_map(|f| {
-            f.pointer_mut("/typed_config/http_filters")
-                .and_then(Value::as_array_mut)
-        })
+        .filter_map(|f| f.get_mut("typed_config"))
+}
+
+fn http_filters(listener: &mut Value) -> impl Iterator<Item = &mut Value> {
+    connection_managers(listener)
+        .filter_map(|hcm| hcm.get_mut("http_filters").and_then(Value::as_array_mut))
         .flatten()
 }
