@@ -1,8 +1,8 @@
-//! Discovery over MCP: an rmcp Streamable HTTP client per env, `initialize` then a paginated
-//! `tools/list`, every env at once, each bounded by a timeout so one slow backend cannot
-//! hold up the others.
+//! Discovery over MCP: an rmcp Streamable HTTP client per env, `initialize` (declaring the
+//! client capabilities the gateway bridges) then a paginated `tools/list`, every env at once,
+//! each bounded by a timeout so one slow backend cannot hold up the others.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow};
@@ -70,15 +70,120 @@ pub fn header_map(
         .collect()
 }
 
+/// The client capabilities discovery declares: those the gateway bridges to its callers
+/// (elicitation in form mode, sampling, roots without change notifications). Servers that
+/// register tools only for capable clients (`server-everything`'s `trigger-elicitation-request`,
+/// `trigger-sampling-request`, `get-roots-list`) list them only then.
+pub const BRIDGED: [&str; 3] = ["elicitation", "sampling", "roots"];
+
+/// `BRIDGED` as declared, less the capabilities in `without`.
+pub fn capabilities(without: &[&str]) -> ClientCapabilities {
+    let mut caps = serde_json::json!({
+        "elicitation": { "form": {} },
+        "sampling": {},
+        "roots": { "listChanged": false }
+    });
+    if let Some(map) = caps.as_object_mut() {
+        for name in without {
+            map.remove(*name);
+        }
+    }
+    serde_json::from_value(caps).unwrap_or_default()
+}
+
+/// What one session with a backend listed.
+struct Listing {
+    protocol_version: String,
+    server_info: Option<serde_json::Value>,
+    tools: Vec<serde_json::Value>,
+}
+
+impl Listing {
+    fn names(&self) -> BTreeSet<&str> {
+        self.tools
+            .iter()
+            .filter_map(|t| t.get("name").and_then(serde_json::Value::as_str))
+            .collect()
+    }
+}
+
 async fn discover_one(
     url: &str,
     headers: &std::collections::BTreeMap<String, String>,
 ) -> Result<Discovered> {
+    // The catalog is what a fully capable caller sees; a second session without any
+    // capability tells whether some tools depend on them (both at once: no added latency).
+    let (full, bare) = tokio::join!(
+        list(url, headers, capabilities(&[])),
+        list(url, headers, capabilities(&BRIDGED)),
+    );
+    let full = full?;
+    let requires = match bare {
+        Ok(bare) => requirements(url, headers, &full, &bare).await,
+        // The catalog stands; only the requirements stay unknown.
+        Err(_) => BTreeMap::new(),
+    };
+    Ok(Discovered {
+        protocol_version: full.protocol_version,
+        server_info: full.server_info,
+        tools: full.tools,
+        requires,
+    })
+}
+
+/// Which capabilities each tool listed only with capabilities needs: one listing per
+/// capability, with all the others declared; a tool missing from it needs that one. Only when
+/// the capable and the bare listings differ (most servers pay one extra session, not four). A
+/// tool listed for any one of several capabilities appears in every such listing and gets no
+/// requirement: that is not knowable this way.
+async fn requirements(
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    full: &Listing,
+    bare: &Listing,
+) -> BTreeMap<String, Vec<String>> {
+    let bare_names = bare.names();
+    let gated: Vec<&str> = full
+        .names()
+        .into_iter()
+        .filter(|n| !bare_names.contains(n))
+        .collect();
+    if gated.is_empty() {
+        return BTreeMap::new();
+    }
+    let [a, b, c] = BRIDGED;
+    let (a, b, c) = tokio::join!(
+        list(url, headers, capabilities(&[a])),
+        list(url, headers, capabilities(&[b])),
+        list(url, headers, capabilities(&[c])),
+    );
+    let mut requires: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (cap, listing) in BRIDGED.iter().zip([a, b, c]) {
+        let Ok(listing) = listing else { continue };
+        let names = listing.names();
+        for tool in &gated {
+            if !names.contains(tool) {
+                requires
+                    .entry((*tool).to_owned())
+                    .or_default()
+                    .push((*cap).to_owned());
+            }
+        }
+    }
+    requires
+}
+
+/// One session: `initialize` declaring `caps`, every `tools/list` page, then a polite close.
+async fn list(
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    caps: ClientCapabilities,
+) -> Result<Listing> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .custom_headers(header_map(headers)?);
     let transport = StreamableHttpClientTransport::from_config(config);
     let client_info = ClientConfig::new(
-        ClientCapabilities::default(),
+        caps,
         Implementation::new("meshmux-discovery", env!("CARGO_PKG_VERSION")),
     );
     let client = client_info
@@ -103,7 +208,7 @@ async fn discover_one(
         ),
         None => (policy::protocol::LATEST_WITH_INITIALIZE.to_owned(), None),
     };
-    Ok(Discovered {
+    Ok(Listing {
         protocol_version,
         server_info,
         tools,

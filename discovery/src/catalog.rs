@@ -10,6 +10,7 @@ use policy::manifest::{
 };
 use policy::merge::{EnvTools, merge_with};
 use policy::metrics::MetricsSettings;
+use policy::origin::HostPolicy;
 use policy::rbac::RoleRules;
 use policy::revocation::RevocationSource;
 use serde_json::Value;
@@ -174,6 +175,9 @@ pub struct Discovered {
     pub server_info: Option<Value>,
     /// The tool definitions as the backend sent them.
     pub tools: Vec<Value>,
+    /// Tool name → the client capabilities the backend listed it only for (see
+    /// `backend::BRIDGED`); tools that need none are absent.
+    pub requires: BTreeMap<String, Vec<String>>,
 }
 
 /// One env's discovery: its tools, or why they could not be listed.
@@ -224,7 +228,16 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
         });
     }
     let gateway = &config.gateway;
-    let merged = merge_with(&inputs, gateway.env_descriptions);
+    let mut merged = merge_with(&inputs, gateway.env_descriptions);
+    for tool in &mut merged.tools {
+        let name = tool.name().to_owned();
+        for te in &mut tool.envs {
+            let listed = find(&te.env).and_then(|r| r.outcome.as_ref().ok());
+            if let Some(caps) = listed.and_then(|d| d.requires.get(&name)) {
+                te.requires = caps.clone();
+            }
+        }
+    }
     Ok(Manifest {
         format: MANIFEST_FORMAT,
         hash: String::new(),
@@ -311,6 +324,7 @@ pub fn filter_config(config: &Config, manifest: Manifest) -> FilterConfig {
         backends,
         auth,
         metrics,
+        host_policy: config.gateway.host_policy(HostPolicy::default()),
     }
 }
 

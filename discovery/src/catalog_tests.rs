@@ -81,6 +81,7 @@ fn found(tools: Vec<serde_json::Value>) -> Result<Discovered, String> {
         protocol_version: "2025-06-18".into(),
         server_info: Some(json!({"name": "backend", "version": "1"})),
         tools,
+        requires: Default::default(),
     })
 }
 
@@ -275,4 +276,73 @@ fn env_descriptions_reach_the_manifest_and_its_tools() {
     assert_eq!(env(&once)["description"], json!(policy::merge::ENV_POINTER));
     assert_eq!(env(&once)["enum"], json!(["Prod", "Staging"]));
     assert_ne!(per_tool.hash, once.hash);
+}
+
+#[test]
+fn capability_needs_reach_the_manifest_per_env_and_leave_other_tools_alone() {
+    let config = three_envs();
+    let with_needs = |needs: &[(&str, &[&str])]| {
+        let mut d = found(vec![
+            tool("ask", json!({})),
+            tool("logs", json!({"q": {"type": "string"}})),
+        ])
+        .unwrap();
+        d.requires = needs
+            .iter()
+            .map(|(t, caps)| {
+                (
+                    (*t).to_owned(),
+                    caps.iter().map(|c| (*c).to_owned()).collect(),
+                )
+            })
+            .collect();
+        Ok(d)
+    };
+    let results = vec![
+        EnvResult {
+            name: "Prod".into(),
+            outcome: with_needs(&[("ask", &["elicitation", "sampling"])]),
+        },
+        EnvResult {
+            name: "Staging".into(),
+            outcome: with_needs(&[]),
+        },
+        EnvResult {
+            name: "Dev".into(),
+            outcome: with_needs(&[("ask", &["elicitation"])]),
+        },
+    ];
+    let m = build_manifest(&config, &results).unwrap();
+    let ask = m.tools.iter().find(|t| t.name() == "ask").unwrap();
+    let needs: Vec<(&str, Vec<String>)> = ask
+        .envs
+        .iter()
+        .map(|e| (e.env.as_str(), e.requires.clone()))
+        .collect();
+    assert_eq!(
+        needs,
+        [
+            ("Prod", vec!["elicitation".into(), "sampling".into()]),
+            ("Staging", vec![]),
+            ("Dev", vec!["elicitation".into()]),
+        ]
+    );
+    let logs = m.tools.iter().find(|t| t.name() == "logs").unwrap();
+    assert!(logs.envs.iter().all(|e| e.requires.is_empty()));
+
+    // Without any need the manifest is byte-identical to one built before the field existed.
+    let plain: Vec<EnvResult> = ["Prod", "Staging", "Dev"]
+        .iter()
+        .map(|n| EnvResult {
+            name: (*n).into(),
+            outcome: with_needs(&[]),
+        })
+        .collect();
+    let text = serde_json::to_string(&build_manifest(&config, &plain).unwrap()).unwrap();
+    assert!(!text.contains("requires"), "{text}");
+    let text = serde_json::to_string(&m).unwrap();
+    assert!(
+        text.contains(r#""requires":["elicitation","sampling"]"#),
+        "{text}"
+    );
 }

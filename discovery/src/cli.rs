@@ -314,6 +314,7 @@ pub fn envoy_options(args: &EnvoyArgs, out_dir: PathBuf, filter_path: PathBuf) -
         bind: args.bind.clone(),
         port: args.port,
         admin_port: args.admin_port,
+        host_defaults: Default::default(),
     }
 }
 

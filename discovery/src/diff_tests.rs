@@ -26,6 +26,7 @@ fn listed(tools: Vec<serde_json::Value>) -> Result<Discovered, String> {
         protocol_version: "2025-11-25".into(),
         server_info: None,
         tools,
+        requires: Default::default(),
     })
 }
 

@@ -88,7 +88,11 @@ pub struct Outcome {
 /// cluster it does not have yet.
 pub fn write(discovery: &Discovery, opts: &envoy::Options) -> Result<Vec<Outcome>> {
     let targets = catalog::targets(&discovery.config).map_err(|e| anyhow!(e))?;
-    let filter = catalog::filter_config(&discovery.config, discovery.manifest.clone());
+    let mut filter = catalog::filter_config(&discovery.config, discovery.manifest.clone());
+    filter.host_policy = discovery
+        .config
+        .gateway
+        .host_policy(opts.host_defaults.clone());
     let auth = catalog::auth_target(&discovery.config).map_err(|e| anyhow!(e))?;
     let mut files =
         envoy::generate(&targets, auth.as_ref(), &filter, opts).map_err(|e| anyhow!(e))?;

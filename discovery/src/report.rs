@@ -284,6 +284,14 @@ fn list_tool(out: &mut String, tool: &ToolEntry) {
         }
         let _ = writeln!(out, "  - {name} ({})", notes.join(", "));
     }
+    for env in tool.envs.iter().filter(|e| !e.requires.is_empty()) {
+        let _ = writeln!(
+            out,
+            "  on {}: listed only for clients with {}",
+            env.env,
+            env.requires.join(", ")
+        );
+    }
     if let Some(ann) = tool.tool.get("annotations").and_then(Value::as_object) {
         let hints: Vec<&str> = ann
             .iter()

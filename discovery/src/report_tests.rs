@@ -17,6 +17,7 @@ fn tools(env: &str, drift: Option<crate::demo::Drift>) -> Result<Discovered, Str
         protocol_version: "2025-11-25".into(),
         server_info: Some(json!({"name": format!("demo-{env}"), "version": "1.0"})),
         tools: crate::demo::tools::definitions(env, drift),
+        requires: Default::default(),
     })
 }
 
@@ -137,4 +138,24 @@ fn a_stale_env_is_reported_with_its_tools_reason_and_times() {
         list.contains("Down: Dev since 2026-11-22T07:00:00Z (its tools as listed at 2026-11-22T06:00:00Z are still served)"),
         "{list}"
     );
+}
+
+#[test]
+fn list_names_the_capabilities_a_tool_was_listed_for() {
+    let mut prod = tools("Prod", None).unwrap();
+    prod.requires
+        .insert("search_logs".into(), vec!["elicitation".into()]);
+    let results = vec![
+        result("Prod", Ok(prod)),
+        result("Staging", tools("Staging", None)),
+    ];
+    let m = build_manifest(&config(), &results).unwrap();
+
+    let text = list_text(&m);
+
+    assert!(
+        text.contains("  on Prod: listed only for clients with elicitation\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("listed only for").count(), 1, "{text}");
 }

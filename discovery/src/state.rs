@@ -67,6 +67,9 @@ pub struct LastGood {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_info: Option<Value>,
     pub tools: Vec<Value>,
+    /// `Discovered::requires`; absent in states written before it existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requires: BTreeMap<String, Vec<String>>,
 }
 
 impl LastGood {
@@ -75,6 +78,7 @@ impl LastGood {
             protocol_version: self.protocol_version.clone(),
             server_info: self.server_info.clone(),
             tools: self.tools.clone(),
+            requires: self.requires.clone(),
         }
     }
 
@@ -82,6 +86,7 @@ impl LastGood {
         self.protocol_version == d.protocol_version
             && self.server_info == d.server_info
             && self.tools == d.tools
+            && self.requires == d.requires
     }
 }
 
@@ -174,6 +179,7 @@ impl State {
                             protocol_version: d.protocol_version.clone(),
                             server_info: d.server_info.clone(),
                             tools: d.tools.clone(),
+                            requires: d.requires.clone(),
                         });
                     }
                     results.push(EnvResult {

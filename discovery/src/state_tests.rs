@@ -17,6 +17,7 @@ fn listed(tools: &[&str]) -> Result<Discovered, String> {
         protocol_version: "2025-11-25".into(),
         server_info: None,
         tools: tools.iter().map(|t| json!({"name": t})).collect(),
+        requires: Default::default(),
     })
 }
 

@@ -96,6 +96,7 @@ async fn discovers_stateful_and_stateless_backends_and_writes_once() {
         bind: "127.0.0.1".into(),
         port: 10000,
         admin_port: 9901,
+        host_defaults: Default::default(),
     };
     let first = discover::write(&d, &opts).unwrap();
     assert!(first.iter().all(|o| o.written == Written::Created));

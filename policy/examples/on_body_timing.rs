@@ -45,6 +45,7 @@ fn main() {
         backends: Default::default(),
         auth: None,
         metrics: Default::default(),
+        host_policy: Default::default(),
     })
     .unwrap_or_else(|e| unreachable!("{e}"));
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search_logs", "arguments": {"query": "x".repeat(1024), "env": "Bench"}}}).to_string();

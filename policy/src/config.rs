@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::envvars::{self, ExpandError};
 use crate::manifest::EnvDescriptions;
+use crate::origin::{HostPolicy, invalid_host_pattern, invalid_origin_pattern};
 
 /// Everything that can be wrong with a config file, each naming the key or value at fault.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +127,28 @@ pub struct GatewayConfig {
     /// parameters keep only their enum, parameter notes and a short pointer (fewer tokens).
     #[serde(default)]
     pub env_descriptions: EnvDescriptions,
+    /// `Host` values the MCP endpoint accepts (`policy::origin` patterns: exact, `*` for any
+    /// run of characters). Absent: any Host for `discover`, the loopback names with the
+    /// listener port for `up`.
+    #[serde(default)]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// `Origin` values the MCP endpoint accepts from browsers (requests without `Origin` are
+    /// not restricted). Absent: loopback pages (`http://localhost:*` …).
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl GatewayConfig {
+    /// The Host/Origin policy these keys give, with `default` for what they leave out.
+    pub fn host_policy(&self, default: HostPolicy) -> HostPolicy {
+        HostPolicy {
+            allowed_hosts: self.allowed_hosts.clone().unwrap_or(default.allowed_hosts),
+            allowed_origins: self
+                .allowed_origins
+                .clone()
+                .unwrap_or(default.allowed_origins),
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -136,6 +159,8 @@ impl Default for GatewayConfig {
             server_name: default_server_name(),
             instructions: None,
             env_descriptions: EnvDescriptions::PerTool,
+            allowed_hosts: None,
+            allowed_origins: None,
         }
     }
 }
@@ -363,6 +388,28 @@ impl Config {
                 "gateway.max_body_bytes",
                 "must be greater than 0".into(),
             ));
+        }
+        if let Some(hosts) = &g.allowed_hosts {
+            if hosts.is_empty() {
+                return Err(invalid(
+                    "gateway.allowed_hosts",
+                    "an empty list would refuse every request; use [\"*\"] to accept any Host"
+                        .into(),
+                ));
+            }
+            for host in hosts {
+                if let Some(why) = invalid_host_pattern(host) {
+                    return Err(invalid("gateway.allowed_hosts", format!("{host:?} {why}")));
+                }
+            }
+        }
+        for origin in g.allowed_origins.iter().flatten() {
+            if let Some(why) = invalid_origin_pattern(origin) {
+                return Err(invalid(
+                    "gateway.allowed_origins",
+                    format!("{origin:?} {why}"),
+                ));
+            }
         }
         if let Some(m) = &self.metrics
             && !m.path.starts_with('/')

@@ -190,3 +190,85 @@ fn env_descriptions_default_to_per_tool_and_are_validated() {
         ],
     );
 }
+
+#[test]
+fn allowed_hosts_and_origins_default_per_mode_and_are_validated() {
+    let env = r#""environments": {"P": {"description": "p", "url": "http://x/mcp"}}"#;
+    let cfg = parse(&format!("{{{env}}}"), Format::Json).unwrap();
+    assert_eq!(cfg.gateway.allowed_hosts, None);
+    assert_eq!(
+        cfg.gateway.host_policy(HostPolicy::default()),
+        HostPolicy::default()
+    );
+    assert_eq!(
+        cfg.gateway.host_policy(HostPolicy::loopback(8080)),
+        HostPolicy::loopback(8080)
+    );
+
+    let yaml = "environments:\n  P:\n    description: p\n    url: http://x/mcp\ngateway:\n  allowed_hosts: [mcp.example.com, \"*.mcp.example.com\"]\n  allowed_origins: [\"https://app.example.com\"]\n";
+    let cfg = parse(yaml, Format::Yaml).unwrap();
+    let policy = cfg.gateway.host_policy(HostPolicy::loopback(8080));
+    assert_eq!(
+        policy.allowed_hosts,
+        ["mcp.example.com", "*.mcp.example.com"]
+    );
+    assert_eq!(policy.allowed_origins, ["https://app.example.com"]);
+    // Only the hosts: the origins keep the mode's default.
+    let cfg = parse(
+        &format!(r#"{{{env}, "gateway": {{"allowed_hosts": ["*"]}}}}"#),
+        Format::Json,
+    )
+    .unwrap();
+    let policy = cfg.gateway.host_policy(HostPolicy::loopback(8080));
+    assert_eq!(policy.allowed_hosts, ["*"]);
+    assert_eq!(
+        policy.allowed_origins,
+        HostPolicy::default().allowed_origins
+    );
+    // An empty origin list is meaningful: no browser origin at all.
+    let cfg = parse(
+        &format!(r#"{{{env}, "gateway": {{"allowed_origins": []}}}}"#),
+        Format::Json,
+    )
+    .unwrap();
+    assert!(
+        cfg.gateway
+            .host_policy(HostPolicy::default())
+            .allowed_origins
+            .is_empty()
+    );
+
+    let bad: &[(&str, &[&str])] = &[
+        (
+            r#""allowed_hosts": []"#,
+            &["gateway.allowed_hosts", "refuse every request", "[\"*\"]"],
+        ),
+        (
+            r#""allowed_hosts": ["https://mcp.example.com"]"#,
+            &[
+                "gateway.allowed_hosts",
+                "https://mcp.example.com",
+                "not a URL",
+            ],
+        ),
+        (
+            r#""allowed_origins": ["app.example.com"]"#,
+            &[
+                "gateway.allowed_origins",
+                "app.example.com",
+                "not an origin",
+            ],
+        ),
+        (
+            r#""allowed_origins": ["https://app.example.com/"]"#,
+            &["gateway.allowed_origins", "without a path"],
+        ),
+        (
+            r#""allowed_origin": ["*"]"#,
+            &["gateway", "unknown field `allowed_origin`"],
+        ),
+    ];
+    for (keys, needles) in bad {
+        check_err(&format!(r#"{{{env}, "gateway": {{{keys}}}}}"#), needles);
+    }
+}

@@ -14,6 +14,7 @@ pub mod health;
 pub mod manifest;
 pub mod merge;
 pub mod metrics;
+pub mod origin;
 pub mod outcome_scan;
 pub mod protocol;
 pub mod rbac;

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::metrics::MetricsSettings;
+use crate::origin::HostPolicy;
 use crate::rbac::Roles;
 use crate::revocation::RevocationSource;
 
@@ -122,6 +123,11 @@ pub struct ToolEntry {
 pub struct ToolEnv {
     pub env: String,
     pub params: Vec<String>,
+    /// Client capabilities (`elicitation`, `sampling`, `roots`) this env's backend listed the
+    /// tool only for: discovery saw it with them and not without. Left out when empty, so
+    /// manifests (and their hashes) from before this field are unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 /// A merge error or warning, naming the tool it is about.
@@ -199,6 +205,10 @@ pub struct FilterConfig {
     /// What the filter counts (`policy::metrics`); the defaults when absent.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// Which `Host` and `Origin` values the MCP endpoint accepts (`policy::origin::check`);
+    /// absent: any Host, loopback browser origins only.
+    #[serde(default)]
+    pub host_policy: HostPolicy,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

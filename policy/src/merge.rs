@@ -264,6 +264,7 @@ fn merge_group(
             params: properties(s)
                 .map(|p| p.keys().cloned().collect())
                 .unwrap_or_default(),
+            requires: Vec::new(),
         })
         .collect();
     let env_descriptions: Vec<(&str, &str)> = members

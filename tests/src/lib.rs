@@ -28,6 +28,7 @@ pub mod http;
 pub mod logs;
 pub mod mesh;
 pub mod oidc_idp;
+pub mod plain;
 pub mod ports;
 pub mod prereq;
 pub mod process;

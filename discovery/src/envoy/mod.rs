@@ -14,6 +14,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 use policy::manifest::FilterConfig;
+use policy::origin::HostPolicy;
 use serde_json::{Value, json};
 
 use crate::catalog::{AuthTarget, EnvTarget};
@@ -49,6 +50,9 @@ pub struct Options {
     pub bind: String,
     pub port: u16,
     pub admin_port: u16,
+    /// The Host/Origin policy for what the config's `gateway.allowed_hosts` and
+    /// `gateway.allowed_origins` leave out: any Host for `discover`, loopback for `up`.
+    pub host_defaults: HostPolicy,
 }
 
 /// One generated file.

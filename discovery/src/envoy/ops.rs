@@ -109,11 +109,18 @@ pub(super) fn admin_cluster(admin_port: u16) -> Value {
 const CHECK_INTERVAL: &str = "3s";
 const CHECK_TIMEOUT: &str = "2s";
 
+/// HTTP statuses that mean "a proxy in front of the backend could not reach it" (bad gateway,
+/// service unavailable, gateway timeout): the only answers that count the backend as down.
+const DEAD_STATUSES: std::ops::RangeInclusive<u16> = 502..=504;
+
 /// An active health check for an env's cluster. MCP servers have no health endpoint, so the
-/// check is a `HEAD` on the MCP path with the env's configured headers (its credentials): a
-/// live server answers at once (405, 400, 401, 200 …; anything below 500 counts as up), and
-/// `HEAD` never opens the SSE stream a `GET` may. Two failures in a row mark the backend down,
-/// one success brings it back; checks keep running when the env gets no traffic.
+/// check is a `HEAD` on the MCP path with the env's configured headers (its credentials), and
+/// any HTTP answer but 502, 503 and 504 counts as up: a live server answers 405, 400, 401,
+/// 200 … and plain servers (Python's `http.server`) answer 501 to a method they do not
+/// define, while 502–504 are what a load balancer or ingress in front of a dead backend says.
+/// No answer (refused, reset, timeout) is down. `HEAD` never opens the SSE stream a `GET` may.
+/// Two failures in a row mark the backend down, one success brings it back; checks keep
+/// running when the env gets no traffic.
 pub(super) fn health_check(target: &EnvTarget) -> Value {
     let headers = super::listener::headers_to_add(target);
     json!({
@@ -126,8 +133,16 @@ pub(super) fn health_check(target: &EnvTarget) -> Value {
             "host": target.url.authority,
             "path": target.url.path,
             "method": "HEAD",
-            "expected_statuses": [{ "start": 200, "end": 500 }],
+            "expected_statuses": expected_statuses(),
             "request_headers_to_add": headers
         }
     })
+}
+
+/// `[100, 600)` without [`DEAD_STATUSES`], as Envoy's half-open ranges.
+fn expected_statuses() -> Value {
+    json!([
+        { "start": 100, "end": DEAD_STATUSES.start() },
+        { "start": DEAD_STATUSES.end() + 1, "end": 600 }
+    ])
 }

@@ -60,6 +60,7 @@ fn results() -> Vec<EnvResult> {
             protocol_version: "2025-11-25".into(),
             server_info: None,
             tools,
+            requires: Default::default(),
         })
     };
     vec![
@@ -85,6 +86,7 @@ fn generated_for(config: &Config, out_dir: PathBuf, filter_path: PathBuf) -> Vec
         bind: "0.0.0.0".into(),
         port: 10000,
         admin_port: 9901,
+        host_defaults: Default::default(),
     };
     generate(&targets, auth.as_ref(), &filter, &opts).unwrap()
 }
@@ -515,7 +517,7 @@ fn env_clusters_are_health_checked_without_panic_mode() {
     assert_eq!(http["path"], "/v1/mcp?tenant=acme");
     assert_eq!(
         http["expected_statuses"],
-        json!([{"start": 200, "end": 500}])
+        json!([{"start": 100, "end": 502}, {"start": 505, "end": 600}])
     );
     // The env's credentials go with the checks, escaped for Envoy's formatter.
     let headers = &http["request_headers_to_add"];

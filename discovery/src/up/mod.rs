@@ -334,7 +334,14 @@ async fn start(
         Some(&mut state),
     )
     .await?;
-    let opts = envoy_options(&args.listen, work.to_path_buf(), filter.to_path_buf());
+    let mut opts = envoy_options(&args.listen, work.to_path_buf(), filter.to_path_buf());
+    // A local trial: without `gateway.allowed_hosts`, only this machine's names are a Host
+    // (and the address the banner prints, when `--bind` named another one).
+    opts.host_defaults = policy::origin::HostPolicy::loopback(args.listen.port);
+    let printed = format!("{host}:{}", args.listen.port);
+    if !opts.host_defaults.allowed_hosts.contains(&printed) {
+        opts.host_defaults.allowed_hosts.push(printed);
+    }
     let outcomes = discover::write(&d, &opts)?;
     state.save(work)?;
     print!("{}", written_summary(&outcomes));
