@@ -5,10 +5,8 @@
 mod host;
 mod http;
 mod metrics;
-mod response;
 mod revocation;
 mod root;
-mod session;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);

@@ -4,10 +4,11 @@
 //!
 //! A [`Tally`] follows one `tools/call` from the moment its tool and env are known to the
 //! stream's end (`on_log`, which Envoy calls for resets and aborts too, so the in-flight
-//! gauge always comes back down). Per call it costs: two clock reads, one request and two
-//! gauge updates, two histogram samples, one outcome counter, and one body read per response
-//! chunk until the answer's verdict is known (measured: +4 to +12 µs of Envoy CPU on a
-//! ~90 µs forwarded call, about half of it the body read).
+//! gauge always comes back down); the exchange says how it ended. Per call it costs: two
+//! clock reads, one request and two gauge updates, two histogram samples, one outcome
+//! counter, and (in the exchange) one body read per response chunk until the answer's
+//! verdict is known (measured: +4 to +12 µs of Envoy CPU on a ~90 µs forwarded call, about
+//! half of it the body read).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -15,8 +16,8 @@ use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use log::warn;
-use policy::metrics::{self, ErrorType};
-use policy::outcome_scan::{OutcomeScan, Verdict};
+use policy::exchange::CallOutcome;
+use policy::metrics;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
@@ -124,22 +125,11 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// How a call ended, once known.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Success,
-    Error(ErrorType),
-}
-
-/// One `tools/call` being counted.
+/// One `tools/call` being counted: requested and in flight from [`Tally::begin`] to
+/// [`Tally::finish`] (the outcome and size come from the exchange).
 pub struct Tally {
     series: Rc<Series>,
     started_ns: u64,
-    /// Bytes of response body the client got.
-    size: u64,
-    /// Reading a 2xx answer as it streams through.
-    scan: Option<OutcomeScan>,
-    outcome: Option<Outcome>,
 }
 
 impl Tally {
@@ -149,69 +139,20 @@ impl Tally {
         let series = series(env, tool);
         add(series.requests, 1);
         add(series.in_flight, 1);
-        Tally {
-            series,
-            started_ns,
-            size: 0,
-            scan: None,
-            outcome: None,
-        }
-    }
-
-    /// The call failed with a reply of `size` bytes the filter wrote (the first outcome stays).
-    pub fn failed(&mut self, error: ErrorType, size: usize) {
-        if self.outcome.is_none() {
-            self.outcome = Some(Outcome::Error(error));
-            self.size = size as u64;
-        }
-    }
-
-    /// The filter hands the client `body`, an MCP answer it holds whole (a retried call).
-    pub fn answered(&mut self, content_type: Option<&str>, body: &[u8]) {
-        let mut scan = OutcomeScan::for_content_type(content_type);
-        if let Some(s) = &mut scan {
-            s.feed(body);
-        }
-        self.size = body.len() as u64;
-        self.outcome = Some(from_verdict(scan.and_then(|s| s.verdict())));
-    }
-
-    /// A 2xx answer starts streaming through (its framing is sniffed from its first bytes).
-    pub fn streaming(&mut self) {
-        self.scan = Some(OutcomeScan::sniffing());
-    }
-
-    /// Whether the next response chunk must be read (a streamed answer without a verdict yet).
-    pub fn wants_body(&self) -> bool {
-        self.outcome.is_none() && self.scan.as_ref().is_some_and(|s| s.verdict().is_none())
-    }
-
-    /// One response chunk of `size` bytes streamed through; `chunk` is its content when
-    /// [`Tally::wants_body`] asked for it.
-    pub fn chunk(&mut self, size: usize, chunk: Option<&[u8]>) {
-        if self.outcome.is_some() {
-            return;
-        }
-        self.size = self.size.saturating_add(size as u64);
-        if let (Some(s), Some(bytes)) = (&mut self.scan, chunk) {
-            s.feed(bytes);
-        }
+        Tally { series, started_ns }
     }
 
     /// The stream ended (completed, reset or aborted): records everything.
-    pub fn finish(self, now_ns: u64) {
+    pub fn finish(self, now_ns: u64, outcome: CallOutcome, size: u64) {
         let series = &self.series;
-        let outcome = self
-            .outcome
-            .unwrap_or_else(|| from_verdict(self.scan.as_ref().and_then(OutcomeScan::verdict)));
         match outcome {
-            Outcome::Success => add(
+            CallOutcome::Success => add(
                 lazily(&series.successes, MetricType::Counter, || {
                     metrics::series(metrics::SUCCESSES, &series.env, &series.tool)
                 }),
                 1,
             ),
-            Outcome::Error(e) => {
+            CallOutcome::Error(e) => {
                 if let Some(cell) = series.errors.get(e.index()) {
                     add(
                         lazily(cell, MetricType::Counter, || {
@@ -226,16 +167,6 @@ impl Tally {
         if self.started_ns != 0 && now_ns >= self.started_ns {
             record(series.duration, (now_ns - self.started_ns) / 1_000_000);
         }
-        record(series.size, self.size);
-    }
-}
-
-/// No verdict means the answer never completed: the backend's (or the connection's) fault.
-fn from_verdict(verdict: Option<Verdict>) -> Outcome {
-    match verdict {
-        Some(Verdict::Success) => Outcome::Success,
-        Some(Verdict::ToolError) => Outcome::Error(ErrorType::Tool),
-        Some(Verdict::JsonRpcError) => Outcome::Error(ErrorType::Jsonrpc),
-        None => Outcome::Error(ErrorType::Upstream),
+        record(series.size, size);
     }
 }

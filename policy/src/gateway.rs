@@ -54,18 +54,42 @@ pub enum Outcome {
     Forward(Forward),
 }
 
-/// A `tools/call` to send on to one env.
+/// A message to send on to one env's backend: a `tools/call`, or a client's answer to a
+/// request that backend sent it ([`ForwardKind`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forward {
+    pub kind: ForwardKind,
     pub env: String,
     pub cluster: String,
+    /// The tool called (empty for a relayed answer).
     pub tool: String,
-    /// The request id, for errors the filter may have to answer later.
+    /// The caller's request id, restored on the answer and used in errors the gateway writes.
     pub id: Value,
-    /// The rewritten body: `env` and the params this env lacks removed.
-    pub body: Vec<u8>,
+    /// The rewritten message: `env` and the params this env lacks removed, the 2026-07-28
+    /// per-request `_meta` dropped. The exchange gives it the id it carries in the backend
+    /// session before sending it.
+    pub message: Map<String, Value>,
     /// The version calls to this env are sent with (until a backend session says otherwise).
     pub protocol_version: String,
+    /// The caller speaks 2026-07-28 (its answers need `resultType`; it takes no server
+    /// requests on the call's stream).
+    pub modern: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardKind {
+    /// A `tools/call`: counted, answered with a tool error when the env fails.
+    Call,
+    /// A client's JSON-RPC response to a server request (`message.id` is already the
+    /// backend's own id): the backend answers 202.
+    Relay,
+}
+
+impl Forward {
+    /// The message as it is sent when its id is kept (stateless backends).
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.message).unwrap_or_default()
+    }
 }
 
 /// The gateway, built once per plugin configuration.
@@ -203,19 +227,6 @@ impl Gateway {
         {
             return Head::Reply(self.too_large(len));
         }
-        if let Some(v) = head.protocol_version
-            && !protocol::is_supported(v.trim())
-        {
-            return Head::Reply(reply::error(
-                400,
-                &Value::Null,
-                code::UNSUPPORTED_PROTOCOL_VERSION,
-                &format!(
-                    "Unsupported MCP-Protocol-Version `{v}`; supported: {}",
-                    protocol::SUPPORTED.join(", ")
-                ),
-            ));
-        }
         Head::ReadBody
     }
 
@@ -228,37 +239,59 @@ impl Gateway {
             Err(r) => return Outcome::Reply(reply::error(r.status, &r.id, r.code, &r.message)),
         };
         let version = head.protocol_version.map(str::trim);
-        let header_era = version.is_some_and(protocol::header_era);
+        if let Some(v) = version
+            && !protocol::is_supported(v)
+        {
+            return Outcome::Reply(unsupported_version(message.id(), v));
+        }
+        let modern = version.is_some_and(protocol::header_era);
+        let outcome = self.on_message(head, message, caller, modern);
+        if modern {
+            // Every result a 2026-07-28 client gets says what kind of result it is.
+            outcome.with_result_type()
+        } else {
+            outcome
+        }
+    }
+
+    fn on_message(
+        &self,
+        head: &RequestHead<'_>,
+        message: Message,
+        caller: &Caller,
+        modern: bool,
+    ) -> Outcome {
         let (id, method, object) = match message {
-            Message::Response => return Outcome::Reply(reply::accepted()),
+            Message::Response { object } => return self.relay(object, modern),
             Message::Notification { method } => {
-                if let Err(r) = check_method_header(head, header_era, &method, &Value::Null) {
+                if let Err(r) = check_method_header(head, modern, &method, &Value::Null) {
                     return Outcome::Reply(r);
                 }
                 return Outcome::Reply(reply::accepted());
             }
             Message::Request { id, method, object } => (id, method, object),
         };
-        if let Err(r) = check_method_header(head, header_era, &method, &id) {
+        if let Err(r) = check_method_header(head, modern, &method, &id) {
             return Outcome::Reply(r);
         }
-        if header_era {
-            let meta_version = object
-                .get("params")
-                .and_then(|p| p.pointer("/_meta/io.modelcontextprotocol~1protocolVersion"));
-            if let Some(mv) = meta_version.and_then(Value::as_str)
-                && Some(mv) != version
-            {
-                return Outcome::Reply(mismatch(&id, "MCP-Protocol-Version", mv));
-            }
+        if modern && let Err(r) = check_request_meta(&id, &object, head.protocol_version) {
+            return Outcome::Reply(r);
         }
         let params = object.get("params").and_then(Value::as_object);
         match method.as_str() {
-            "initialize" => Outcome::Reply(self.initialize(&id, params, caller)),
+            "initialize" if !modern => Outcome::Reply(self.initialize(&id, params, caller)),
+            "ping" if !modern => Outcome::Reply(reply::result(&id, &json!({}))),
             "server/discover" => Outcome::Reply(self.discover(&id, caller)),
-            "ping" => Outcome::Reply(reply::result(&id, &json!({}))),
-            "tools/list" => Outcome::Reply(self.tools_list(&id, params, caller, header_era)),
-            "tools/call" => self.tools_call(head, header_era, id, object, caller),
+            "tools/list" => Outcome::Reply(self.tools_list(&id, params, caller, modern)),
+            "tools/call" => self.tools_call(head, modern, id, object, caller),
+            // 2026-07-28 removed `initialize` and `ping`, and answers an unknown method with
+            // HTTP 404 (the JSON-RPC body tells it from a legacy server's 404).
+            other if modern => Outcome::Reply(reply::error(
+                404,
+                &id,
+                code::METHOD_NOT_FOUND,
+                &format!("Method not found: {other}"),
+            )),
             other => Outcome::Reply(reply::error(
                 200,
                 &id,
@@ -330,6 +363,77 @@ fn check_method_header(
     Ok(())
 }
 
+/// 2026-07-28: every request carries its protocol version (equal to the header) and the
+/// client's capabilities in `_meta`; a request without them is malformed (-32602, HTTP 400).
+fn check_request_meta(
+    id: &Value,
+    object: &Map<String, Value>,
+    header: Option<&str>,
+) -> Result<(), LocalReply> {
+    let meta = object
+        .get("params")
+        .and_then(|p| p.get("_meta"))
+        .and_then(Value::as_object);
+    let field = |key: &str| meta.and_then(|m| m.get(key));
+    let version = field("io.modelcontextprotocol/protocolVersion");
+    let Some(version) = version.and_then(Value::as_str) else {
+        return Err(reply::error(
+            400,
+            id,
+            code::INVALID_PARAMS,
+            "Invalid params: `params._meta[\"io.modelcontextprotocol/protocolVersion\"]` is required at protocol version 2026-07-28",
+        ));
+    };
+    if Some(version) != header.map(str::trim) {
+        return Err(mismatch(id, "MCP-Protocol-Version", version));
+    }
+    if !field("io.modelcontextprotocol/clientCapabilities").is_some_and(Value::is_object) {
+        return Err(reply::error(
+            400,
+            id,
+            code::INVALID_PARAMS,
+            "Invalid params: `params._meta[\"io.modelcontextprotocol/clientCapabilities\"]` (an object) is required at protocol version 2026-07-28",
+        ));
+    }
+    Ok(())
+}
+
+/// HTTP 400 with `UnsupportedProtocolVersionError`: the versions we speak and the one asked.
+fn unsupported_version(id: &Value, requested: &str) -> LocalReply {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": code::UNSUPPORTED_PROTOCOL_VERSION,
+            "message": format!(
+                "Unsupported protocol version `{requested}`; supported: {}",
+                protocol::SUPPORTED.join(", ")
+            ),
+            "data": {"supported": protocol::SUPPORTED, "requested": requested},
+        },
+    });
+    reply::json(400, &body)
+}
+
+impl Outcome {
+    /// Adds `resultType: "complete"` to the result of a reply the gateway wrote.
+    fn with_result_type(self) -> Outcome {
+        match self {
+            Outcome::Reply(r) => Outcome::Reply(reply::with_result_type(r)),
+            Outcome::Denied {
+                reply: r,
+                tool,
+                env,
+            } => Outcome::Denied {
+                reply: reply::with_result_type(r),
+                tool,
+                env,
+            },
+            forward => forward,
+        }
+    }
+}
+
 fn mismatch(id: &Value, header: &str, body_value: &str) -> LocalReply {
     reply::error(
         400,
@@ -343,4 +447,4 @@ fn mismatch(id: &Value, header: &str, body_value: &str) -> LocalReply {
 
 #[cfg(test)]
 #[path = "gateway_tests.rs"]
-mod tests;
+pub(crate) mod tests;

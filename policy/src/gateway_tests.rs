@@ -10,7 +10,7 @@ fn tool(name: &str, props: Value, required: &[&str]) -> Value {
            "inputSchema": {"type": "object", "properties": props, "required": required}})
 }
 
-fn gateway(auth: bool) -> Gateway {
+pub(crate) fn gateway(auth: bool) -> Gateway {
     gateway_in(auth, EnvDescriptions::PerTool)
 }
 
@@ -110,6 +110,7 @@ fn gateway_in(auth: bool, described: EnvDescriptions) -> Gateway {
         backends: Default::default(),
         auth,
         metrics: Default::default(),
+        host_policy: Default::default(),
     };
     Gateway::new(config).unwrap()
 }
@@ -141,6 +142,7 @@ fn run_in(
     caller: &Caller,
 ) -> (u16, String) {
     let gateway = gateway_in(*caller != Caller::Unrestricted, described);
+    let body = with_modern_meta(head, body);
     match gateway.on_body(head, body.as_bytes(), caller) {
         Outcome::Reply(r) => (r.status, r.body_text()),
         Outcome::Denied { reply, tool, env } => (
@@ -154,10 +156,36 @@ fn run_in(
                 f.cluster,
                 f.protocol_version,
                 f.id,
-                String::from_utf8_lossy(&f.body)
+                String::from_utf8_lossy(&f.body())
             ),
         ),
     }
+}
+
+/// A 2026-07-28 request carries its version and the client's capabilities in `_meta`; tests
+/// written without them get them added (tests of their absence call `on_body` directly).
+fn with_modern_meta(head: &RequestHead<'_>, body: &str) -> String {
+    let modern = head
+        .protocol_version
+        .is_some_and(crate::protocol::header_era);
+    let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(body) else {
+        return body.to_owned();
+    };
+    if !modern || !object.contains_key("method") {
+        return body.to_owned();
+    }
+    let params = object.entry("params").or_insert_with(|| json!({}));
+    let Some(params) = params.as_object_mut() else {
+        return body.to_owned();
+    };
+    let meta = params.entry("_meta").or_insert_with(|| json!({}));
+    if let Some(meta) = meta.as_object_mut() {
+        meta.entry("io.modelcontextprotocol/protocolVersion")
+            .or_insert_with(|| json!(head.protocol_version));
+        meta.entry("io.modelcontextprotocol/clientCapabilities")
+            .or_insert_with(|| json!({}));
+    }
+    Value::Object(object).to_string()
 }
 
 fn check(body: &str, caller: &Caller, status: u16, needle: &str) {
@@ -213,7 +241,7 @@ fn head_checks() {
         .0,
         0
     );
-    let cases: [(RequestHead<'_>, u16, &str); 7] = [
+    let cases: [(RequestHead<'_>, u16, &str); 6] = [
         (
             RequestHead {
                 method: "GET",
@@ -261,14 +289,6 @@ fn head_checks() {
             },
             413,
             "4096",
-        ),
-        (
-            RequestHead {
-                protocol_version: Some("1999-01-01"),
-                ..post()
-            },
-            400,
-            "Unsupported MCP-Protocol-Version",
         ),
     ];
     for (head, status, needle) in cases {
@@ -536,11 +556,22 @@ fn era_2026_headers_must_match_the_body() {
         "FORWARD env_Prod 2025-06-18",
     );
     check_head(
-        &head("tools/call", Some("=?base64?c2VhcmNoX2xvZ3M=?="), None),
+        &head(
+            "tools/call",
+            Some("=?base64?c2VhcmNoX2xvZ3M=?="),
+            Some("=?base64?UHJvZA==?="),
+        ),
         &body,
         &ANY,
         0,
         "FORWARD",
+    );
+    check_head(
+        &head("tools/call", Some("search_logs"), None),
+        &body,
+        &ANY,
+        400,
+        "Mcp-Param-Env",
     );
     check_head(
         &head("tools/list", Some("search_logs"), None),
@@ -605,6 +636,7 @@ fn era_2026_meta_is_not_forwarded_but_progress_tokens_are() {
         protocol_version: Some("2026-07-28"),
         mcp_method: Some("tools/call"),
         mcp_name: Some("search_logs"),
+        mcp_param_env: Some("Prod"),
         ..post()
     };
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
@@ -619,6 +651,108 @@ fn era_2026_meta_is_not_forwarded_but_progress_tokens_are() {
     let bare = body.replace(r#","progressToken":"p1""#, "");
     let (_, got) = run(&head, &bare, &ANY);
     assert!(!got.contains("_meta"), "{got}");
+}
+
+#[test]
+fn era_2026_requests_are_checked_as_the_revision_says() {
+    let g = gateway(false);
+    let head = |method: &'static str, version: &'static str| RequestHead {
+        protocol_version: Some(version),
+        mcp_method: Some(method),
+        ..post()
+    };
+    let answer = |head: &RequestHead<'_>, body: Value| match g.on_body(
+        head,
+        body.to_string().as_bytes(),
+        &ANY,
+    ) {
+        Outcome::Reply(r) => (r.status, serde_json::from_slice::<Value>(&r.body).unwrap()),
+        other => panic!("{other:?}"),
+    };
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    // Without the required `_meta`: -32602 and HTTP 400.
+    let (status, v) = answer(
+        &head("server/discover", "2026-07-28"),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "server/discover"}),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].clone(), v["id"].clone()),
+        (400, json!(-32602), json!(3))
+    );
+    // An unsupported version: -32022 with the request's id and what we support.
+    let (status, v) = answer(
+        &head("tools/list", "2099-01-01"),
+        json!({"jsonrpc": "2.0", "id": "x", "method": "tools/list"}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(v["id"], json!("x"));
+    assert_eq!(v["error"]["code"], json!(-32022));
+    assert_eq!(v["error"]["data"]["requested"], json!("2099-01-01"));
+    assert_eq!(v["error"]["data"]["supported"][3], json!("2026-07-28"));
+    // `ping` and `initialize` are gone, and unknown methods are 404.
+    for method in ["ping", "initialize", "resources/list"] {
+        let (status, v) = answer(
+            &head(method, "2026-07-28"),
+            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {"_meta": meta}}),
+        );
+        assert_eq!(
+            (status, v["error"]["code"].clone()),
+            (404, json!(-32601)),
+            "{method}"
+        );
+    }
+    // The gateway's own tool errors carry `resultType`.
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "search_logs", "arguments": {"query": "q"}, "_meta": meta}});
+    let h = RequestHead {
+        mcp_name: Some("search_logs"),
+        ..head("tools/call", "2026-07-28")
+    };
+    let (status, v) = answer(&h, call);
+    assert_eq!(status, 200);
+    assert_eq!(v["result"]["isError"], json!(true));
+    assert_eq!(v["result"]["resultType"], json!("complete"));
+    // A body `env` needs the `Mcp-Param-Env` the served schema declares.
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "search_logs", "arguments": {"query": "q", "env": "Prod"}, "_meta": meta}});
+    let (status, v) = answer(&h, call);
+    assert_eq!((status, v["error"]["code"].clone()), (400, json!(-32020)));
+    // Legacy clients keep their forms.
+    let (status, v) = answer(
+        &post(),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+    );
+    assert_eq!((status, v["result"].clone()), (200, json!({})));
+}
+
+#[test]
+fn client_answers_to_relayed_requests_go_to_their_env() {
+    let g = gateway(false);
+    let relay = |id: Value| {
+        g.on_body(
+            &post(),
+            json!({"jsonrpc": "2.0", "id": id, "result": {"action": "accept"}})
+                .to_string()
+                .as_bytes(),
+            &ANY,
+        )
+    };
+    match relay(json!(crate::exchange::ids::server_request(
+        "Staging",
+        &json!(4)
+    ))) {
+        Outcome::Forward(f) => {
+            assert_eq!(f.kind, crate::gateway::ForwardKind::Relay);
+            assert_eq!(f.env, "Staging");
+            assert_eq!(f.message["id"], json!(4));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Ids the gateway did not make, or envs it does not know, are accepted and dropped.
+    for id in [json!(4), json!("mmx-s:Nope:4")] {
+        assert!(matches!(relay(id), Outcome::Reply(r) if r.status == 202));
+    }
 }
 
 #[path = "gateway_env_tests.rs"]

@@ -8,6 +8,7 @@ pub mod claims;
 pub mod config;
 #[cfg(feature = "config")]
 pub mod envvars;
+pub mod exchange;
 pub mod gateway;
 pub mod glob;
 pub mod health;

@@ -44,6 +44,27 @@ pub fn result(id: &Value, result: &Value) -> LocalReply {
     )
 }
 
+/// A JSON body with the given HTTP status.
+pub fn json(status: u16, body: &Value) -> LocalReply {
+    json_reply(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// The same reply with `resultType: "complete"` in its result, as every 2026-07-28 result
+/// needs (errors, non-JSON bodies and results that have one are left as they are).
+pub fn with_result_type(mut reply: LocalReply) -> LocalReply {
+    if reply.body.is_empty() || reply.body.windows(12).any(|w| w == br#""resultType""#) {
+        return reply;
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(&reply.body) else {
+        return reply;
+    };
+    if let Some(result) = v.get_mut("result").and_then(Value::as_object_mut) {
+        result.insert("resultType".into(), Value::String("complete".into()));
+        reply.body = serde_json::to_vec(&v).unwrap_or(reply.body);
+    }
+    reply
+}
+
 /// A JSON-RPC error with the given HTTP status.
 pub fn error(status: u16, id: &Value, code: i64, message: &str) -> LocalReply {
     let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});

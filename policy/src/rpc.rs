@@ -30,8 +30,21 @@ pub enum Message {
     Notification {
         method: String,
     },
-    /// A client's answer to a server request; the gateway sends none, so it is only accepted.
-    Response,
+    /// A client's answer to a request a backend sent it through the gateway.
+    Response {
+        object: Map<String, Value>,
+    },
+}
+
+impl Message {
+    /// The id to answer with (null for notifications).
+    pub fn id(&self) -> &Value {
+        match self {
+            Message::Request { id, .. } => id,
+            Message::Response { object } => object.get("id").unwrap_or(&Value::Null),
+            Message::Notification { .. } => &Value::Null,
+        }
+    }
 }
 
 /// A request the gateway refuses before looking at its method.
@@ -174,12 +187,15 @@ pub fn parse(body: &[u8]) -> Result<Message, Rejection> {
         return Err(reject("`jsonrpc` must be \"2.0\""));
     }
     let method = match object.get("method") {
-        Some(Value::String(m)) => m.clone(),
+        Some(Value::String(m)) => Some(m.clone()),
         Some(_) => return Err(reject("`method` must be a string")),
-        None if object.contains_key("result") || object.contains_key("error") => {
-            return Ok(Message::Response);
+        None => None,
+    };
+    let Some(method) = method else {
+        if object.contains_key("result") || object.contains_key("error") {
+            return Ok(Message::Response { object });
         }
-        None => return Err(reject("`method` is missing")),
+        return Err(reject("`method` is missing"));
     };
     if let Some(params) = object.get("params")
         && !params.is_object()
@@ -212,7 +228,7 @@ mod tests {
             (Ok(Message::Notification { method }), Ok(m)) => {
                 assert_eq!(format!("notification {method}"), m, "{body}")
             }
-            (Ok(Message::Response), Ok(m)) => assert_eq!("response", m, "{body}"),
+            (Ok(Message::Response { .. }), Ok(m)) => assert_eq!("response", m, "{body}"),
             (Err(r), Err((status, code))) => {
                 assert_eq!((r.status, r.code), (status, code), "{body}: {}", r.message)
             }

@@ -23,14 +23,14 @@ pub enum Verdict {
 /// `cached` says the call went out with backend-session state read from the shared cache (a
 /// session id, or "this backend keeps none"), rather than state opened for this very call.
 ///
-/// A 404 is the spec's "session ended"; a 400 is what a backend that requires sessions answers
-/// to an unknown or missing one (the TypeScript SDK's `server-everything` answers 400 "No valid
-/// session ID provided" after a restart). Both are refusals: the call did not run, so one retry
-/// is safe. A call sent with a session opened just for it is never retried, so this cannot loop.
+/// Only a 404 is the spec's "session ended": the call did not run, so one retry is safe. A
+/// 400 may be the backend refusing the caller's own body (a bad `_meta`, say); taking it for a
+/// lost session would let any caller reset the session every other caller shares. A call sent
+/// with a session opened just for it is never retried, so this cannot loop.
 pub fn classify(status: u16, cached: bool) -> Verdict {
     match status {
         200..=299 => Verdict::Pass,
-        400 | 404 if cached => Verdict::Reopen,
+        404 if cached => Verdict::Reopen,
         _ => Verdict::Rewrite,
     }
 }
@@ -158,7 +158,7 @@ mod tests {
         check(200, true, Verdict::Pass);
         check(202, false, Verdict::Pass);
         check(404, true, Verdict::Reopen);
-        check(400, true, Verdict::Reopen);
+        check(400, true, Verdict::Rewrite);
         check(404, false, Verdict::Rewrite);
         check(400, false, Verdict::Rewrite);
         check(401, true, Verdict::Rewrite);

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Caller, Forward, Gateway, Outcome, RequestHead, mismatch};
+use super::{Caller, Forward, ForwardKind, Gateway, Outcome, RequestHead, mismatch};
 use crate::manifest::EnvEntry;
 use crate::merge::ENV_PARAM;
 use crate::protocol;
@@ -78,9 +78,14 @@ impl Gateway {
                 ));
             }
         };
+        // The served schema declares `x-mcp-header: Env` on `env`, so a 2026-07-28 client
+        // must send `Mcp-Param-Env`, equal to the body's value.
         if header_era
-            && let Some(h) = head.mcp_param_env
-            && protocol::decode_header_value(h).as_deref() != Some(env.as_str())
+            && head
+                .mcp_param_env
+                .and_then(protocol::decode_header_value)
+                .as_deref()
+                != Some(env.as_str())
         {
             return Outcome::Reply(mismatch(&id, "Mcp-Param-Env", &env));
         }
@@ -124,19 +129,48 @@ impl Gateway {
             strip_era_meta(params);
         }
         Outcome::Forward(Forward {
+            kind: ForwardKind::Call,
             env: env.clone(),
             cluster: entry.cluster.clone(),
             tool: name,
             id: id.clone(),
-            body: serde_json::to_vec(&object).unwrap_or_default(),
+            message: object,
             protocol_version: forward_version(entry),
+            modern: header_era,
+        })
+    }
+}
+
+impl Gateway {
+    /// A client's answer to a request the gateway relayed from `env`'s backend (its id is
+    /// one [`crate::exchange::ids::server_request`] made): sent to that env with the
+    /// backend's own id. Anything else is accepted and dropped, as before.
+    pub(super) fn relay(&self, object: Map<String, Value>, modern: bool) -> Outcome {
+        let id = object.get("id").cloned().unwrap_or(Value::Null);
+        let Some((env, original)) = crate::exchange::ids::parse_server_request(&id) else {
+            return Outcome::Reply(reply::accepted());
+        };
+        let Some(entry) = self.config.manifest.env(&env) else {
+            return Outcome::Reply(reply::accepted());
+        };
+        let mut message = object;
+        message.insert("id".into(), original);
+        Outcome::Forward(Forward {
+            kind: ForwardKind::Relay,
+            env,
+            cluster: entry.cluster.clone(),
+            tool: String::new(),
+            id,
+            message,
+            protocol_version: forward_version(entry),
+            modern,
         })
     }
 }
 
 /// Calls go to a backend with the version it negotiated; a 2026-era backend still gets the
 /// newest `initialize`-era version because the gateway opens its sessions with `initialize`.
-fn forward_version(entry: &EnvEntry) -> String {
+pub fn forward_version(entry: &EnvEntry) -> String {
     if protocol::is_supported(&entry.protocol_version)
         && !protocol::header_era(&entry.protocol_version)
     {

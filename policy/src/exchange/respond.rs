@@ -1,0 +1,448 @@
+//! The answer to a forwarded message. A 2xx streams back, rewritten chunk by chunk when the
+//! call needs it (`rewrite.rs`); its backend `Mcp-Session-Id` is removed (the client never
+//! sees backend sessions). A 404 to a cached session means the backend ended it: the session
+//! is re-opened and the call retried once with a side call, whose answer is written over the
+//! held response. Any other failure is held and replaced by a tool error naming the env and
+//! the cause, so the model reads it instead of the client seeing a transport error.
+
+use serde_json::json;
+
+use crate::Gateway;
+use crate::gateway::ForwardKind;
+use crate::metrics::ErrorType;
+use crate::outcome_scan::OutcomeScan;
+use crate::reply::{self, LocalReply};
+use crate::rpc::code;
+use crate::session::{Answer, BackendSession};
+use crate::upstream;
+
+use super::open::{self, Opening, Progress};
+use super::rewrite::{Refused, Rewrite};
+use super::{Action, Call, CallOutcome, Exchange, Flow, HeaderOp, Host, State};
+
+/// A retried call's own timeout floor: the side-call timeout is sized for `initialize`, while
+/// this one runs a tool.
+const RETRY_MIN_TIMEOUT_MS: u64 = 60_000;
+/// Bytes of a failure body quoted to the model.
+const MAX_FAILURE_BODY: usize = 4096;
+
+/// What the filter read of the response head.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseHead<'a> {
+    pub status: u16,
+    pub content_type: Option<&'a str>,
+    /// The backend sent an `Mcp-Session-Id` (removed before the client sees it).
+    pub session_id: bool,
+    pub end_of_stream: bool,
+}
+
+#[derive(Debug)]
+pub(super) struct Retry {
+    call: Call,
+    stage: Stage,
+    body: Held,
+}
+
+#[derive(Debug)]
+enum Stage {
+    Opening(Opening),
+    Calling {
+        token: u32,
+    },
+    /// The reply to hand the client; `passed` when it is the backend's own 2xx answer.
+    Answered {
+        reply: LocalReply,
+        passed: bool,
+    },
+}
+
+/// How much of the refused response's body Envoy holds.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    /// The response ended with its headers.
+    None,
+    Partial,
+    /// The whole body is held: this many bytes.
+    Complete(usize),
+}
+
+impl Retry {
+    pub fn waits_for(&self, token: u32) -> bool {
+        match &self.stage {
+            Stage::Opening(o) => o.token == token,
+            Stage::Calling { token: t } => *t == token,
+            Stage::Answered { .. } => false,
+        }
+    }
+}
+
+/// A 2xx answer on its way back.
+#[derive(Debug)]
+pub(super) struct Stream {
+    rewrite: Option<Rewrite>,
+    env: String,
+    session: Option<BackendSession>,
+}
+
+impl Exchange {
+    /// Whether the filter must read the response head (status, content type, session id).
+    pub fn wants_response_head(&self) -> bool {
+        matches!(self.state, State::Forwarded(_))
+    }
+
+    pub fn handle_response_head(
+        &mut self,
+        gw: &Gateway,
+        host: &mut dyn Host,
+        head: ResponseHead<'_>,
+    ) -> Flow {
+        let call = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Forwarded(call) => call,
+            other => {
+                self.state = other;
+                return Flow::Continue;
+            }
+        };
+        match upstream::classify(head.status, call.cached) {
+            upstream::Verdict::Pass => {
+                let mut ops = Vec::new();
+                if head.session_id {
+                    ops.push(HeaderOp::Remove("mcp-session-id".into()));
+                }
+                let rewrite = match (&call.edits, head.end_of_stream) {
+                    (Some(edits), false) if upstream::is_mcp_content_type(head.content_type) => {
+                        // The body changes length as it is rewritten.
+                        ops.push(HeaderOp::Remove("content-length".into()));
+                        Some(Rewrite::new(edits.clone(), is_sse(head.content_type)))
+                    }
+                    _ => None,
+                };
+                if !ops.is_empty() {
+                    self.actions.push_back(Action::EditResponseHeaders(ops));
+                }
+                if self.metrics && call.fwd.kind == ForwardKind::Call {
+                    self.scan = Some(OutcomeScan::sniffing());
+                }
+                if !head.end_of_stream {
+                    self.state = State::Streaming(Stream {
+                        rewrite,
+                        env: call.fwd.env,
+                        session: call.session,
+                    });
+                }
+                Flow::Continue
+            }
+            upstream::Verdict::Rewrite if head.end_of_stream => {
+                let r = upstream::failure(&call.fwd.env, &call.fwd.id, Some(head.status), b"");
+                self.fail_now(r)
+            }
+            upstream::Verdict::Rewrite => {
+                self.state = State::Holding {
+                    call,
+                    status: head.status,
+                };
+                Flow::Pause
+            }
+            upstream::Verdict::Reopen => {
+                let stage = reopen(gw, host, &call);
+                let body = if head.end_of_stream {
+                    Held::None
+                } else {
+                    Held::Partial
+                };
+                self.deliver_if_ready(Retry { call, stage, body });
+                Flow::Pause
+            }
+        }
+    }
+
+    /// How many bytes of the `size` Envoy holds the filter must read and pass to
+    /// [`Exchange::handle_response_chunk`] (0: none).
+    pub fn response_bytes_wanted(&self, size: usize, end_of_stream: bool) -> usize {
+        match &self.state {
+            State::Streaming(s) => {
+                let scanning = self.scan.as_ref().is_some_and(|s| s.verdict().is_none())
+                    && self.outcome.is_none();
+                if s.rewrite.is_some() || scanning {
+                    size
+                } else {
+                    0
+                }
+            }
+            State::Holding { .. } if end_of_stream => size.min(MAX_FAILURE_BODY),
+            _ => 0,
+        }
+    }
+
+    /// A chunk of the response: Envoy holds `size` bytes, `chunk` is what the filter read.
+    pub fn handle_response_chunk(
+        &mut self,
+        gw: &Gateway,
+        host: &mut dyn Host,
+        size: usize,
+        end_of_stream: bool,
+        chunk: &[u8],
+    ) -> Flow {
+        match &mut self.state {
+            State::Streaming(stream) => {
+                let mut refused = Vec::new();
+                let written = match &mut stream.rewrite {
+                    Some(rewrite) => {
+                        let (out, r) = rewrite.feed(chunk, end_of_stream);
+                        refused = r;
+                        let len = out.len();
+                        if let Some(scan) = &mut self.scan {
+                            scan.feed(&out);
+                        }
+                        self.actions
+                            .push_back(Action::WriteResponseChunk { size, bytes: out });
+                        len
+                    }
+                    None => {
+                        if let Some(scan) = &mut self.scan
+                            && !chunk.is_empty()
+                        {
+                            scan.feed(chunk);
+                        }
+                        size
+                    }
+                };
+                if self.outcome.is_none() {
+                    self.bytes = self.bytes.saturating_add(written as u64);
+                }
+                let (env, session) = (stream.env.clone(), stream.session.clone());
+                if end_of_stream {
+                    self.state = State::Idle;
+                }
+                for r in refused {
+                    refuse_server_request(gw, host, &env, session.as_ref(), &r);
+                }
+                Flow::Continue
+            }
+            State::Holding { call, status } => {
+                if !end_of_stream {
+                    return Flow::Pause;
+                }
+                let r = upstream::failure(&call.fwd.env, &call.fwd.id, Some(*status), chunk);
+                let r = self.for_caller(r);
+                self.failed(ErrorType::Upstream, r.body.len());
+                self.actions
+                    .push_back(Action::ReplaceResponse { size, reply: r });
+                self.state = State::Idle;
+                Flow::Continue
+            }
+            State::Retrying(retry) => {
+                if !end_of_stream {
+                    return Flow::Pause;
+                }
+                retry.body = Held::Complete(size);
+                if let Stage::Answered { reply, passed } = &retry.stage {
+                    let (reply, passed) = (reply.clone(), *passed);
+                    let reply = if passed {
+                        reply
+                    } else {
+                        self.for_caller(reply)
+                    };
+                    self.tally_answer(&reply, passed);
+                    self.actions
+                        .push_back(Action::ReplaceResponse { size, reply });
+                    self.state = State::Idle;
+                    return Flow::Continue;
+                }
+                // Held (Envoy buffers it) until the retry answers.
+                Flow::Pause
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    pub(super) fn retry_answered(
+        &mut self,
+        gw: &Gateway,
+        host: &mut dyn Host,
+        retry: Retry,
+        answer: &Answer<'_>,
+    ) {
+        let Retry { call, stage, body } = retry;
+        let (env, id) = (&call.fwd.env, &call.fwd.id);
+        let stage = match stage {
+            Stage::Opening(opening) => match gw.config().manifest.env(env) {
+                None => failed(upstream::unavailable(env, id, "unknown env")),
+                Some(entry) => match opening.advance(gw, host, entry, answer) {
+                    Progress::Waiting(next) => Stage::Opening(next),
+                    Progress::Failed(reason) => failed(upstream::unavailable(env, id, &reason)),
+                    Progress::Open(opened) => {
+                        let sent = open::side_call(
+                            gw,
+                            entry,
+                            opened.session_id.as_deref(),
+                            Some(&opened.protocol_version),
+                            call.body.clone(),
+                            Some(RETRY_MIN_TIMEOUT_MS),
+                        );
+                        match host.dispatch(&sent) {
+                            Ok(token) => Stage::Calling { token },
+                            Err(reason) => failed(upstream::unavailable(env, id, &reason)),
+                        }
+                    }
+                },
+            },
+            Stage::Calling { .. } => {
+                let passed = upstream::retry_passes(answer.status, answer.content_type);
+                let mut reply =
+                    upstream::retried(env, id, answer.status, answer.content_type, answer.body);
+                if passed && let Some(edits) = &call.edits {
+                    let mut rewrite = Rewrite::new(edits.clone(), is_sse(answer.content_type));
+                    let (out, _) = rewrite.feed(&reply.body, true);
+                    reply.body = out;
+                }
+                Stage::Answered { reply, passed }
+            }
+            answered @ Stage::Answered { .. } => answered,
+        };
+        self.deliver_if_ready(Retry { call, stage, body });
+    }
+
+    fn deliver_if_ready(&mut self, retry: Retry) {
+        let (reply, passed) = match &retry.stage {
+            Stage::Answered { reply, passed } => (reply.clone(), *passed),
+            _ => {
+                self.state = State::Retrying(retry);
+                return;
+            }
+        };
+        let reply = if passed {
+            reply
+        } else {
+            self.for_caller(reply)
+        };
+        match retry.body {
+            // No body to write over: a local reply, which Envoy sends straight to the client
+            // since no response headers went out yet.
+            Held::None => {
+                self.tally_answer(&reply, passed);
+                self.state = State::Idle;
+                self.actions.push_back(Action::Reply(reply));
+            }
+            Held::Complete(size) => {
+                self.tally_answer(&reply, passed);
+                self.state = State::Idle;
+                self.actions
+                    .push_back(Action::ReplaceResponse { size, reply });
+                self.actions.push_back(Action::ResumeResponse);
+            }
+            Held::Partial => self.state = State::Retrying(retry),
+        }
+    }
+
+    /// Counts the outcome of an answer the gateway hands over whole.
+    fn tally_answer(&mut self, reply: &LocalReply, passed: bool) {
+        if self.outcome.is_some() {
+            return;
+        }
+        if !passed {
+            self.failed(ErrorType::Upstream, reply.body.len());
+            return;
+        }
+        let content_type = reply
+            .headers
+            .iter()
+            .find(|(k, _)| *k == "content-type")
+            .map(|(_, v)| v.as_str());
+        let mut scan = OutcomeScan::for_content_type(content_type);
+        if let Some(s) = &mut scan {
+            s.feed(&reply.body);
+        }
+        self.bytes = reply.body.len() as u64;
+        self.outcome = Some(match scan.and_then(|s| s.verdict()) {
+            Some(crate::outcome_scan::Verdict::Success) => CallOutcome::Success,
+            Some(crate::outcome_scan::Verdict::ToolError) => CallOutcome::Error(ErrorType::Tool),
+            Some(crate::outcome_scan::Verdict::JsonRpcError) => {
+                CallOutcome::Error(ErrorType::Jsonrpc)
+            }
+            None => CallOutcome::Error(ErrorType::Upstream),
+        });
+    }
+
+    /// A reply the gateway wrote, in the form the caller's protocol version needs.
+    fn for_caller(&self, r: LocalReply) -> LocalReply {
+        let modern = self
+            .request
+            .protocol_version
+            .as_deref()
+            .is_some_and(crate::protocol::header_era);
+        if modern {
+            reply::with_result_type(r)
+        } else {
+            r
+        }
+    }
+}
+
+/// Drops the stale session and starts opening a new one.
+fn reopen(gw: &Gateway, host: &mut dyn Host, call: &Call) -> Stage {
+    let (env, id) = (&call.fwd.env, &call.fwd.id);
+    let Some(entry) = gw.config().manifest.env(env) else {
+        return failed(upstream::unavailable(env, id, "unknown env"));
+    };
+    if let Some(used) = &call.session {
+        open::forget(host, entry, used);
+    }
+    match Opening::begin(gw, host, entry, &call.fwd.protocol_version) {
+        Ok(opening) => Stage::Opening(opening),
+        Err(reason) => failed(upstream::unavailable(env, id, &reason)),
+    }
+}
+
+fn failed(reply: LocalReply) -> Stage {
+    Stage::Answered {
+        reply,
+        passed: false,
+    }
+}
+
+fn is_sse(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case("text/event-stream")
+    })
+}
+
+/// Answers a backend's request the caller cannot take (a 2026-07-28 caller gets no requests
+/// on a call's stream), so the tool gets a clear error at once instead of waiting for an
+/// answer that never comes.
+fn refuse_server_request(
+    gw: &Gateway,
+    host: &mut dyn Host,
+    env: &str,
+    session: Option<&BackendSession>,
+    refused: &Refused,
+) {
+    let Some(entry) = gw.config().manifest.env(env) else {
+        return;
+    };
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": refused.id,
+        "error": {
+            "code": code::METHOD_NOT_FOUND,
+            "message": format!(
+                "The client cannot be sent `{}` through the meshmux gateway: it speaks MCP 2026-07-28, which has no server-to-client requests on a call's stream",
+                refused.method
+            ),
+        },
+    });
+    let call = open::side_call(
+        gw,
+        entry,
+        session.and_then(|s| s.session_id.as_deref()),
+        session.map(|s| s.protocol_version.as_str()),
+        serde_json::to_vec(&body).unwrap_or_default(),
+        None,
+    );
+    // Nothing waits for its answer.
+    let _ = host.dispatch(&call);
+}

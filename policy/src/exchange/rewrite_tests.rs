@@ -1,0 +1,147 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+fn edits(modern: bool) -> Edits {
+    Edits {
+        env: "Prod".into(),
+        original_id: json!(1),
+        forwarded_id: Some("mmx-1-9".into()),
+        progress: Some(("mmx-1-9.p".into(), json!("tok"))),
+        result_type: modern,
+        relay_server_requests: !modern,
+    }
+}
+
+/// Feeds `body` cut at every position (and byte by byte) and checks the output is the same.
+fn through(edits: Edits, sse: bool, body: &str) -> (String, Vec<Refused>) {
+    let whole = {
+        let mut r = Rewrite::new(edits.clone(), sse);
+        let (out, refused) = r.feed(body.as_bytes(), true);
+        (String::from_utf8(out).unwrap(), refused)
+    };
+    for cut in 0..=body.len() {
+        let mut r = Rewrite::new(edits.clone(), sse);
+        let (a, ra) = r.feed(&body.as_bytes()[..cut], false);
+        let (b, rb) = r.feed(&body.as_bytes()[cut..], true);
+        let joined = String::from_utf8([a, b].concat()).unwrap();
+        assert_eq!(joined, whole.0, "cut at {cut}");
+        assert_eq!(ra.len() + rb.len(), whole.1.len());
+    }
+    let mut r = Rewrite::new(edits, sse);
+    let mut bytes = Vec::new();
+    for (i, b) in body.as_bytes().iter().enumerate() {
+        bytes.extend(r.feed(&[*b], i + 1 == body.len()).0);
+    }
+    assert_eq!(String::from_utf8(bytes).unwrap(), whole.0, "byte by byte");
+    whole
+}
+
+#[test]
+fn json_answers_get_the_callers_id_back() {
+    let check = |modern: bool, body: &str, expected: Value| {
+        let (out, refused) = through(edits(modern), false, body);
+        assert!(refused.is_empty());
+        let got: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+        assert_eq!(got, expected, "{body}");
+    };
+    check(
+        false,
+        r#"{"jsonrpc":"2.0","id":"mmx-1-9","result":{"content":[]}}"#,
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"content": []}}),
+    );
+    check(
+        false,
+        r#" { "result" : { "id" : "inner" } , "id" : "mmx-1-9" , "jsonrpc":"2.0" } "#,
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"id": "inner"}}),
+    );
+    check(
+        false,
+        r#"{"jsonrpc":"2.0","id":12345,"error":{"code":-32602,"message":"bad \"id\": x"}}"#,
+        json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "bad \"id\": x"}}),
+    );
+    check(
+        false,
+        r#"{"id":"a\"b\\","result":{}}"#,
+        json!({"id": 1, "result": {}}),
+    );
+    check(
+        true,
+        r#"{"jsonrpc":"2.0","id":"mmx-1-9","result":{"content":[{"type":"text","text":"{\"result\":{}}"}]}}"#,
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "complete",
+            "content": [{"type": "text", "text": "{\"result\":{}}"}]}}),
+    );
+    check(
+        true,
+        r#"{"jsonrpc":"2.0","id":"mmx-1-9","result":{ }}"#,
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "complete"}}),
+    );
+    check(
+        true,
+        r#"{"jsonrpc":"2.0","id":"mmx-1-9","error":{"code":1,"message":"m","data":{"result":{}}}}"#,
+        json!({"jsonrpc": "2.0", "id": 1, "error": {"code": 1, "message": "m", "data": {"result": {}}}}),
+    );
+}
+
+fn events(out: &str) -> Vec<Value> {
+    crate::session::sse_messages(out)
+}
+
+#[test]
+fn sse_answers_are_rewritten_event_by_event() {
+    let body = concat!(
+        ": keep-alive\n\n",
+        "event: message\nid: 7\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":\"mmx-1-9.p\",\"progress\":1}}\n\n",
+        "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":\"someone-else\",\"progress\":1}}\r\n\r\n",
+        "data: {\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"elicitation/create\",\"params\":{}}\n\n",
+        "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":0}}\n\n",
+        "data: {\"jsonrpc\":\"2.0\",\n",
+        "data: \"id\":\"mmx-1-9\",\"result\":{\"content\":[]}}\n\n",
+    );
+    let (out, refused) = through(edits(false), true, body);
+    assert!(refused.is_empty());
+    assert!(
+        out.starts_with(": keep-alive\n\nevent: message\nid: 7\ndata: "),
+        "{out}"
+    );
+    let got = events(&out);
+    assert_eq!(got[0]["params"]["progressToken"], json!("tok"));
+    assert_eq!(got[1]["params"]["progressToken"], json!("someone-else"));
+    assert_eq!(got[2]["id"], json!("mmx-s:Prod:0"));
+    assert_eq!(got[3]["params"]["requestId"], json!("mmx-s:Prod:0"));
+    assert_eq!(
+        got[4],
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"content": []}})
+    );
+
+    // A 2026-07-28 caller takes no server requests: they are answered for it instead.
+    let (out, refused) = through(edits(true), true, body);
+    assert_eq!(
+        refused,
+        vec![Refused {
+            id: json!(0),
+            method: "elicitation/create".into()
+        }]
+    );
+    let got = events(&out);
+    assert_eq!(got.len(), 4, "{out}");
+    assert_eq!(got[3]["result"]["resultType"], json!("complete"));
+}
+
+#[test]
+fn oversized_events_end_in_an_error_for_the_caller() {
+    let mut r = Rewrite::new(edits(false), true);
+    let big = vec![b'x'; MAX_EVENT_BYTES + 1];
+    let (out, _) = r.feed(b"data: ", false);
+    assert!(out.is_empty());
+    let (out, _) = r.feed(&big, false);
+    let got = events(&String::from_utf8(out).unwrap());
+    assert_eq!(got[0]["id"], json!(1));
+    assert!(
+        got[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than")
+    );
+    assert!(r.feed(b"\n\n", true).0.is_empty());
+}

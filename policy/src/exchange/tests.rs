@@ -1,0 +1,664 @@
+//! Every path of an exchange, driven the way the filter drives it, against a fake host.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::gateway::tests::gateway;
+use crate::session::shared_key;
+
+/// Shared data, side calls and ids, as a worker would see them.
+#[derive(Default)]
+struct FakeHost {
+    shared: HashMap<String, (Vec<u8>, u32)>,
+    calls: Vec<SideCall>,
+    next_token: u32,
+    next_id: u64,
+    caller: Option<Caller>,
+}
+
+impl Host for FakeHost {
+    fn caller(&self) -> Caller {
+        self.caller.clone().unwrap_or(Caller::Unrestricted)
+    }
+    fn revoked(&self) -> Option<LocalReply> {
+        None
+    }
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        match self.shared.get(key) {
+            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+            None => (None, None),
+        }
+    }
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        let current = self.shared.get(key).map(|(_, c)| *c);
+        if cas.is_some() && cas != current {
+            return false;
+        }
+        let next = current.unwrap_or(0) + 1;
+        self.shared.insert(key.into(), (value.to_vec(), next));
+        true
+    }
+    fn dispatch(&mut self, call: &SideCall) -> Result<u32, String> {
+        self.calls.push(call.clone());
+        self.next_token += 1;
+        Ok(self.next_token)
+    }
+    fn next_call_id(&mut self) -> String {
+        self.next_id += 1;
+        ids::call(1, self.next_id)
+    }
+}
+
+impl FakeHost {
+    fn with_session(env: &str, session_id: Option<&str>) -> Self {
+        let mut host = FakeHost::default();
+        host.store(env, session_id);
+        host
+    }
+
+    fn store(&mut self, env: &str, session_id: Option<&str>) {
+        let s = BackendSession {
+            url: format!("http://{env}.internal/mcp"),
+            session_id: session_id.map(str::to_owned),
+            protocol_version: "2025-06-18".into(),
+        };
+        self.shared_set(&shared_key(env), &s.encode(), None);
+    }
+
+    fn session(&self, env: &str) -> Option<String> {
+        let (bytes, _) = self.shared_get(&shared_key(env));
+        let s: BackendSession = serde_json::from_slice(&bytes?).ok()?;
+        s.session_id
+    }
+
+    fn last_call(&self) -> (String, Value) {
+        let c = self.calls.last().expect("a side call");
+        let method = header(&c.headers, ":method").unwrap_or_default();
+        let body = serde_json::from_slice(&c.body).unwrap_or(Value::Null);
+        (method, body)
+    }
+}
+
+fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+fn drain(ex: &mut Exchange) -> Vec<Action> {
+    std::iter::from_fn(|| ex.poll_action()).collect()
+}
+
+fn legacy_head() -> Request {
+    Request::from_headers([
+        (":method", "POST"),
+        (":path", "/mcp"),
+        ("content-type", "application/json"),
+        ("mcp-session-id", "client-session"),
+    ])
+}
+
+fn modern_head(name: &str, env: &str) -> Request {
+    Request::from_headers([
+        (":method", "POST"),
+        (":path", "/mcp"),
+        ("content-type", "application/json"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", name),
+        ("mcp-param-env", env),
+    ])
+}
+
+fn call_body(id: Value, env: &str, meta: Value) -> Vec<u8> {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "search_logs", "arguments": {"query": "q", "env": env}, "_meta": meta}})
+    .to_string()
+    .into_bytes()
+}
+
+/// Runs a request through head and body; returns the flow of the body callback.
+fn send(ex: &mut Exchange, host: &mut FakeHost, head: Request, body: &[u8]) -> Flow {
+    let gw = gateway(false);
+    assert_eq!(ex.handle_request_head(&gw, host, head, false), Flow::Pause);
+    assert!(drain(ex).is_empty());
+    assert!(ex.wants_request_body(true));
+    ex.handle_request_body(&gw, host, body.len(), true, body)
+}
+
+/// The body the request went out with.
+fn forwarded_body(actions: &[Action]) -> Value {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::ReplaceRequestBody { body, .. } => serde_json::from_slice(body).ok(),
+            _ => None,
+        })
+        .expect("a forwarded body")
+}
+
+fn request_header_ops(actions: &[Action]) -> Vec<HeaderOp> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::EditRequestHeaders(ops) => Some(ops.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Streams `body` back as the answer (cut in two) and returns what the client got.
+fn answer(ex: &mut Exchange, host: &mut FakeHost, content_type: &str, body: &str) -> String {
+    let gw = gateway(false);
+    let head = ResponseHead {
+        status: 200,
+        content_type: Some(content_type),
+        session_id: true,
+        end_of_stream: false,
+    };
+    assert!(ex.wants_response_head());
+    assert_eq!(ex.handle_response_head(&gw, host, head), Flow::Continue);
+    let mut out = Vec::new();
+    let mut rewritten = false;
+    for a in drain(ex) {
+        if let Action::EditResponseHeaders(ops) = a {
+            assert!(ops.contains(&HeaderOp::Remove("mcp-session-id".into())));
+            rewritten = ops.contains(&HeaderOp::Remove("content-length".into()));
+        }
+    }
+    let (a, b) = body.as_bytes().split_at(body.len() / 2);
+    for (chunk, end) in [(a, false), (b, true)] {
+        let wanted = ex.response_bytes_wanted(chunk.len(), end);
+        let read = &chunk[..wanted];
+        assert_eq!(
+            ex.handle_response_chunk(&gw, host, chunk.len(), end, read),
+            Flow::Continue
+        );
+        let writes: Vec<_> = drain(ex)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::WriteResponseChunk { bytes, size } => {
+                    assert_eq!(size, chunk.len());
+                    Some(bytes)
+                }
+                _ => None,
+            })
+            .collect();
+        if rewritten {
+            assert_eq!(writes.len(), 1);
+            out.extend(writes.concat());
+        } else {
+            assert!(writes.is_empty());
+            out.extend(chunk);
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_stateless_backend_pays_nothing() {
+    let mut host = FakeHost::with_session("Prod", None);
+    let mut ex = Exchange::new();
+    let flow = send(
+        &mut ex,
+        &mut host,
+        legacy_head(),
+        &call_body(json!(1), "Prod", json!({})),
+    );
+    assert_eq!(flow, Flow::Continue);
+    let actions = drain(&mut ex);
+    assert_eq!(forwarded_body(&actions)["id"], json!(1));
+    assert!(actions.contains(&Action::Route("Prod".into())));
+    let ops = request_header_ops(&actions);
+    assert!(ops.contains(&HeaderOp::Remove("authorization".into())));
+    assert!(ops.contains(&HeaderOp::Remove("mcp-session-id".into())));
+    let body = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+    assert_eq!(answer(&mut ex, &mut host, "application/json", body), body);
+    assert_eq!(ex.counted(), Some(("search_logs", "Prod")));
+    assert!(host.calls.is_empty());
+}
+
+#[test]
+fn callers_reusing_ids_never_meet_in_a_shared_session() {
+    let mut host = FakeHost::with_session("Prod", Some("s1"));
+    let mut a = Exchange::new();
+    let mut b = Exchange::new();
+    send(
+        &mut a,
+        &mut host,
+        legacy_head(),
+        &call_body(json!(1), "Prod", json!({"progressToken": 5})),
+    );
+    send(
+        &mut b,
+        &mut host,
+        legacy_head(),
+        &call_body(json!(1), "Prod", json!({"progressToken": 5})),
+    );
+    let (fa, fb) = (
+        forwarded_body(&drain(&mut a)),
+        forwarded_body(&drain(&mut b)),
+    );
+    assert_ne!(fa["id"], fb["id"]);
+    assert_ne!(
+        fa["params"]["_meta"]["progressToken"],
+        fb["params"]["_meta"]["progressToken"]
+    );
+    // B's answer arrives first; each stream is rewritten back to its own caller.
+    let sse = |id: &Value, token: &Value, text: &str| {
+        format!(
+            "data: {}\n\ndata: {}\n\n",
+            json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                   "params": {"progressToken": token, "progress": 1}}),
+            json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": text}]}})
+        )
+    };
+    let got_b = answer(
+        &mut b,
+        &mut host,
+        "text/event-stream",
+        &sse(&fb["id"], &fb["params"]["_meta"]["progressToken"], "for B"),
+    );
+    let got_a = answer(
+        &mut a,
+        &mut host,
+        "text/event-stream",
+        &sse(&fa["id"], &fa["params"]["_meta"]["progressToken"], "for A"),
+    );
+    for (got, text) in [(got_a, "for A"), (got_b, "for B")] {
+        let events = crate::session::sse_messages(&got);
+        assert_eq!(events[0]["params"]["progressToken"], json!(5));
+        assert_eq!(events[1]["id"], json!(1));
+        assert_eq!(events[1]["result"]["content"][0]["text"], json!(text));
+    }
+}
+
+#[test]
+fn a_session_is_opened_once_and_the_call_resumed() {
+    let gw = gateway(false);
+    let mut host = FakeHost::default();
+    let mut ex = Exchange::new();
+    let flow = send(
+        &mut ex,
+        &mut host,
+        legacy_head(),
+        &call_body(json!(7), "Staging", json!({})),
+    );
+    assert_eq!(flow, Flow::Pause);
+    let actions = drain(&mut ex);
+    assert!(actions.contains(&Action::Route("Staging".into())));
+    // Until the session is known the id is made unique anyway.
+    assert_eq!(forwarded_body(&actions)["id"], json!("mmx-1-1"));
+    assert_eq!(host.last_call().1["method"], json!("initialize"));
+    let init = session::Answer {
+        status: Some(200),
+        content_type: Some("application/json"),
+        session_id: Some("abc"),
+        body: br#"{"jsonrpc":"2.0","id":"meshmux-session-init","result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"b","version":"1"}}}"#,
+    };
+    ex.handle_side_call_answer(&gw, &mut host, 1, &init);
+    assert!(drain(&mut ex).is_empty());
+    assert_eq!(
+        host.last_call().1["method"],
+        json!("notifications/initialized")
+    );
+    let accepted = session::Answer {
+        status: Some(202),
+        ..Default::default()
+    };
+    // A stray answer (another token) changes nothing.
+    ex.handle_side_call_answer(&gw, &mut host, 99, &accepted);
+    assert!(drain(&mut ex).is_empty());
+    ex.handle_side_call_answer(&gw, &mut host, 2, &accepted);
+    let actions = drain(&mut ex);
+    assert_eq!(
+        actions,
+        vec![
+            Action::EditRequestHeaders(vec![
+                HeaderOp::Set("mcp-protocol-version".into(), "2025-06-18".into()),
+                HeaderOp::Set("mcp-session-id".into(), "abc".into()),
+            ]),
+            Action::ResumeRequest
+        ]
+    );
+    assert_eq!(host.session("Staging").as_deref(), Some("abc"));
+    let body = r#"{"jsonrpc":"2.0","id":"mmx-1-1","result":{}}"#;
+    assert_eq!(
+        answer(&mut ex, &mut host, "application/json", body),
+        r#"{"jsonrpc":"2.0","id":7,"result":{}}"#
+    );
+}
+
+#[test]
+fn a_session_opened_twice_keeps_the_first_and_deletes_the_other() {
+    let gw = gateway(false);
+    let mut host = FakeHost::default();
+    let mut ex = Exchange::new();
+    send(
+        &mut ex,
+        &mut host,
+        legacy_head(),
+        &call_body(json!(7), "Prod", json!({})),
+    );
+    drain(&mut ex);
+    let init = session::Answer {
+        status: Some(200),
+        content_type: Some("text/event-stream"),
+        session_id: Some("mine"),
+        body: b"data: {\"jsonrpc\":\"2.0\",\"id\":\"meshmux-session-init\",\"result\":{\"protocolVersion\":\"2025-06-18\"}}\n\n",
+    };
+    ex.handle_side_call_answer(&gw, &mut host, 1, &init);
+    host.store("Prod", Some("theirs"));
+    let accepted = session::Answer {
+        status: Some(202),
+        ..Default::default()
+    };
+    ex.handle_side_call_answer(&gw, &mut host, 2, &accepted);
+    let ops = request_header_ops(&drain(&mut ex));
+    assert!(ops.contains(&HeaderOp::Set("mcp-session-id".into(), "theirs".into())));
+    let delete = host.calls.last().unwrap();
+    assert_eq!(
+        header(&delete.headers, ":method").as_deref(),
+        Some("DELETE")
+    );
+    assert_eq!(
+        header(&delete.headers, "mcp-session-id").as_deref(),
+        Some("mine")
+    );
+}
+
+#[test]
+fn an_unreachable_env_is_named_with_its_cause() {
+    let gw = gateway(false);
+    let mut host = FakeHost::default();
+    let mut ex = Exchange::new();
+    send(
+        &mut ex,
+        &mut host,
+        legacy_head(),
+        &call_body(json!(7), "Dev", json!({})),
+    );
+    drain(&mut ex);
+    let refused = session::Answer {
+        status: Some(503),
+        content_type: Some("text/plain"),
+        session_id: None,
+        body: b"no healthy upstream",
+    };
+    ex.handle_side_call_answer(&gw, &mut host, 1, &refused);
+    let reply = match drain(&mut ex).as_slice() {
+        [Action::Reply(r)] => r.body_text(),
+        other => panic!("{other:?}"),
+    };
+    assert!(reply.contains("Environment `Dev` is unavailable: initialize failed: its backend is failing health checks"), "{reply}");
+    assert!(reply.contains(r#""id":7"#));
+    assert_eq!(ex.outcome().0, CallOutcome::Error(ErrorType::Upstream));
+}
+
+#[test]
+fn a_lost_session_is_reopened_and_the_call_retried_once() {
+    let gw = gateway(false);
+    let mut host = FakeHost::with_session("Prod", Some("old"));
+    let mut ex = Exchange::new();
+    send(
+        &mut ex,
+        &mut host,
+        legacy_head(),
+        &call_body(json!("c"), "Prod", json!({})),
+    );
+    let sent = forwarded_body(&drain(&mut ex));
+    let head = ResponseHead {
+        status: 404,
+        content_type: Some("application/json"),
+        session_id: false,
+        end_of_stream: false,
+    };
+    assert_eq!(ex.handle_response_head(&gw, &mut host, head), Flow::Pause);
+    assert_eq!(host.session("Prod"), None, "the stale record is dropped");
+    assert_eq!(host.last_call().1["method"], json!("initialize"));
+    assert_eq!(ex.response_bytes_wanted(10, true), 0);
+    assert_eq!(
+        ex.handle_response_chunk(&gw, &mut host, 10, true, b""),
+        Flow::Pause
+    );
+    let init = session::Answer {
+        status: Some(200),
+        content_type: Some("application/json"),
+        session_id: Some("new"),
+        body: br#"{"jsonrpc":"2.0","id":"meshmux-session-init","result":{"protocolVersion":"2025-06-18"}}"#,
+    };
+    ex.handle_side_call_answer(&gw, &mut host, 1, &init);
+    ex.handle_side_call_answer(
+        &gw,
+        &mut host,
+        2,
+        &session::Answer {
+            status: Some(202),
+            ..Default::default()
+        },
+    );
+    let (_, retried) = host.last_call();
+    assert_eq!(retried, sent, "the same body goes out again");
+    let done = format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{"content":[]}}}}"#,
+        sent["id"]
+    );
+    ex.handle_side_call_answer(
+        &gw,
+        &mut host,
+        3,
+        &session::Answer {
+            status: Some(200),
+            content_type: Some("application/json"),
+            session_id: None,
+            body: done.as_bytes(),
+        },
+    );
+    match drain(&mut ex).as_slice() {
+        [
+            Action::ReplaceResponse { size: 10, reply },
+            Action::ResumeResponse,
+        ] => {
+            let v: Value = serde_json::from_slice(&reply.body).unwrap();
+            assert_eq!(v["id"], json!("c"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ex.outcome().0, CallOutcome::Success);
+}
+
+#[test]
+fn failures_become_tool_errors_and_never_reset_the_session() {
+    let gw = gateway(false);
+    for (status, body, expected) in [
+        (
+            400,
+            r#"{"jsonrpc":"2.0","id":"x","error":{"code":-32602,"message":"bad progressToken"}}"#,
+            "Environment `Prod` rejected the call: HTTP 400: bad progressToken",
+        ),
+        (
+            503,
+            "upstream connect error",
+            "Environment `Prod` is unavailable: HTTP 503: upstream connect error",
+        ),
+        (401, "", "Environment `Prod` rejected the call: HTTP 401"),
+    ] {
+        let mut host = FakeHost::with_session("Prod", Some("s"));
+        let mut ex = Exchange::new();
+        send(
+            &mut ex,
+            &mut host,
+            legacy_head(),
+            &call_body(json!(3), "Prod", json!({})),
+        );
+        drain(&mut ex);
+        let head = ResponseHead {
+            status,
+            content_type: Some("application/json"),
+            session_id: false,
+            end_of_stream: false,
+        };
+        assert_eq!(ex.handle_response_head(&gw, &mut host, head), Flow::Pause);
+        assert_eq!(ex.response_bytes_wanted(body.len(), false), 0);
+        assert_eq!(
+            ex.handle_response_chunk(&gw, &mut host, 1, false, b""),
+            Flow::Pause
+        );
+        let n = ex.response_bytes_wanted(body.len(), true);
+        ex.handle_response_chunk(&gw, &mut host, body.len(), true, &body.as_bytes()[..n]);
+        match drain(&mut ex).as_slice() {
+            [Action::ReplaceResponse { reply, .. }] => {
+                let v: Value = serde_json::from_slice(&reply.body).unwrap();
+                assert_eq!(v["id"], json!(3));
+                assert_eq!(v["result"]["isError"], json!(true));
+                assert_eq!(v["result"]["content"][0]["text"], json!(expected));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(host.calls.is_empty(), "{status}: no session was re-opened");
+        assert_eq!(host.session("Prod").as_deref(), Some("s"));
+    }
+}
+
+#[test]
+fn a_2026_caller_gets_2026_answers() {
+    let gw = gateway(false);
+    let mut host = FakeHost::with_session("Prod", Some("s"));
+    let mut ex = Exchange::new();
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    send(
+        &mut ex,
+        &mut host,
+        modern_head("search_logs", "Prod"),
+        &call_body(json!(1), "Prod", meta),
+    );
+    let actions = drain(&mut ex);
+    let sent = forwarded_body(&actions);
+    assert!(sent["params"].get("_meta").is_none());
+    let ops = request_header_ops(&actions);
+    for h in ["mcp-method", "mcp-name", "mcp-param-env"] {
+        assert!(ops.contains(&HeaderOp::Remove(h.into())), "{h}");
+    }
+    let stream = format!(
+        "data: {}\n\ndata: {}\n\n",
+        json!({"jsonrpc": "2.0", "id": 0, "method": "sampling/createMessage", "params": {}}),
+        json!({"jsonrpc": "2.0", "id": sent["id"], "result": {"content": []}})
+    );
+    let got = answer(&mut ex, &mut host, "text/event-stream", &stream);
+    let events = crate::session::sse_messages(&got);
+    assert_eq!(
+        events,
+        vec![
+            json!({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "complete", "content": []}})
+        ]
+    );
+    // The backend's request was answered for the caller, in its session, at once.
+    let refusal = host.calls.last().unwrap();
+    assert_eq!(
+        header(&refusal.headers, "mcp-session-id").as_deref(),
+        Some("s")
+    );
+    let (_, body) = host.last_call();
+    assert_eq!(body["id"], json!(0));
+    assert_eq!(body["error"]["code"], json!(-32601));
+    let _ = gw;
+}
+
+#[test]
+fn server_requests_reach_legacy_callers_and_their_answers_the_backend() {
+    let gw = gateway(false);
+    let mut host = FakeHost::with_session("Prod", Some("s"));
+    let mut ex = Exchange::new();
+    send(
+        &mut ex,
+        &mut host,
+        legacy_head(),
+        &call_body(json!(1), "Prod", json!({})),
+    );
+    let sent = forwarded_body(&drain(&mut ex));
+    let stream = format!(
+        "data: {}\n\n",
+        json!({"jsonrpc": "2.0", "id": 4, "method": "elicitation/create", "params": {"message": "?"}}),
+    );
+    let got = answer(&mut ex, &mut host, "text/event-stream", &stream);
+    let asked = &crate::session::sse_messages(&got)[0];
+    assert_eq!(asked["id"], json!("mmx-s:Prod:4"));
+    let _ = sent;
+    // The caller's answer, on a new request, goes to that env's session with the backend's id.
+    let mut reply = Exchange::new();
+    let body =
+        json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"action": "decline"}}).to_string();
+    assert_eq!(
+        send(&mut reply, &mut host, legacy_head(), body.as_bytes()),
+        Flow::Continue
+    );
+    let actions = drain(&mut reply);
+    assert_eq!(
+        forwarded_body(&actions),
+        json!({"jsonrpc": "2.0", "id": 4, "result": {"action": "decline"}})
+    );
+    assert!(actions.contains(&Action::Route("Prod".into())));
+    assert!(
+        request_header_ops(&actions).contains(&HeaderOp::Set("mcp-session-id".into(), "s".into()))
+    );
+    assert_eq!(reply.counted(), None, "answers are not tool calls");
+    let head = ResponseHead {
+        status: 202,
+        content_type: None,
+        session_id: false,
+        end_of_stream: true,
+    };
+    assert_eq!(
+        reply.handle_response_head(&gw, &mut host, head),
+        Flow::Continue
+    );
+    assert!(drain(&mut reply).is_empty());
+}
+
+#[test]
+fn local_answers_and_denials_are_replies() {
+    let mut host = FakeHost {
+        caller: Some(Caller::Roles(vec!["staging-reader".into()])),
+        ..FakeHost::default()
+    };
+    let gw = crate::gateway::tests::gateway(true);
+    let mut ex = Exchange::new();
+    assert_eq!(
+        ex.handle_request_head(&gw, &mut host, legacy_head(), false),
+        Flow::Pause
+    );
+    let body = call_body(json!(2), "Prod", json!({}));
+    assert_eq!(
+        ex.handle_request_body(&gw, &mut host, body.len(), true, &body),
+        Flow::Pause
+    );
+    match drain(&mut ex).as_slice() {
+        [Action::Reply(r)] => assert!(
+            r.body_text().contains("Unknown tool") || r.body_text().contains("Access denied"),
+            "{}",
+            r.body_text()
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Not the MCP path: untouched.
+    let mut other = Exchange::new();
+    let head = Request::from_headers([(":method", "GET"), (":path", "/elsewhere")]);
+    assert_eq!(
+        other.handle_request_head(&gw, &mut host, head, true),
+        Flow::Continue
+    );
+    assert!(drain(&mut other).is_empty());
+    // A body over the limit is refused while it is still arriving.
+    let mut big = Exchange::new();
+    big.handle_request_head(&gw, &mut host, legacy_head(), false);
+    assert_eq!(
+        big.handle_request_body(&gw, &mut host, 5000, false, b""),
+        Flow::Pause
+    );
+    assert!(matches!(drain(&mut big).as_slice(), [Action::Reply(r)] if r.status == 413));
+}
