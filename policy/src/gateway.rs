@@ -21,6 +21,9 @@ use list::list_result;
 pub struct RequestHead<'a> {
     pub method: &'a str,
     pub path: &'a str,
+    /// `:authority` (the `Host`).
+    pub authority: Option<&'a str>,
+    pub origin: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub content_encoding: Option<&'a str>,
     pub content_length: Option<&'a str>,
@@ -185,6 +188,12 @@ impl Gateway {
         let path = head.path.split('?').next().unwrap_or_default();
         if path != self.config.mcp_path {
             return Head::Pass;
+        }
+        // DNS-rebinding protection: Envoy rewrites `Host` on the way to a backend, so the
+        // backend's own check never sees the caller's.
+        if let Some(r) = crate::origin::check(&self.config.host_policy, head.authority, head.origin)
+        {
+            return Head::Reply(r);
         }
         if !head.method.eq_ignore_ascii_case("POST") {
             return Head::Reply(reply::method_not_allowed(head.method));

@@ -18,19 +18,24 @@ pub enum Verdict {
     Reopen,
     /// Replace the answer with [`failure`].
     Rewrite,
+    /// Ask the session whether it is still there ([`classify`]).
+    Probe,
 }
 
 /// `cached` says the call went out with backend-session state read from the shared cache (a
 /// session id, or "this backend keeps none"), rather than state opened for this very call.
 ///
-/// Only a 404 is the spec's "session ended": the call did not run, so one retry is safe. A
-/// 400 may be the backend refusing the caller's own body (a bad `_meta`, say); taking it for a
-/// lost session would let any caller reset the session every other caller shares. A call sent
-/// with a session opened just for it is never retried, so this cannot loop.
+/// A 404 is the spec's "session ended": the call did not run, so one retry is safe. A 400 is
+/// what the TypeScript SDK's servers (`server-everything`) answer to an unknown session after
+/// a restart, but also what any backend answers to a body it refuses (a bad `_meta`, say):
+/// taking it for a lost session would let any caller reset the session every other caller
+/// shares, so the session is probed first. A call sent with a session opened just for it is
+/// never retried, so this cannot loop.
 pub fn classify(status: u16, cached: bool) -> Verdict {
     match status {
         200..=299 => Verdict::Pass,
         404 if cached => Verdict::Reopen,
+        400 if cached => Verdict::Probe,
         _ => Verdict::Rewrite,
     }
 }
@@ -158,7 +163,7 @@ mod tests {
         check(200, true, Verdict::Pass);
         check(202, false, Verdict::Pass);
         check(404, true, Verdict::Reopen);
-        check(400, true, Verdict::Rewrite);
+        check(400, true, Verdict::Probe);
         check(404, false, Verdict::Rewrite);
         check(400, false, Verdict::Rewrite);
         check(401, true, Verdict::Rewrite);

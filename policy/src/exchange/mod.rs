@@ -174,6 +174,8 @@ impl Request {
         RequestHead {
             method: &self.method,
             path: &self.path,
+            authority: self.authority.as_deref(),
+            origin: self.origin.as_deref(),
             content_type: self.content_type.as_deref(),
             content_encoding: self.content_encoding.as_deref(),
             content_length: self.content_length.as_deref(),

@@ -41,10 +41,20 @@ pub(super) struct Retry {
     call: Call,
     stage: Stage,
     body: Held,
+    /// The refused answer: its status and the start of its body (for the failure text).
+    status: u16,
+    refusal: Vec<u8>,
 }
 
 #[derive(Debug)]
 enum Stage {
+    /// A 400 to a cached session: a `ping` in that session tells a lost session (the
+    /// TypeScript SDK answers an unknown one with 400) from a body the backend refused.
+    Probing {
+        token: u32,
+    },
+    /// The session is alive: the 400 was about this call, and is the caller's to read.
+    Refused,
     Opening(Opening),
     Calling {
         token: u32,
@@ -67,11 +77,16 @@ enum Held {
 }
 
 impl Retry {
+    /// Whether the held answer may still be what the caller gets (the 400 was about the call).
+    fn may_be_refused(&self) -> bool {
+        matches!(self.stage, Stage::Probing { .. } | Stage::Refused)
+    }
+
     pub fn waits_for(&self, token: u32) -> bool {
         match &self.stage {
             Stage::Opening(o) => o.token == token,
-            Stage::Calling { token: t } => *t == token,
-            Stage::Answered { .. } => false,
+            Stage::Probing { token: t } | Stage::Calling { token: t } => *t == token,
+            Stage::Answered { .. } | Stage::Refused => false,
         }
     }
 }
@@ -143,14 +158,24 @@ impl Exchange {
                 };
                 Flow::Pause
             }
-            upstream::Verdict::Reopen => {
-                let stage = reopen(gw, host, &call);
+            verdict @ (upstream::Verdict::Reopen | upstream::Verdict::Probe) => {
+                let stage = if verdict == upstream::Verdict::Probe {
+                    probe(gw, host, &call)
+                } else {
+                    reopen(gw, host, &call)
+                };
                 let body = if head.end_of_stream {
                     Held::None
                 } else {
                     Held::Partial
                 };
-                self.deliver_if_ready(Retry { call, stage, body });
+                self.deliver_if_ready(Retry {
+                    call,
+                    stage,
+                    body,
+                    status: head.status,
+                    refusal: Vec::new(),
+                });
                 Flow::Pause
             }
         }
@@ -170,6 +195,7 @@ impl Exchange {
                 }
             }
             State::Holding { .. } if end_of_stream => size.min(MAX_FAILURE_BODY),
+            State::Retrying(r) if end_of_stream && r.may_be_refused() => size.min(MAX_FAILURE_BODY),
             _ => 0,
         }
     }
@@ -236,6 +262,16 @@ impl Exchange {
                     return Flow::Pause;
                 }
                 retry.body = Held::Complete(size);
+                retry.refusal = chunk.to_vec();
+                if matches!(retry.stage, Stage::Refused) {
+                    let r = upstream::failure(
+                        &retry.call.fwd.env,
+                        &retry.call.fwd.id,
+                        Some(retry.status),
+                        chunk,
+                    );
+                    retry.stage = failed(r);
+                }
                 if let Stage::Answered { reply, passed } = &retry.stage {
                     let (reply, passed) = (reply.clone(), *passed);
                     let reply = if passed {
@@ -263,9 +299,20 @@ impl Exchange {
         retry: Retry,
         answer: &Answer<'_>,
     ) {
-        let Retry { call, stage, body } = retry;
+        let Retry {
+            call,
+            stage,
+            body,
+            status,
+            refusal,
+        } = retry;
         let (env, id) = (&call.fwd.env, &call.fwd.id);
         let stage = match stage {
+            Stage::Probing { .. } if matches!(answer.status, Some(200..=299)) => match body {
+                Held::Partial => Stage::Refused,
+                _ => failed(upstream::failure(env, id, Some(status), &refusal)),
+            },
+            Stage::Probing { .. } => reopen(gw, host, &call),
             Stage::Opening(opening) => match gw.config().manifest.env(env) {
                 None => failed(upstream::unavailable(env, id, "unknown env")),
                 Some(entry) => match opening.advance(gw, host, entry, answer) {
@@ -298,9 +345,15 @@ impl Exchange {
                 }
                 Stage::Answered { reply, passed }
             }
-            answered @ Stage::Answered { .. } => answered,
+            done @ (Stage::Answered { .. } | Stage::Refused) => done,
         };
-        self.deliver_if_ready(Retry { call, stage, body });
+        self.deliver_if_ready(Retry {
+            call,
+            stage,
+            body,
+            status,
+            refusal,
+        });
     }
 
     fn deliver_if_ready(&mut self, retry: Retry) {
@@ -376,6 +429,26 @@ impl Exchange {
         } else {
             r
         }
+    }
+}
+
+/// Asks the session the call was refused in whether it still exists.
+fn probe(gw: &Gateway, host: &mut dyn Host, call: &Call) -> Stage {
+    let (env, id) = (&call.fwd.env, &call.fwd.id);
+    let (Some(entry), Some(session)) = (gw.config().manifest.env(env), &call.session) else {
+        return failed(upstream::unavailable(env, id, "unknown env"));
+    };
+    let ping = open::side_call(
+        gw,
+        entry,
+        session.session_id.as_deref(),
+        Some(&session.protocol_version),
+        br#"{"jsonrpc":"2.0","id":"meshmux-probe","method":"ping"}"#.to_vec(),
+        None,
+    );
+    match host.dispatch(&ping) {
+        Ok(token) => Stage::Probing { token },
+        Err(reason) => failed(upstream::unavailable(env, id, &reason)),
     }
 }
 

@@ -471,57 +471,107 @@ fn a_lost_session_is_reopened_and_the_call_retried_once() {
     assert_eq!(ex.outcome().0, CallOutcome::Success);
 }
 
+/// Sends a call in session `s` of Prod and answers it with `status` and `body` (cut in two);
+/// `probe` is the status the session's `ping` gets, if one is sent. Returns the reply text.
+fn refused(status: u16, body: &str, probe: Option<u16>) -> (String, FakeHost) {
+    let gw = gateway(false);
+    let mut host = FakeHost::with_session("Prod", Some("s"));
+    let mut ex = Exchange::new();
+    send(
+        &mut ex,
+        &mut host,
+        legacy_head(),
+        &call_body(json!(3), "Prod", json!({})),
+    );
+    drain(&mut ex);
+    let head = ResponseHead {
+        status,
+        content_type: Some("application/json"),
+        session_id: false,
+        end_of_stream: false,
+    };
+    assert_eq!(ex.handle_response_head(&gw, &mut host, head), Flow::Pause);
+    if let Some(p) = probe {
+        let (_, ping) = host.last_call();
+        assert_eq!(ping["method"], json!("ping"));
+        let token = host.next_token;
+        // The probe answers before the refused body is complete.
+        ex.handle_side_call_answer(
+            &gw,
+            &mut host,
+            token,
+            &session::Answer {
+                status: Some(p),
+                ..Default::default()
+            },
+        );
+    }
+    assert_eq!(ex.response_bytes_wanted(body.len(), false), 0);
+    assert_eq!(
+        ex.handle_response_chunk(&gw, &mut host, 1, false, b""),
+        Flow::Pause
+    );
+    let n = ex.response_bytes_wanted(body.len(), true);
+    ex.handle_response_chunk(&gw, &mut host, body.len(), true, &body.as_bytes()[..n]);
+    let text = match drain(&mut ex).as_slice() {
+        [Action::ReplaceResponse { reply, .. }] => {
+            let v: Value = serde_json::from_slice(&reply.body).unwrap();
+            assert_eq!(v["id"], json!(3));
+            assert_eq!(v["result"]["isError"], json!(true));
+            v["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+        [] => String::new(),
+        other => panic!("{other:?}"),
+    };
+    (text, host)
+}
+
 #[test]
 fn failures_become_tool_errors_and_never_reset_the_session() {
-    let gw = gateway(false);
-    for (status, body, expected) in [
+    for (status, body, probe, expected) in [
         (
             400,
             r#"{"jsonrpc":"2.0","id":"x","error":{"code":-32602,"message":"bad progressToken"}}"#,
+            Some(200),
             "Environment `Prod` rejected the call: HTTP 400: bad progressToken",
         ),
         (
             503,
             "upstream connect error",
+            None,
             "Environment `Prod` is unavailable: HTTP 503: upstream connect error",
         ),
-        (401, "", "Environment `Prod` rejected the call: HTTP 401"),
+        (
+            401,
+            "",
+            None,
+            "Environment `Prod` rejected the call: HTTP 401",
+        ),
     ] {
-        let mut host = FakeHost::with_session("Prod", Some("s"));
-        let mut ex = Exchange::new();
-        send(
-            &mut ex,
-            &mut host,
-            legacy_head(),
-            &call_body(json!(3), "Prod", json!({})),
-        );
-        drain(&mut ex);
-        let head = ResponseHead {
-            status,
-            content_type: Some("application/json"),
-            session_id: false,
-            end_of_stream: false,
-        };
-        assert_eq!(ex.handle_response_head(&gw, &mut host, head), Flow::Pause);
-        assert_eq!(ex.response_bytes_wanted(body.len(), false), 0);
+        let (text, host) = refused(status, body, probe);
+        assert_eq!(text, expected);
         assert_eq!(
-            ex.handle_response_chunk(&gw, &mut host, 1, false, b""),
-            Flow::Pause
+            host.calls.len(),
+            usize::from(probe.is_some()),
+            "{status}: nothing but the probe"
         );
-        let n = ex.response_bytes_wanted(body.len(), true);
-        ex.handle_response_chunk(&gw, &mut host, body.len(), true, &body.as_bytes()[..n]);
-        match drain(&mut ex).as_slice() {
-            [Action::ReplaceResponse { reply, .. }] => {
-                let v: Value = serde_json::from_slice(&reply.body).unwrap();
-                assert_eq!(v["id"], json!(3));
-                assert_eq!(v["result"]["isError"], json!(true));
-                assert_eq!(v["result"]["content"][0]["text"], json!(expected));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(host.calls.is_empty(), "{status}: no session was re-opened");
         assert_eq!(host.session("Prod").as_deref(), Some("s"));
     }
+}
+
+#[test]
+fn a_400_from_a_session_that_is_gone_reopens_it() {
+    let (text, host) = refused(
+        400,
+        r#"{"error":{"message":"No valid session ID"}}"#,
+        Some(400),
+    );
+    assert_eq!(text, "", "still waiting for the new session");
+    assert_eq!(host.session("Prod"), None);
+    assert_eq!(host.last_call().1["method"], json!("initialize"));
 }
 
 #[test]

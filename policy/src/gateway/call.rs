@@ -107,6 +107,18 @@ impl Gateway {
                 env,
             };
         }
+        // A tool that asks the client something during the call (elicitation, sampling,
+        // roots) needs a server-to-client request on the call's stream, which 2026-07-28
+        // replaced with multi round-trip results that an initialize-era backend cannot send.
+        if header_era && !tool_env.requires.is_empty() {
+            return Outcome::Reply(reply::tool_error(
+                &id,
+                &format!(
+                    "Tool `{name}` in env `{env}` asks the client for {} during the call, which an MCP 2026-07-28 client cannot be asked through this gateway (its backend sends server-to-client requests, which that revision replaced). Use an initialize-era client (protocol 2025-11-25) for this tool.",
+                    tool_env.requires.join(", ")
+                ),
+            ));
+        }
         let Some(entry) = self.config.manifest.env(&env) else {
             return Outcome::Reply(reply::error(
                 200,
