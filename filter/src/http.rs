@@ -144,6 +144,10 @@ impl Host for StreamHost<'_> {
         Caller::Roles(policy::claims::roles(host::property(path).as_deref()))
     }
 
+    fn principal(&self) -> String {
+        principal(self.gateway)
+    }
+
     fn revoked(&self) -> Option<LocalReply> {
         let refusal = crate::revocation::refusal(self.gateway);
         if refusal.is_some() {
@@ -359,6 +363,10 @@ impl HttpContext for Stream {
 
     fn on_log(&mut self) {
         // Envoy calls this once per stream however it ended (reset and abort included).
+        if let Some(gateway) = self.gateway.clone() {
+            self.exchange
+                .handle_end(&mut StreamHost { gateway: &gateway });
+        }
         if let Some(t) = self.tally.take() {
             let (outcome, size) = self.exchange.outcome();
             t.finish(metrics::now_ns(), outcome, size);

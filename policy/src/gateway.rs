@@ -16,6 +16,8 @@ mod list;
 
 use list::list_result;
 
+pub use call::forward_version;
+
 /// What the filter saw of the request head (header names lower-case, values as sent).
 #[derive(Debug, Clone, Default)]
 pub struct RequestHead<'a> {
@@ -55,6 +57,12 @@ pub enum Outcome {
         env: String,
     },
     Forward(Forward),
+    /// An `initialize` answered: the exchange gives the client a session id of its own.
+    Initialized(LocalReply),
+    /// The caller cancels its request `request_id` (`notifications/cancelled`).
+    Cancel {
+        request_id: Value,
+    },
 }
 
 /// A message to send on to one env's backend: a `tools/call`, or a client's answer to a
@@ -77,6 +85,8 @@ pub struct Forward {
     /// The caller speaks 2026-07-28 (its answers need `resultType`; it takes no server
     /// requests on the call's stream).
     pub modern: bool,
+    /// A relayed answer: the caller the request was sent to (see `exchange::ids`).
+    pub bind: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,11 +282,21 @@ impl Gateway {
     ) -> Outcome {
         let (id, method, object) = match message {
             Message::Response { object } => return self.relay(object, modern),
-            Message::Notification { method } => {
+            Message::Notification { method, object } => {
                 if let Err(r) = check_method_header(head, modern, &method, &Value::Null) {
                     return Outcome::Reply(r);
                 }
-                return Outcome::Reply(reply::accepted());
+                let request_id = object
+                    .get("params")
+                    .and_then(|p| p.get("requestId"))
+                    .filter(|id| id.is_string() || id.is_i64() || id.is_u64());
+                return match request_id {
+                    // 2026-07-28 cancels by closing the stream.
+                    Some(id) if method == "notifications/cancelled" && !modern => Outcome::Cancel {
+                        request_id: id.clone(),
+                    },
+                    _ => Outcome::Reply(reply::accepted()),
+                };
             }
             Message::Request { id, method, object } => (id, method, object),
         };
@@ -288,7 +308,7 @@ impl Gateway {
         }
         let params = object.get("params").and_then(Value::as_object);
         match method.as_str() {
-            "initialize" if !modern => Outcome::Reply(self.initialize(&id, params, caller)),
+            "initialize" if !modern => Outcome::Initialized(self.initialize(&id, params, caller)),
             "ping" if !modern => Outcome::Reply(reply::result(&id, &json!({}))),
             "server/discover" => Outcome::Reply(self.discover(&id, caller)),
             "tools/list" => Outcome::Reply(self.tools_list(&id, params, caller, modern)),

@@ -144,7 +144,8 @@ fn run_in(
     let gateway = gateway_in(*caller != Caller::Unrestricted, described);
     let body = with_modern_meta(head, body);
     match gateway.on_body(head, body.as_bytes(), caller) {
-        Outcome::Reply(r) => (r.status, r.body_text()),
+        Outcome::Reply(r) | Outcome::Initialized(r) => (r.status, r.body_text()),
+        Outcome::Cancel { request_id } => (202, format!("CANCEL {request_id}")),
         Outcome::Denied { reply, tool, env } => (
             reply.status,
             format!("DENIED {tool}@{env} {}", reply.body_text()),
@@ -740,6 +741,7 @@ fn client_answers_to_relayed_requests_go_to_their_env() {
     };
     match relay(json!(crate::exchange::ids::server_request(
         "Staging",
+        "c0",
         &json!(4)
     ))) {
         Outcome::Forward(f) => {
@@ -750,7 +752,7 @@ fn client_answers_to_relayed_requests_go_to_their_env() {
         other => panic!("{other:?}"),
     }
     // Ids the gateway did not make, or envs it does not know, are accepted and dropped.
-    for id in [json!(4), json!("mmx-s:Nope:4")] {
+    for id in [json!(4), json!("mmx-s:Nope:c0:4")] {
         assert!(matches!(relay(id), Outcome::Reply(r) if r.status == 202));
     }
 }

@@ -29,11 +29,10 @@ pub enum Message {
     },
     Notification {
         method: String,
-    },
-    /// A client's answer to a request a backend sent it through the gateway.
-    Response {
         object: Map<String, Value>,
     },
+    /// A client's answer to a request a backend sent it through the gateway.
+    Response { object: Map<String, Value> },
 }
 
 impl Message {
@@ -203,7 +202,7 @@ pub fn parse(body: &[u8]) -> Result<Message, Rejection> {
         return Err(reject("`params` must be an object"));
     }
     match id {
-        None => Ok(Message::Notification { method }),
+        None => Ok(Message::Notification { method, object }),
         Some(id) if valid_id(&id) => Ok(Message::Request { id, method, object }),
         Some(_) => Err(reject("`id` must be a string or an integer")),
     }
@@ -225,7 +224,7 @@ mod tests {
         let got = parse(body.as_bytes());
         match (got, expected) {
             (Ok(Message::Request { method, .. }), Ok(m)) => assert_eq!(method, m, "{body}"),
-            (Ok(Message::Notification { method }), Ok(m)) => {
+            (Ok(Message::Notification { method, .. }), Ok(m)) => {
                 assert_eq!(format!("notification {method}"), m, "{body}")
             }
             (Ok(Message::Response { .. }), Ok(m)) => assert_eq!("response", m, "{body}"),

@@ -4,10 +4,14 @@
 //!   VM), so calls from callers who reuse ids never meet in a backend session.
 //! - Its progress token, if the caller sent one, is `<that id>.p`.
 //! - A request the backend sends the caller (elicitation, sampling, roots) keeps its own id
-//!   inside the session, but the caller sees `mmx-s:<env>:<the id as JSON>`, so its answer,
-//!   which comes back on another HTTP request, can be sent to the right env with the right id.
+//!   inside the session, but the caller sees `mmx-s:<env>:<caller>:<the id as JSON>`, so its
+//!   answer, which comes back on another HTTP request, can be sent to the right env with the
+//!   right id, and only by the caller it was sent to.
+//! - A caller is its verified principal plus the client session id the gateway gave it at
+//!   `initialize` ([`caller`]), hashed: without auth the session id alone tells callers apart.
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 const SERVER_REQUEST: &str = "mmx-s:";
 
@@ -21,24 +25,53 @@ pub fn progress(call_id: &str) -> String {
     format!("{call_id}.p")
 }
 
-/// The id the caller sees for request `id` of `env`'s backend.
-pub fn server_request(env: &str, id: &Value) -> String {
+/// The id the caller `bind` sees for request `id` of `env`'s backend.
+pub fn server_request(env: &str, bind: &str, id: &Value) -> String {
     format!(
-        "{SERVER_REQUEST}{env}:{}",
+        "{SERVER_REQUEST}{env}:{bind}:{}",
         serde_json::to_string(id).unwrap_or_else(|_| "null".into())
     )
 }
 
-/// The env and the backend's own id behind a caller's answer id, if the gateway made it.
-pub fn parse_server_request(id: &Value) -> Option<(String, Value)> {
+/// The env, the caller and the backend's own id behind an answer id, if the gateway made it.
+pub fn parse_server_request(id: &Value) -> Option<(String, String, Value)> {
     let rest = id.as_str()?.strip_prefix(SERVER_REQUEST)?;
-    let (env, original) = rest.split_once(':')?;
-    if !crate::manifest::valid_env_name(env) {
+    let (env, rest) = rest.split_once(':')?;
+    let (bind, original) = rest.split_once(':')?;
+    if !crate::manifest::valid_env_name(env) || bind.is_empty() {
         return None;
     }
     let original: Value = serde_json::from_str(original).ok()?;
-    matches!(original, Value::String(_) | Value::Number(_)).then(|| (env.to_owned(), original))
+    matches!(original, Value::String(_) | Value::Number(_))
+        .then(|| (env.to_owned(), bind.to_owned(), original))
 }
+
+/// A short, stable name for a caller: its principal and client session id, hashed.
+pub fn caller(principal: &str, client_session: Option<&str>) -> String {
+    let digest = Sha256::new()
+        .chain_update(principal.as_bytes())
+        .chain_update([0])
+        .chain_update(client_session.unwrap_or_default().as_bytes())
+        .finalize();
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The shared-data slot where a caller's in-flight call `id` is noted for cancellation: a
+/// fixed number of slots, so the store never grows (a collision only loses a cancellation).
+pub fn inflight_slot(caller: &str, id: &Value) -> (String, String) {
+    let digest = Sha256::new()
+        .chain_update(caller.as_bytes())
+        .chain_update([0])
+        .chain_update(serde_json::to_vec(id).unwrap_or_default())
+        .finalize();
+    let full: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let byte = |i: usize| digest.get(i).copied().unwrap_or(0);
+    let slot = u16::from_be_bytes([byte(0), byte(1)]) % INFLIGHT_SLOTS;
+    (format!("meshmux.inflight.{slot}"), full)
+}
+
+/// Slots for in-flight calls (each holds one small record).
+pub const INFLIGHT_SLOTS: u16 = 1024;
 
 #[cfg(test)]
 mod tests {
@@ -49,19 +82,21 @@ mod tests {
     #[test]
     fn server_request_ids_round_trip() {
         for id in [json!(0), json!(17), json!("abc"), json!("with:colon")] {
-            let s = server_request("Prod-1.a", &id);
+            let s = server_request("Prod-1.a", "c0ffee", &id);
             assert_eq!(
                 parse_server_request(&json!(s)),
-                Some(("Prod-1.a".into(), id))
+                Some(("Prod-1.a".into(), "c0ffee".into(), id))
             );
         }
         for bad in [
             json!(1),
             json!("mmx-s:"),
             json!("mmx-s:Prod"),
-            json!("mmx-s:Pr od:1"),
-            json!("mmx-s:Prod:{}"),
-            json!("mmx-s:Prod:nope"),
+            json!("mmx-s:Prod:b"),
+            json!("mmx-s:Prod::1"),
+            json!("mmx-s:Pr od:b:1"),
+            json!("mmx-s:Prod:b:{}"),
+            json!("mmx-s:Prod:b:nope"),
             json!("other"),
         ] {
             assert_eq!(parse_server_request(&bad), None, "{bad}");

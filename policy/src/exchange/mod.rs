@@ -50,6 +50,8 @@ pub use respond::ResponseHead;
 pub trait Host {
     /// Who is calling (from the verified token's claims).
     fn caller(&self) -> Caller;
+    /// The verified token's subject, or [`crate::metrics::ANONYMOUS`].
+    fn principal(&self) -> String;
     /// A refusal when the caller's token has been revoked.
     fn revoked(&self) -> Option<LocalReply>;
     /// Shared data (every worker sees it): value and compare-and-swap version.
@@ -140,6 +142,8 @@ pub struct Request {
     pub mcp_param_env: Option<String>,
     /// Every `mcp-param-*` header the client sent (removed when the call is forwarded).
     pub mcp_params: Vec<String>,
+    /// The client session id the gateway gave this client at `initialize`.
+    pub client_session: Option<String>,
 }
 
 impl Request {
@@ -158,6 +162,7 @@ impl Request {
                 "mcp-protocol-version" => r.protocol_version = value(),
                 "mcp-method" => r.mcp_method = value(),
                 "mcp-name" => r.mcp_name = value(),
+                "mcp-session-id" => r.client_session = value(),
                 n if n.starts_with("mcp-param-") => {
                     if n == "mcp-param-env" {
                         r.mcp_param_env = value();
@@ -235,6 +240,8 @@ pub struct Exchange {
     scan: Option<OutcomeScan>,
     /// Metrics are on: the outcome of a streamed answer is read as it passes.
     metrics: bool,
+    /// The shared-data slot and record key noting this call for cancellation.
+    inflight: Option<(String, String)>,
 }
 
 impl Default for Exchange {
@@ -255,6 +262,7 @@ impl Exchange {
             bytes: 0,
             scan: None,
             metrics: false,
+            inflight: None,
         }
     }
 
@@ -376,16 +384,91 @@ impl Exchange {
                 self.failed(ErrorType::Denied, reply.body.len());
                 self.reply(reply)
             }
+            Outcome::Initialized(mut r) => {
+                // The gateway keeps nothing per client session: the id only tells this client
+                // apart from others (cancellation, answers to server requests).
+                r.headers.push(("mcp-session-id", host.next_call_id()));
+                self.reply(r)
+            }
+            Outcome::Cancel { request_id } => self.cancel(gw, host, &request_id),
             Outcome::Forward(fwd) => {
+                let caller = self.caller_key(host);
+                if fwd.kind == ForwardKind::Relay && fwd.bind.as_deref() != caller.as_deref() {
+                    // Not the caller that request was sent to: dropped.
+                    return self.reply(reply::accepted());
+                }
                 if fwd.kind == ForwardKind::Call {
                     self.counted = Some((fwd.tool.clone(), fwd.env.clone()));
                 }
-                self.forward(gw, host, fwd)
+                self.forward(gw, host, fwd, caller)
             }
         }
     }
 
-    fn forward(&mut self, gw: &Gateway, host: &mut dyn Host, fwd: Forward) -> Flow {
+    /// The caller as `ids::caller` names it; `None` when nothing tells it from other callers
+    /// (no token and no client session id).
+    fn caller_key(&self, host: &dyn Host) -> Option<String> {
+        let principal = host.principal();
+        let session = self.request.client_session.as_deref();
+        (principal != crate::metrics::ANONYMOUS || session.is_some())
+            .then(|| ids::caller(&principal, session))
+    }
+
+    /// `notifications/cancelled` for one of this caller's calls: sent on to the backend
+    /// session that runs it, with the id it has there.
+    fn cancel(&mut self, gw: &Gateway, host: &mut dyn Host, request_id: &Value) -> Flow {
+        let Some(caller) = self.caller_key(host) else {
+            return self.reply(reply::accepted());
+        };
+        let (slot, key) = ids::inflight_slot(&caller, request_id);
+        let (bytes, _) = host.shared_get(&slot);
+        let record = bytes.and_then(|b| serde_json::from_slice::<Inflight>(&b).ok());
+        let Some(record) = record.filter(|r| r.key == key) else {
+            return self.reply(reply::accepted());
+        };
+        let Some(entry) = gw.config().manifest.env(&record.env) else {
+            return self.reply(reply::accepted());
+        };
+        let mut message = serde_json::Map::new();
+        message.insert("jsonrpc".into(), "2.0".into());
+        message.insert("method".into(), "notifications/cancelled".into());
+        message.insert(
+            "params".into(),
+            serde_json::json!({"requestId": record.id, "reason": "cancelled by the client"}),
+        );
+        let fwd = Forward {
+            kind: ForwardKind::Relay,
+            env: record.env.clone(),
+            cluster: entry.cluster.clone(),
+            tool: String::new(),
+            id: Value::Null,
+            message,
+            protocol_version: crate::gateway::forward_version(entry),
+            modern: false,
+            bind: None,
+        };
+        self.forward(gw, host, fwd, None)
+    }
+
+    /// The stream ended (however it ended): the call is no longer in flight.
+    pub fn handle_end(&mut self, host: &mut dyn Host) {
+        let Some((slot, key)) = self.inflight.take() else {
+            return;
+        };
+        let (bytes, cas) = host.shared_get(&slot);
+        let record = bytes.and_then(|b| serde_json::from_slice::<Inflight>(&b).ok());
+        if record.is_some_and(|r| r.key == key) {
+            host.shared_set(&slot, b"", cas);
+        }
+    }
+
+    fn forward(
+        &mut self,
+        gw: &Gateway,
+        host: &mut dyn Host,
+        fwd: Forward,
+        caller: Option<String>,
+    ) -> Flow {
         let Some(entry) = gw.config().manifest.env(&fwd.env) else {
             return self.fail_now(internal(&fwd.id, "the manifest lists no such env"));
         };
@@ -397,7 +480,24 @@ impl Exchange {
         // Inside a session the backend keeps, callers' ids must not meet. Until the env's
         // session is known, assume it keeps one.
         let isolate = cached.as_ref().is_none_or(|s| s.session_id.is_some());
-        let call = prepare(host, fwd, isolate);
+        let call = prepare(host, fwd, isolate, caller.as_deref());
+        if let (Some(caller), Some(edits)) = (&caller, &call.edits)
+            && let Some(forwarded) = &edits.forwarded_id
+        {
+            // Noted so that the caller's `notifications/cancelled` can find it.
+            let (slot, key) = ids::inflight_slot(caller, &edits.original_id);
+            let record = Inflight {
+                key: key.clone(),
+                env: call.fwd.env.clone(),
+                id: forwarded.clone(),
+            };
+            host.shared_set(
+                &slot,
+                &serde_json::to_vec(&record).unwrap_or_default(),
+                None,
+            );
+            self.inflight = Some((slot, key));
+        }
         self.actions.push_back(Action::ReplaceRequestBody {
             size: self.body_size,
             body: call.body.clone(),
@@ -542,11 +642,20 @@ impl Exchange {
     }
 }
 
+/// A call in flight, as noted for cancellation.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Inflight {
+    key: String,
+    env: String,
+    id: String,
+}
+
 /// Gives the message its id (and progress token) inside the backend session and serializes it.
-fn prepare(host: &mut dyn Host, mut fwd: Forward, isolate: bool) -> Call {
+fn prepare(host: &mut dyn Host, mut fwd: Forward, isolate: bool, caller: Option<&str>) -> Call {
     let isolate = isolate && fwd.kind == ForwardKind::Call;
     let mut edits = Edits {
         env: fwd.env.clone(),
+        bind: caller.unwrap_or("anyone").to_owned(),
         original_id: fwd.id.clone(),
         forwarded_id: None,
         progress: None,

@@ -19,6 +19,8 @@ use super::ids;
 pub struct Edits {
     /// The env the call went to (server request ids are namespaced with it).
     pub env: String,
+    /// The caller (`ids::caller`): only it may answer the server requests it is sent.
+    pub bind: String,
     /// The caller's own id, restored on the response.
     pub original_id: Value,
     /// The id the call carried in the backend session (`None`: forwarded unchanged).
@@ -395,7 +397,7 @@ fn edit_message(edits: &Edits, message: &mut Value) -> Edited {
             }
             object.insert(
                 "id".into(),
-                Value::String(ids::server_request(&edits.env, &id)),
+                Value::String(ids::server_request(&edits.env, &edits.bind, &id)),
             );
         }
         (Some(method), false) => {
@@ -431,7 +433,7 @@ fn edit_notification(edits: &Edits, method: &str, params: &mut Map<String, Value
             if let Some(id) = params.get("requestId").cloned() {
                 params.insert(
                     "requestId".into(),
-                    Value::String(ids::server_request(&edits.env, &id)),
+                    Value::String(ids::server_request(&edits.env, &edits.bind, &id)),
                 );
             }
         }

@@ -5,6 +5,7 @@ use super::*;
 fn edits(modern: bool) -> Edits {
     Edits {
         env: "Prod".into(),
+        bind: "c0".into(),
         original_id: json!(1),
         forwarded_id: Some("mmx-1-9".into()),
         progress: Some(("mmx-1-9.p".into(), json!("tok"))),
@@ -107,8 +108,8 @@ fn sse_answers_are_rewritten_event_by_event() {
     let got = events(&out);
     assert_eq!(got[0]["params"]["progressToken"], json!("tok"));
     assert_eq!(got[1]["params"]["progressToken"], json!("someone-else"));
-    assert_eq!(got[2]["id"], json!("mmx-s:Prod:0"));
-    assert_eq!(got[3]["params"]["requestId"], json!("mmx-s:Prod:0"));
+    assert_eq!(got[2]["id"], json!("mmx-s:Prod:c0:0"));
+    assert_eq!(got[3]["params"]["requestId"], json!("mmx-s:Prod:c0:0"));
     assert_eq!(
         got[4],
         json!({"jsonrpc": "2.0", "id": 1, "result": {"content": []}})

@@ -22,6 +22,9 @@ impl Host for FakeHost {
     fn caller(&self) -> Caller {
         self.caller.clone().unwrap_or(Caller::Unrestricted)
     }
+    fn principal(&self) -> String {
+        crate::metrics::ANONYMOUS.into()
+    }
     fn revoked(&self) -> Option<LocalReply> {
         None
     }
@@ -637,8 +640,20 @@ fn server_requests_reach_legacy_callers_and_their_answers_the_backend() {
     );
     let got = answer(&mut ex, &mut host, "text/event-stream", &stream);
     let asked = &crate::session::sse_messages(&got)[0];
-    assert_eq!(asked["id"], json!("mmx-s:Prod:4"));
+    let me = ids::caller(crate::metrics::ANONYMOUS, Some("client-session"));
+    assert_eq!(
+        asked["id"],
+        json!(ids::server_request("Prod", &me, &json!(4)))
+    );
     let _ = sent;
+    // Another client cannot answer it.
+    let mut other = Exchange::new();
+    let body =
+        json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"action": "accept"}}).to_string();
+    let mut head = legacy_head();
+    head.client_session = Some("someone-else".into());
+    send(&mut other, &mut host, head, body.as_bytes());
+    assert!(matches!(drain(&mut other).as_slice(), [Action::Reply(r)] if r.status == 202));
     // The caller's answer, on a new request, goes to that env's session with the backend's id.
     let mut reply = Exchange::new();
     let body =
@@ -711,4 +726,76 @@ fn local_answers_and_denials_are_replies() {
         Flow::Pause
     );
     assert!(matches!(drain(&mut big).as_slice(), [Action::Reply(r)] if r.status == 413));
+}
+
+#[test]
+fn a_cancellation_reaches_the_session_that_runs_the_call() {
+    let gw = gateway(false);
+    let mut host = FakeHost::with_session("Prod", Some("s"));
+    let mut call = Exchange::new();
+    send(
+        &mut call,
+        &mut host,
+        legacy_head(),
+        &call_body(json!(9), "Prod", json!({})),
+    );
+    let sent = forwarded_body(&drain(&mut call));
+    let cancel = |host: &mut FakeHost, session: &str| {
+        let mut ex = Exchange::new();
+        let mut head = legacy_head();
+        head.client_session = Some(session.into());
+        let body = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                          "params": {"requestId": 9, "reason": "user"}})
+        .to_string();
+        send(&mut ex, host, head, body.as_bytes());
+        drain(&mut ex)
+    };
+    // Another client's cancellation of "its" id 9 touches nothing.
+    assert!(matches!(cancel(&mut host, "other").as_slice(), [Action::Reply(r)] if r.status == 202));
+    let actions = cancel(&mut host, "client-session");
+    let body = forwarded_body(&actions);
+    assert_eq!(body["method"], json!("notifications/cancelled"));
+    assert_eq!(body["params"]["requestId"], sent["id"]);
+    assert!(actions.contains(&Action::Route("Prod".into())));
+    // Once the call is over, there is nothing left to cancel.
+    call.handle_end(&mut host);
+    assert!(
+        matches!(cancel(&mut host, "client-session").as_slice(), [Action::Reply(r)] if r.status == 202)
+    );
+    let _ = gw;
+}
+
+#[test]
+fn initialize_gives_the_client_a_session_id_of_its_own() {
+    let mut host = FakeHost::default();
+    let mut ex = Exchange::new();
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}"#;
+    send(&mut ex, &mut host, legacy_head(), body);
+    match drain(&mut ex).as_slice() {
+        [Action::Reply(r)] => assert!(
+            r.headers
+                .iter()
+                .any(|(k, v)| *k == "mcp-session-id" && v == "mmx-1-1")
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_foreign_origin_is_refused_before_anything_else() {
+    let gw = gateway(false);
+    let mut host = FakeHost::default();
+    let mut ex = Exchange::new();
+    let head = Request::from_headers([
+        (":method", "POST"),
+        (":path", "/mcp"),
+        (":authority", "evil.example.com"),
+        ("origin", "http://evil.example.com"),
+        ("content-type", "application/json"),
+    ]);
+    assert_eq!(
+        ex.handle_request_head(&gw, &mut host, head, false),
+        Flow::Pause
+    );
+    assert!(matches!(drain(&mut ex).as_slice(), [Action::Reply(r)] if r.status == 403));
 }

@@ -149,6 +149,7 @@ impl Gateway {
             message: object,
             protocol_version: forward_version(entry),
             modern: header_era,
+            bind: None,
         })
     }
 }
@@ -159,7 +160,7 @@ impl Gateway {
     /// backend's own id. Anything else is accepted and dropped, as before.
     pub(super) fn relay(&self, object: Map<String, Value>, modern: bool) -> Outcome {
         let id = object.get("id").cloned().unwrap_or(Value::Null);
-        let Some((env, original)) = crate::exchange::ids::parse_server_request(&id) else {
+        let Some((env, bind, original)) = crate::exchange::ids::parse_server_request(&id) else {
             return Outcome::Reply(reply::accepted());
         };
         let Some(entry) = self.config.manifest.env(&env) else {
@@ -176,6 +177,7 @@ impl Gateway {
             message,
             protocol_version: forward_version(entry),
             modern,
+            bind: Some(bind),
         })
     }
 }
