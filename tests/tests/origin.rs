@@ -16,7 +16,6 @@ use tests::{Backend, Gateway};
 const LIST: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#;
 
 #[test]
-#[ignore = "until policy::origin::check is called from the request path (issue 8)"]
 fn a_rebinding_page_is_refused_and_clients_without_origin_are_not() -> anyhow::Result<()> {
     let prod = Backend::demo("Prod").start()?;
     let gw = Gateway::builder().env("Prod", &prod).start()?;
