@@ -111,17 +111,26 @@ fn the_typescript_sdk_client_lists_and_calls() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The 2026-07-28 headers a raw client sends with a `tools/call`.
+/// A 2026-07-28 `tools/call` as a raw client sends it: `_meta` in the body, the headers that
+/// mirror it (`mcp_name` may disagree with the body).
 fn call_2026(ops: &OpsEnvs, mcp_name: &str) -> anyhow::Result<tests::Response> {
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {
+            "name": "search_logs",
+            "arguments": {"env": "Prod", "query": "x"},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {}
+            }
+        }
+    });
     ops.gw
-        .post(tests::http::tools_call(
-            1,
-            "search_logs",
-            &json!({"env": "Prod", "query": "x"}),
-        ))
+        .post(body.to_string())
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/call")
         .header("mcp-name", mcp_name)
+        .header("mcp-param-env", "Prod")
         .send()
 }
 
@@ -136,7 +145,10 @@ fn the_2026_headers_must_agree_with_the_body() -> anyhow::Result<()> {
 
     let agreed = call_2026(&ops, "search_logs")?;
     assert_eq!(agreed.status, 200, "{}", agreed.text());
-    assert!(result_text(&agreed.result()?).starts_with("[Prod] search_logs"));
+    let result = agreed.result()?;
+    assert!(result_text(&result).starts_with("[Prod] search_logs"));
+    // Every 2026-07-28 result says what kind it is, the backend's (2025-era) ones too.
+    assert_eq!(result["resultType"], "complete", "{result:#}");
     Ok(())
 }
 
