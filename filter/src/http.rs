@@ -324,7 +324,11 @@ impl HttpContext for Stream {
         let status = host::response_header(":status")
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
-        let content_type = host::response_header("content-type");
+        let content_type = self
+            .exchange
+            .wants_response_content_type()
+            .then(|| host::response_header("content-type"))
+            .flatten();
         let head = ResponseHead {
             status,
             content_type: content_type.as_deref(),

@@ -392,15 +392,16 @@ impl Exchange {
             }
             Outcome::Cancel { request_id } => self.cancel(gw, host, &request_id),
             Outcome::Forward(fwd) => {
-                let caller = self.caller_key(host);
-                if fwd.kind == ForwardKind::Relay && fwd.bind.as_deref() != caller.as_deref() {
+                if fwd.kind == ForwardKind::Relay
+                    && fwd.bind.as_deref() != self.caller_key(host).as_deref()
+                {
                     // Not the caller that request was sent to: dropped.
                     return self.reply(reply::accepted());
                 }
                 if fwd.kind == ForwardKind::Call {
                     self.counted = Some((fwd.tool.clone(), fwd.env.clone()));
                 }
-                self.forward(gw, host, fwd, caller)
+                self.forward(gw, host, fwd)
             }
         }
     }
@@ -447,7 +448,7 @@ impl Exchange {
             modern: false,
             bind: None,
         };
-        self.forward(gw, host, fwd, None)
+        self.forward(gw, host, fwd)
     }
 
     /// The stream ended (however it ended): the call is no longer in flight.
@@ -462,13 +463,7 @@ impl Exchange {
         }
     }
 
-    fn forward(
-        &mut self,
-        gw: &Gateway,
-        host: &mut dyn Host,
-        fwd: Forward,
-        caller: Option<String>,
-    ) -> Flow {
+    fn forward(&mut self, gw: &Gateway, host: &mut dyn Host, fwd: Forward) -> Flow {
         let Some(entry) = gw.config().manifest.env(&fwd.env) else {
             return self.fail_now(internal(&fwd.id, "the manifest lists no such env"));
         };
@@ -479,7 +474,10 @@ impl Exchange {
         }
         // Inside a session the backend keeps, callers' ids must not meet. Until the env's
         // session is known, assume it keeps one.
-        let isolate = cached.as_ref().is_none_or(|s| s.session_id.is_some());
+        let isolate =
+            cached.as_ref().is_none_or(|s| s.session_id.is_some()) && fwd.kind == ForwardKind::Call;
+        // Who is calling matters only inside a shared session (one host read saved otherwise).
+        let caller = isolate.then(|| self.caller_key(host)).flatten();
         let call = prepare(host, fwd, isolate, caller.as_deref());
         if let (Some(caller), Some(edits)) = (&caller, &call.edits)
             && let Some(forwarded) = &edits.forwarded_id
@@ -652,7 +650,6 @@ struct Inflight {
 
 /// Gives the message its id (and progress token) inside the backend session and serializes it.
 fn prepare(host: &mut dyn Host, mut fwd: Forward, isolate: bool, caller: Option<&str>) -> Call {
-    let isolate = isolate && fwd.kind == ForwardKind::Call;
     let mut edits = Edits {
         env: fwd.env.clone(),
         bind: caller.unwrap_or("anyone").to_owned(),

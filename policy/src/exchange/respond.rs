@@ -105,6 +105,11 @@ impl Exchange {
         matches!(self.state, State::Forwarded(_))
     }
 
+    /// Whether the response's content type matters (only for an answer that is rewritten).
+    pub fn wants_response_content_type(&self) -> bool {
+        matches!(&self.state, State::Forwarded(call) if call.edits.is_some())
+    }
+
     pub fn handle_response_head(
         &mut self,
         gw: &Gateway,
