@@ -35,6 +35,7 @@ pub fn diff(old: &Discovery, new: &Discovery) -> Vec<String> {
                     tools_of(&old.results, &env.name),
                     tools_of(&new.results, &env.name),
                 );
+                requires_lines(&mut out, &env.name, &old.results, &new.results);
             }
         }
     }
@@ -144,6 +145,39 @@ fn tool_lines(
     }
     for name in old.keys().filter(|n| !new.contains_key(*n)) {
         out.push(format!("{env}: - tool {name}"));
+    }
+}
+
+/// Tools listed both times whose needed client capabilities changed.
+fn requires_lines(out: &mut Vec<String>, env: &str, old: &[EnvResult], new: &[EnvResult]) {
+    let listed = |results: &[EnvResult]| {
+        results
+            .iter()
+            .find(|r| r.name == env)
+            .and_then(|r| r.outcome.as_ref().ok())
+            .map(|d| d.requires.clone())
+    };
+    let (Some(before), Some(after)) = (listed(old), listed(new)) else {
+        return;
+    };
+    let old_tools = tools_of(old, env);
+    let none = Vec::new();
+    for name in tools_of(new, env)
+        .into_keys()
+        .filter(|n| old_tools.contains_key(n))
+    {
+        let (b, a) = (
+            before.get(name).unwrap_or(&none),
+            after.get(name).unwrap_or(&none),
+        );
+        if b != a {
+            let now = if a.is_empty() {
+                "listed for every client".to_owned()
+            } else {
+                format!("listed only for clients with {}", a.join(", "))
+            };
+            out.push(format!("{env}: ~ tool {name}: now {now}"));
+        }
     }
 }
 

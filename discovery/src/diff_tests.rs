@@ -216,3 +216,28 @@ fn long_descriptions_are_cut() {
     assert!(line.len() < 120, "{line}");
     assert!(line.ends_with("…\""), "{line}");
 }
+
+#[test]
+fn a_changed_capability_need_is_a_change_line() {
+    let config = || config(ROLES);
+    let needing = |caps: &[&str]| {
+        let mut d = listed(vec![tool("ask", "Ask.")]).unwrap();
+        if !caps.is_empty() {
+            d.requires
+                .insert("ask".into(), caps.iter().map(|c| (*c).to_owned()).collect());
+        }
+        Ok(d)
+    };
+    let before = discovery(config(), needing(&[]), needing(&[]), &[]);
+    let after = discovery(config(), needing(&["elicitation"]), needing(&[]), &[]);
+
+    assert_eq!(
+        diff(&before, &after),
+        ["Prod: ~ tool ask: now listed only for clients with elicitation"]
+    );
+    assert_eq!(
+        diff(&after, &before),
+        ["Prod: ~ tool ask: now listed for every client"]
+    );
+    assert!(diff(&after, &after).is_empty());
+}
