@@ -188,7 +188,13 @@ pub fn dispatch(
     )
     .map_err(|s| match s {
         Status::BadArgument => format!("the gateway has no cluster `{cluster}`"),
-        other => format!("the side call could not start ({other:?})"),
+        // Envoy fails the call at once when the request cannot start, most often because the
+        // cluster has no healthy host.
+        Status::InternalFailure => format!(
+            "Envoy could not start a request to cluster `{cluster}` (usually: no healthy host, \
+             i.e. the backend fails its health checks; see /readyz)"
+        ),
+        other => format!("Envoy could not start a request to cluster `{cluster}` ({other:?})"),
     })
 }
 
