@@ -78,6 +78,17 @@ pub fn meshmux() -> Result<PathBuf> {
     )
 }
 
+/// The Python with the official MCP SDK (PyPI `mcp`, pinned in xtask) installed: the
+/// project's `.venv-py-mcp`.
+pub fn python() -> Result<PathBuf> {
+    find(
+        "MESHMUX_TEST_PYTHON",
+        ".venv-py-mcp/bin/python",
+        "Python with the MCP SDK",
+        "cargo xtask setup",
+    )
+}
+
 /// authsvc (`meshmux-authsvc`): the release build, else the debug one.
 pub fn authsvc() -> Result<PathBuf> {
     let release = "target/release/meshmux-authsvc";

