@@ -21,6 +21,7 @@ pub mod backend;
 pub mod browser;
 pub mod check;
 pub mod config;
+pub mod conformance;
 pub mod envoy_validate;
 pub mod fixtures;
 pub mod gateway;
