@@ -30,9 +30,11 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(420);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Suite {
     /// `--suite all`: every scenario, each at the spec version the suite infers for it.
+    #[serde(rename = "all")]
     All,
     /// `--requirements 2026-07-28`: what that revision requires (plus the unscored ones),
     /// all on the stateless 2026-07-28 wire.
+    #[serde(rename = "2026-07-28")]
     Req2026,
 }
 
@@ -63,6 +65,7 @@ impl fmt::Display for Suite {
 
 /// A scenario's verdict, from its checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// No check failed and at least one succeeded.
     Pass,
