@@ -121,6 +121,7 @@ fn call_2026(ops: &OpsEnvs, mcp_name: &str) -> anyhow::Result<tests::Response> {
             "arguments": {"env": "Prod", "query": "x"},
             "_meta": {
                 "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "raw-2026", "version": "0"},
                 "io.modelcontextprotocol/clientCapabilities": {}
             }
         }
@@ -159,27 +160,7 @@ fn a_2026_request_with_its_meta_reaches_an_initialize_era_backend() -> anyhow::R
     // client info and capabilities. The backend session speaks 2025-11-25, so that `_meta`
     // must not be forwarded as is (an rmcp backend refuses a `_meta` version that differs
     // from the MCP-Protocol-Version header).
-    let body = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {
-            "name": "search_logs",
-            "arguments": {"env": "Prod", "query": "x"},
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": {"name": "raw-2026", "version": "0"},
-                "io.modelcontextprotocol/clientCapabilities": {}
-            }
-        }
-    });
-
-    let resp = ops
-        .gw
-        .post(body.to_string())
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "search_logs")
-        .header("mcp-param-env", "Prod")
-        .send()?;
+    let resp = call_2026(&ops, "search_logs")?;
 
     let result = resp.result()?;
     assert!(!is_error(&result), "{result:#}");

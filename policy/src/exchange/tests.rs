@@ -91,6 +91,14 @@ fn header(headers: &[(String, String)], name: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
+/// A side call answered 202 with no body.
+fn accepted() -> session::Answer<'static> {
+    session::Answer {
+        status: Some(202),
+        ..Default::default()
+    }
+}
+
 fn drain(ex: &mut Exchange) -> Vec<Action> {
     std::iter::from_fn(|| ex.poll_action()).collect()
 }
@@ -130,6 +138,12 @@ fn send(ex: &mut Exchange, host: &mut FakeHost, head: Request, body: &[u8]) -> F
     assert!(drain(ex).is_empty());
     assert!(ex.wants_request_body(true));
     ex.handle_request_body(&gw, host, body.len(), true, body)
+}
+
+/// An initialize-era `tools/call` of `search_logs` in `env`; returns the actions it queued.
+fn legacy_call(ex: &mut Exchange, host: &mut FakeHost, id: Value, env: &str) -> Vec<Action> {
+    send(ex, host, legacy_head(), &call_body(id, env, json!({})));
+    drain(ex)
 }
 
 /// The body the request went out with.
@@ -309,10 +323,7 @@ fn a_session_is_opened_once_and_the_call_resumed() {
         host.last_call().1["method"],
         json!("notifications/initialized")
     );
-    let accepted = session::Answer {
-        status: Some(202),
-        ..Default::default()
-    };
+    let accepted = accepted();
     // A stray answer (another token) changes nothing.
     ex.handle_side_call_answer(&gw, &mut host, 99, &accepted);
     assert!(drain(&mut ex).is_empty());
@@ -341,13 +352,7 @@ fn a_session_opened_twice_keeps_the_first_and_deletes_the_other() {
     let gw = gateway(false);
     let mut host = FakeHost::default();
     let mut ex = Exchange::new();
-    send(
-        &mut ex,
-        &mut host,
-        legacy_head(),
-        &call_body(json!(7), "Prod", json!({})),
-    );
-    drain(&mut ex);
+    legacy_call(&mut ex, &mut host, json!(7), "Prod");
     let init = session::Answer {
         status: Some(200),
         content_type: Some("text/event-stream"),
@@ -356,10 +361,7 @@ fn a_session_opened_twice_keeps_the_first_and_deletes_the_other() {
     };
     ex.handle_side_call_answer(&gw, &mut host, 1, &init);
     host.store("Prod", Some("theirs"));
-    let accepted = session::Answer {
-        status: Some(202),
-        ..Default::default()
-    };
+    let accepted = accepted();
     ex.handle_side_call_answer(&gw, &mut host, 2, &accepted);
     let ops = request_header_ops(&drain(&mut ex));
     assert!(ops.contains(&HeaderOp::Set("mcp-session-id".into(), "theirs".into())));
@@ -379,13 +381,7 @@ fn an_unreachable_env_is_named_with_its_cause() {
     let gw = gateway(false);
     let mut host = FakeHost::default();
     let mut ex = Exchange::new();
-    send(
-        &mut ex,
-        &mut host,
-        legacy_head(),
-        &call_body(json!(7), "Dev", json!({})),
-    );
-    drain(&mut ex);
+    legacy_call(&mut ex, &mut host, json!(7), "Dev");
     let refused = session::Answer {
         status: Some(503),
         content_type: Some("text/plain"),
@@ -480,13 +476,7 @@ fn refused(status: u16, body: &str, probe: Option<u16>) -> (String, FakeHost) {
     let gw = gateway(false);
     let mut host = FakeHost::with_session("Prod", Some("s"));
     let mut ex = Exchange::new();
-    send(
-        &mut ex,
-        &mut host,
-        legacy_head(),
-        &call_body(json!(3), "Prod", json!({})),
-    );
-    drain(&mut ex);
+    legacy_call(&mut ex, &mut host, json!(3), "Prod");
     let head = ResponseHead {
         status,
         content_type: Some("application/json"),
