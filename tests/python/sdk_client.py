@@ -201,7 +201,9 @@ async def call_one(
     except TimeoutError:
         entry["verdict"], entry["detail"] = "timeout", f"no answer within {timeout} s"
     except MCPError as e:
-        entry["verdict"], entry["detail"] = "fail", f"MCP error {e.code}: {e.error.message}"
+        # -32001: the SDK's own request timeout.
+        verdict = "timeout" if e.code == -32001 or "timed out" in e.error.message else "fail"
+        entry["verdict"], entry["detail"] = verdict, f"MCP error {e.code}: {e.error.message}"
     except Exception as e:  # noqa: BLE001 - every failure is reported, not raised
         entry["verdict"], entry["detail"] = "fail", f"{type(e).__name__}: {e}"
     entry["seconds"] = round(time.monotonic() - started, 3)

@@ -389,7 +389,9 @@ fn many_concurrent_same_id_calls_to_server_everything_are_neither_lost_nor_cross
 -> anyhow::Result<()> {
     let (gw, _alpha) = everything()?;
 
-    let (problems, summary) = same_id_bursts(
+    // Instant calls (`echo`, a distinct message each): server-everything answers each before
+    // it reads the next request, so collisions are rare here...
+    let (mut problems, echo) = same_id_bursts(
         &gw.url(),
         5,
         20,
@@ -398,9 +400,29 @@ fn many_concurrent_same_id_calls_to_server_everything_are_neither_lost_nor_cross
         |m| format!("Echo: {m}"),
         true,
     );
+    // ...and calls that overlap (0.3 s each, a distinct step count per caller) collide always.
+    let (overlapping, long) = same_id_bursts(
+        &gw.url(),
+        3,
+        20,
+        "trigger-long-running-operation",
+        |m| json!({"env": "Alpha", "duration": 0.3, "steps": caller_steps(m)}),
+        |m| format!("Duration: 0.3 seconds, Steps: {}.", caller_steps(m)),
+        true,
+    );
+    problems.extend(overlapping);
 
-    assert_no_problems(&problems, &summary, &gw);
+    assert_no_problems(&problems, &format!("{echo}\n{long}"), &gw);
     Ok(())
+}
+
+/// A step count unique to each caller of a burst: its index (from `[wave<w>-caller<i>]`) + 1.
+fn caller_steps(message: &str) -> u32 {
+    message
+        .rsplit("caller")
+        .next()
+        .and_then(|rest| rest.trim_end_matches(']').parse::<u32>().ok())
+        .map_or(1, |i| i + 1)
 }
 
 #[test]
