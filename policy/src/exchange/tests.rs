@@ -379,23 +379,48 @@ fn a_session_opened_twice_keeps_the_first_and_deletes_the_other() {
 #[test]
 fn an_unreachable_env_is_named_with_its_cause() {
     let gw = gateway(false);
-    let mut host = FakeHost::default();
-    let mut ex = Exchange::new();
-    legacy_call(&mut ex, &mut host, json!(7), "Dev");
-    let refused = session::Answer {
-        status: Some(503),
-        content_type: Some("text/plain"),
-        session_id: None,
-        body: b"no healthy upstream",
-    };
-    ex.handle_side_call_answer(&gw, &mut host, 1, &refused);
-    let reply = match drain(&mut ex).as_slice() {
-        [Action::Reply(r)] => r.body_text(),
-        other => panic!("{other:?}"),
-    };
-    assert!(reply.contains("Environment `Dev` is unavailable: initialize failed: its backend is failing health checks"), "{reply}");
-    assert!(reply.contains(r#""id":7"#));
-    assert_eq!(ex.outcome().0, CallOutcome::Error(ErrorType::Upstream));
+    let cases: [(Option<u16>, &[u8], &str); 4] = [
+        (
+            Some(503),
+            b"no healthy upstream",
+            "initialize failed: its backend is failing health checks",
+        ),
+        (
+            Some(504),
+            b"upstream request timeout",
+            "initialize failed: HTTP 504: upstream request timeout",
+        ),
+        (
+            None,
+            b"",
+            "no response (the connection was reset or refused)",
+        ),
+        (Some(200), b"<html>", "the answer to initialize is not JSON"),
+    ];
+    for (status, body, cause) in cases {
+        let mut host = FakeHost::default();
+        let mut ex = Exchange::new();
+        legacy_call(&mut ex, &mut host, json!(7), "Dev");
+        let answer = session::Answer {
+            status,
+            content_type: Some("text/plain"),
+            session_id: None,
+            body,
+        };
+        ex.handle_side_call_answer(&gw, &mut host, 1, &answer);
+        let reply = match drain(&mut ex).as_slice() {
+            [Action::Reply(r)] => r.body_text(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            reply.contains("Environment `Dev` is unavailable: "),
+            "{reply}"
+        );
+        assert!(reply.contains(cause), "{reply} should say {cause}");
+        assert!(reply.contains(r#""id":7"#));
+        assert_eq!(ex.outcome().0, CallOutcome::Error(ErrorType::Upstream));
+        assert_eq!(host.session("Dev"), None);
+    }
 }
 
 #[test]
