@@ -56,7 +56,7 @@ pub enum Outcome {
         tool: String,
         env: String,
     },
-    Forward(Forward),
+    Forward(Box<Forward>),
     /// An `initialize` answered: the exchange gives the client a session id of its own.
     Initialized(LocalReply),
     /// The caller cancels its request `request_id` (`notifications/cancelled`).
@@ -87,6 +87,10 @@ pub struct Forward {
     pub modern: bool,
     /// A relayed answer: the caller the request was sent to (see `exchange::ids`).
     pub bind: Option<String>,
+    /// A 2026-07-28 caller's `_meta` `clientCapabilities` and `logLevel` (they are not sent
+    /// to the initialize-era backend; the answer is fitted to them instead).
+    pub client_capabilities: Option<Map<String, Value>>,
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

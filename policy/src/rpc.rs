@@ -15,6 +15,8 @@ pub mod code {
     pub const INTERNAL_ERROR: i64 = -32603;
     /// 2026-07-28: a `Mcp-*` header disagrees with the body.
     pub const HEADER_MISMATCH: i64 = -32020;
+    /// 2026-07-28: the request needs a client capability it did not declare.
+    pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
     /// 2026-07-28: the protocol version is not supported.
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 }

@@ -401,7 +401,7 @@ impl Exchange {
                 if fwd.kind == ForwardKind::Call {
                     self.counted = Some((fwd.tool.clone(), fwd.env.clone()));
                 }
-                self.forward(gw, host, fwd)
+                self.forward(gw, host, *fwd)
             }
         }
     }
@@ -447,6 +447,8 @@ impl Exchange {
             protocol_version: crate::gateway::forward_version(entry),
             modern: false,
             bind: None,
+            client_capabilities: None,
+            log_level: None,
         };
         self.forward(gw, host, fwd)
     }
@@ -658,6 +660,10 @@ fn prepare(host: &mut dyn Host, mut fwd: Forward, isolate: bool, caller: Option<
         progress: None,
         result_type: fwd.modern,
         relay_server_requests: !fwd.modern,
+        capabilities: fwd
+            .modern
+            .then(|| fwd.client_capabilities.clone().unwrap_or_default()),
+        log_level: fwd.log_level.clone(),
     };
     if isolate {
         let id = host.next_call_id();

@@ -94,6 +94,12 @@ impl Retry {
 /// A 2xx answer on its way back.
 #[derive(Debug)]
 pub(super) struct Stream {
+    /// A 2026-07-28 caller's SSE answer is held until its first event: a request for a
+    /// capability the caller did not declare must become a 400 (-32021) before anything is
+    /// sent.
+    peek: bool,
+    /// The caller's request id.
+    id: serde_json::Value,
     rewrite: Option<Rewrite>,
     env: String,
     session: Option<BackendSession>,
@@ -143,14 +149,21 @@ impl Exchange {
                 if self.metrics && call.fwd.kind == ForwardKind::Call {
                     self.scan = Some(OutcomeScan::sniffing());
                 }
+                let peek = call.fwd.modern && rewrite.is_some() && is_sse(head.content_type);
                 if !head.end_of_stream {
                     self.state = State::Streaming(Stream {
+                        peek,
+                        id: call.fwd.id.clone(),
                         rewrite,
                         env: call.fwd.env,
                         session: call.session,
                     });
                 }
-                Flow::Continue
+                if peek && !head.end_of_stream {
+                    Flow::Pause
+                } else {
+                    Flow::Continue
+                }
             }
             upstream::Verdict::Rewrite if head.end_of_stream => {
                 let r = upstream::failure(&call.fwd.env, &call.fwd.id, Some(head.status), b"");
@@ -216,6 +229,16 @@ impl Exchange {
     ) -> Flow {
         match &mut self.state {
             State::Streaming(stream) => {
+                let first = stream.peek;
+                if stream.peek {
+                    let complete = chunk.windows(2).any(|w| w == b"\n\n")
+                        || chunk.windows(4).any(|w| w == b"\r\n\r\n");
+                    if !complete && !end_of_stream {
+                        // Envoy keeps buffering; the next callback sees all of it.
+                        return Flow::Pause;
+                    }
+                    stream.peek = false;
+                }
                 let mut refused = Vec::new();
                 let written = match &mut stream.rewrite {
                     Some(rewrite) => {
@@ -241,12 +264,28 @@ impl Exchange {
                 if self.outcome.is_none() {
                     self.bytes = self.bytes.saturating_add(written as u64);
                 }
-                let (env, session) = (stream.env.clone(), stream.session.clone());
+                let (env, session, id) = (
+                    stream.env.clone(),
+                    stream.session.clone(),
+                    stream.id.clone(),
+                );
                 if end_of_stream {
                     self.state = State::Idle;
                 }
+                let missing: Vec<String> =
+                    refused.iter().filter_map(|r| r.missing.clone()).collect();
                 for r in refused {
                     refuse_server_request(gw, host, &env, session.as_ref(), &r);
+                }
+                if !missing.is_empty() && first {
+                    // Nothing went out yet: the caller gets the error the revision asks for.
+                    self.actions.clear();
+                    self.state = State::Idle;
+                    let reply = missing_capability(&id, &missing);
+                    self.outcome = Some(CallOutcome::Error(ErrorType::Jsonrpc));
+                    self.bytes = reply.body.len() as u64;
+                    self.actions.push_back(Action::Reply(reply));
+                    return Flow::Pause;
                 }
                 Flow::Continue
             }
@@ -435,6 +474,28 @@ impl Exchange {
             r
         }
     }
+}
+
+/// 2026-07-28 `MissingRequiredClientCapabilityError`: HTTP 400, `data.requiredCapabilities` a
+/// `ClientCapabilities` object keyed by what is missing.
+fn missing_capability(id: &serde_json::Value, missing: &[String]) -> LocalReply {
+    let required: serde_json::Map<String, serde_json::Value> =
+        missing.iter().map(|c| (c.clone(), json!({}))).collect();
+    reply::json(
+        400,
+        &json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {
+                "code": code::MISSING_REQUIRED_CLIENT_CAPABILITY,
+                "message": format!(
+                    "The tool needs the client capabilities {} (it asks the client during the call), which the request did not declare",
+                    missing.join(", ")
+                ),
+                "data": {"requiredCapabilities": required},
+            },
+        }),
+    )
 }
 
 /// Asks the session the call was refused in whether it still exists.

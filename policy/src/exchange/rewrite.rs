@@ -32,6 +32,11 @@ pub struct Edits {
     /// The caller can be sent server requests on this stream (initialize era); otherwise the
     /// gateway answers them for it with an error.
     pub relay_server_requests: bool,
+    /// A 2026-07-28 caller's declared `clientCapabilities` (`None` in the initialize era).
+    pub capabilities: Option<Map<String, Value>>,
+    /// A 2026-07-28 caller's `_meta` log level: log notifications below it (all, without
+    /// one) are not for this caller.
+    pub log_level: Option<String>,
 }
 
 /// A server request the caller cannot take: the gateway answers it for the caller.
@@ -39,6 +44,8 @@ pub struct Edits {
 pub struct Refused {
     pub id: Value,
     pub method: String,
+    /// The client capability the request needs that the caller did not declare.
+    pub missing: Option<String>,
 }
 
 /// Largest SSE event the gateway holds while rewriting it.
@@ -358,7 +365,7 @@ impl SseRewrite {
         };
         match edit_message(&self.edits, &mut message) {
             Edited::Keep => write_event(out, &others, &message),
-            Edited::Drop(r) => refused.push(r),
+            Edited::Drop(r) => refused.extend(r),
         }
     }
 }
@@ -375,8 +382,39 @@ fn write_event(out: &mut Vec<u8>, others: &[&[u8]], message: &Value) {
 
 enum Edited {
     Keep,
-    /// A server request the caller cannot take.
-    Drop(Refused),
+    /// Not for this caller: a server request it cannot take (answered for it), or a log line
+    /// it did not ask for.
+    Drop(Option<Refused>),
+}
+
+/// The client capability a server request needs.
+fn needed_capability(method: &str) -> Option<&'static str> {
+    match method {
+        "elicitation/create" => Some("elicitation"),
+        "sampling/createMessage" => Some("sampling"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
+}
+
+/// 2026-07-28: log notifications only when the request asked for them, at or above its level.
+fn wanted_log(requested: Option<&str>, level: Option<&str>) -> bool {
+    const LEVELS: [&str; 8] = [
+        "debug",
+        "info",
+        "notice",
+        "warning",
+        "error",
+        "critical",
+        "alert",
+        "emergency",
+    ];
+    let rank = |l: &str| LEVELS.iter().position(|x| *x == l);
+    match (requested.and_then(rank), level.and_then(rank)) {
+        (Some(min), Some(l)) => l >= min,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
 }
 
 /// Edits one message of the answer stream in place.
@@ -393,7 +431,19 @@ fn edit_message(edits: &Edits, message: &mut Value) -> Edited {
             // A request from the backend to the caller.
             let id = object.get("id").cloned().unwrap_or(Value::Null);
             if !edits.relay_server_requests {
-                return Edited::Drop(Refused { id, method });
+                let missing = needed_capability(&method)
+                    .filter(|c| {
+                        edits
+                            .capabilities
+                            .as_ref()
+                            .is_some_and(|caps| !caps.contains_key(*c))
+                    })
+                    .map(str::to_owned);
+                return Edited::Drop(Some(Refused {
+                    id,
+                    method,
+                    missing,
+                }));
             }
             object.insert(
                 "id".into(),
@@ -401,6 +451,15 @@ fn edit_message(edits: &Edits, message: &mut Value) -> Edited {
             );
         }
         (Some(method), false) => {
+            if method == "notifications/message" && edits.capabilities.is_some() {
+                let level = object
+                    .get("params")
+                    .and_then(|p| p.get("level"))
+                    .and_then(Value::as_str);
+                if !wanted_log(edits.log_level.as_deref(), level) {
+                    return Edited::Drop(None);
+                }
+            }
             let params = object.get_mut("params").and_then(Value::as_object_mut);
             if let Some(params) = params {
                 edit_notification(edits, &method, params);

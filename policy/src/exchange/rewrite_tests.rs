@@ -11,6 +11,8 @@ fn edits(modern: bool) -> Edits {
         progress: Some(("mmx-1-9.p".into(), json!("tok"))),
         result_type: modern,
         relay_server_requests: !modern,
+        capabilities: modern.then(|| json!({"sampling": {}}).as_object().cloned().unwrap()),
+        log_level: None,
     }
 }
 
@@ -121,7 +123,8 @@ fn sse_answers_are_rewritten_event_by_event() {
         refused,
         vec![Refused {
             id: json!(0),
-            method: "elicitation/create".into()
+            method: "elicitation/create".into(),
+            missing: Some("elicitation".into()),
         }]
     );
     let got = events(&out);

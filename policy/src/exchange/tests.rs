@@ -592,13 +592,22 @@ fn a_400_from_a_session_that_is_gone_reopens_it() {
     assert_eq!(host.last_call().1["method"], json!("initialize"));
 }
 
-#[test]
-fn a_2026_caller_gets_2026_answers() {
+/// A 2026-07-28 call of `search_logs` in Prod (session `s`) by a client declaring
+/// `capabilities` (and `log_level`), answered with the SSE `events` (the backend's request id
+/// `0`, its answer to the call `ANSWER`), cut in two. Returns the actions of the answer.
+fn modern_call(
+    capabilities: Value,
+    log_level: Option<&str>,
+    events: &[Value],
+) -> (Vec<Action>, FakeHost) {
     let gw = gateway(false);
     let mut host = FakeHost::with_session("Prod", Some("s"));
     let mut ex = Exchange::new();
-    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                      "io.modelcontextprotocol/clientCapabilities": {}});
+    let mut meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": capabilities});
+    if let Some(level) = log_level {
+        meta["io.modelcontextprotocol/logLevel"] = json!(level);
+    }
     send(
         &mut ex,
         &mut host,
@@ -612,20 +621,73 @@ fn a_2026_caller_gets_2026_answers() {
     for h in ["mcp-method", "mcp-name", "mcp-param-env"] {
         assert!(ops.contains(&HeaderOp::Remove(h.into())), "{h}");
     }
-    let stream = format!(
-        "data: {}\n\ndata: {}\n\n",
-        json!({"jsonrpc": "2.0", "id": 0, "method": "sampling/createMessage", "params": {}}),
-        json!({"jsonrpc": "2.0", "id": sent["id"], "result": {"content": []}})
-    );
-    let got = answer(&mut ex, &mut host, "text/event-stream", &stream);
-    let events = crate::session::sse_messages(&got);
+    let stream: String = events
+        .iter()
+        .map(|e| {
+            format!(
+                "data: {}\n\n",
+                e.to_string().replace("\"ANSWER\"", &sent["id"].to_string())
+            )
+        })
+        .collect();
+    let head = ResponseHead {
+        status: 200,
+        content_type: Some("text/event-stream"),
+        session_id: false,
+        end_of_stream: false,
+    };
+    // Held until the first event is known.
+    assert_eq!(ex.handle_response_head(&gw, &mut host, head), Flow::Pause);
+    drain(&mut ex);
+    let cut = stream.find("\n\n").unwrap();
     assert_eq!(
-        events,
+        ex.handle_response_chunk(&gw, &mut host, cut, false, &stream.as_bytes()[..cut]),
+        Flow::Pause
+    );
+    let mut actions = Vec::new();
+    if ex.handle_response_chunk(&gw, &mut host, stream.len(), false, stream.as_bytes())
+        == Flow::Continue
+    {
+        actions.extend(drain(&mut ex));
+        ex.handle_response_chunk(&gw, &mut host, 0, true, b"");
+    }
+    actions.extend(drain(&mut ex));
+    (actions, host)
+}
+
+fn written(actions: &[Action]) -> Vec<Value> {
+    let bytes: Vec<u8> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::WriteResponseChunk { bytes, .. } => Some(bytes.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    crate::session::sse_messages(&String::from_utf8(bytes).unwrap())
+}
+
+#[test]
+fn a_2026_caller_gets_2026_answers() {
+    let sampling =
+        json!({"jsonrpc": "2.0", "id": 0, "method": "sampling/createMessage", "params": {}});
+    let log = |level: &str| json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": level, "data": level}});
+    let result = json!({"jsonrpc": "2.0", "id": "ANSWER", "result": {"content": []}});
+
+    // A client that declared sampling: the backend's request cannot reach it (2026-07-28 has
+    // no server requests on a call's stream), so it is answered for it at once; the result
+    // gains `resultType`; log lines it did not ask for are dropped.
+    let (actions, host) = modern_call(
+        json!({"sampling": {}}),
+        None,
+        &[sampling.clone(), log("error"), result.clone()],
+    );
+    assert_eq!(
+        written(&actions),
         vec![
             json!({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "complete", "content": []}})
         ]
     );
-    // The backend's request was answered for the caller, in its session, at once.
     let refusal = host.calls.last().unwrap();
     assert_eq!(
         header(&refusal.headers, "mcp-session-id").as_deref(),
@@ -634,7 +696,33 @@ fn a_2026_caller_gets_2026_answers() {
     let (_, body) = host.last_call();
     assert_eq!(body["id"], json!(0));
     assert_eq!(body["error"]["code"], json!(-32601));
-    let _ = gw;
+
+    // Log lines at or above the level the request asked for are kept.
+    let (actions, _) = modern_call(
+        json!({}),
+        Some("warning"),
+        &[log("info"), log("error"), result.clone()],
+    );
+    let events = written(&actions);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["params"]["level"], json!("error"));
+
+    // A client that did not declare it gets -32021 and HTTP 400, before anything was sent.
+    let (actions, host) = modern_call(json!({}), None, &[sampling, result]);
+    match actions.as_slice() {
+        [Action::Reply(r)] => {
+            assert_eq!(r.status, 400);
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["id"], json!(1));
+            assert_eq!(v["error"]["code"], json!(-32021));
+            assert_eq!(
+                v["error"]["data"]["requiredCapabilities"],
+                json!({"sampling": {}})
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(host.last_call().1["error"]["code"], json!(-32601));
 }
 
 #[test]

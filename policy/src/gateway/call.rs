@@ -136,11 +136,24 @@ impl Gateway {
                 }
             }
         }
+        let meta = |key: &str| {
+            object
+                .get("params")
+                .and_then(|p| p.get("_meta"))
+                .and_then(|m| m.get(key))
+                .cloned()
+        };
+        let client_capabilities = header_era
+            .then(|| meta("io.modelcontextprotocol/clientCapabilities"))
+            .flatten()
+            .and_then(|c| c.as_object().cloned());
+        let log_level =
+            meta("io.modelcontextprotocol/logLevel").and_then(|l| l.as_str().map(str::to_owned));
         if let Some(params) = object.get_mut("params").and_then(Value::as_object_mut) {
             params.insert("arguments".into(), Value::Object(arguments));
             strip_era_meta(params);
         }
-        Outcome::Forward(Forward {
+        Outcome::Forward(Box::new(Forward {
             kind: ForwardKind::Call,
             env: env.clone(),
             cluster: entry.cluster.clone(),
@@ -150,7 +163,9 @@ impl Gateway {
             protocol_version: forward_version(entry),
             modern: header_era,
             bind: None,
-        })
+            client_capabilities,
+            log_level,
+        }))
     }
 }
 
@@ -168,7 +183,7 @@ impl Gateway {
         };
         let mut message = object;
         message.insert("id".into(), original);
-        Outcome::Forward(Forward {
+        Outcome::Forward(Box::new(Forward {
             kind: ForwardKind::Relay,
             env,
             cluster: entry.cluster.clone(),
@@ -178,7 +193,9 @@ impl Gateway {
             protocol_version: forward_version(entry),
             modern,
             bind: Some(bind),
-        })
+            client_capabilities: None,
+            log_level: None,
+        }))
     }
 }
 
