@@ -74,14 +74,17 @@ pub fn header_map(
 /// (elicitation in form mode, sampling, roots without change notifications). Servers that
 /// register tools only for capable clients (`server-everything`'s `trigger-elicitation-request`,
 /// `trigger-sampling-request`, `get-roots-list`) list them only then.
-pub const BRIDGED: [&str; 3] = ["elicitation", "sampling", "roots"];
+///
+/// Not `roots`: servers ask for roots on their standalone GET stream (server-everything does),
+/// outside any call, and a proxy-wasm filter cannot hold that stream open for a caller; a tool
+/// that waits for the answer would hang.
+pub const BRIDGED: [&str; 2] = ["elicitation", "sampling"];
 
 /// `BRIDGED` as declared, less the capabilities in `without`.
 pub fn capabilities(without: &[&str]) -> ClientCapabilities {
     let mut caps = serde_json::json!({
         "elicitation": { "form": {} },
-        "sampling": {},
-        "roots": { "listChanged": false }
+        "sampling": {}
     });
     if let Some(map) = caps.as_object_mut() {
         for name in without {
@@ -151,14 +154,13 @@ async fn requirements(
     if gated.is_empty() {
         return BTreeMap::new();
     }
-    let [a, b, c] = BRIDGED;
-    let (a, b, c) = tokio::join!(
+    let [a, b] = BRIDGED;
+    let (a, b) = tokio::join!(
         list(url, headers, capabilities(&[a])),
         list(url, headers, capabilities(&[b])),
-        list(url, headers, capabilities(&[c])),
     );
     let mut requires: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (cap, listing) in BRIDGED.iter().zip([a, b, c]) {
+    for (cap, listing) in BRIDGED.iter().zip([a, b]) {
         let Ok(listing) = listing else { continue };
         let names = listing.names();
         for tool in &gated {

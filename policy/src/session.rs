@@ -142,6 +142,14 @@ pub fn acknowledged(answer: &Answer<'_>) -> Result<(), String> {
 /// The id of the side-call `initialize`.
 pub const INIT_ID: &str = "meshmux-session-init";
 
+/// The client capabilities the gateway declares in its backend sessions, the same discovery
+/// declares: what it can carry between a backend and its callers during a call (requests for
+/// them travel on the call's stream to initialize-era callers, and their answers back).
+/// Servers register some tools only for clients that declared these.
+pub fn bridged_capabilities() -> Value {
+    json!({"elicitation": {"form": {}}, "sampling": {}})
+}
+
 pub fn initialize_body(protocol_version: &str) -> Vec<u8> {
     let body = json!({
         "jsonrpc": "2.0",
@@ -149,7 +157,7 @@ pub fn initialize_body(protocol_version: &str) -> Vec<u8> {
         "method": "initialize",
         "params": {
             "protocolVersion": protocol_version,
-            "capabilities": {},
+            "capabilities": bridged_capabilities(),
             "clientInfo": {"name": "meshmux-gateway", "version": env!("CARGO_PKG_VERSION")}
         }
     });

@@ -33,13 +33,10 @@ pub const BASE_TOOLS: &[&str] = &[
     "trigger-long-running-operation",
 ];
 
-/// The tools `server-everything` registers only for a client that declared elicitation,
-/// sampling or roots: in the catalog once discovery declares what the gateway can bridge.
-pub const ASKING_TOOLS: &[&str] = &[
-    "trigger-elicitation-request",
-    "trigger-sampling-request",
-    "get-roots-list",
-];
+/// The tools `server-everything` registers only for a client that declared elicitation or
+/// sampling: in the catalog since discovery declares what the gateway can bridge (not roots:
+/// server-everything asks for them outside any call, where no gateway can route them).
+pub const ASKING_TOOLS: &[&str] = &["trigger-elicitation-request", "trigger-sampling-request"];
 
 /// Which client, in which era.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,9 +231,6 @@ impl Summary {
                 );
             let fine = match verdict {
                 "pass" => true,
-                // server-everything sends `roots/list` outside the call (no related request id),
-                // so no gateway can route it to this caller: a prompt answer is all it can do.
-                "refused" if tool == "get-roots-list" => true,
                 // The spec's MRTR mapping is not required: a clear, prompt tool error is.
                 "refused" => asks && modern,
                 "skipped" | "unknown" => true,

@@ -37,7 +37,6 @@ fn capability_gated_tools_of_server_everything_are_in_the_catalog_with_their_nee
     for (name, needs) in [
         ("trigger-elicitation-request", "elicitation"),
         ("trigger-sampling-request", "sampling"),
-        ("get-roots-list", "roots"),
     ] {
         let entry = tool(&manifest, name).unwrap_or_else(|| panic!("{name} is not listed"));
         assert_eq!(
@@ -53,7 +52,9 @@ fn capability_gated_tools_of_server_everything_are_in_the_catalog_with_their_nee
     // old form and hash).
     let echo = tool(&manifest, "echo").unwrap();
     assert!(echo["envs"][0].get("requires").is_none(), "{echo:#}");
-    // URL-mode elicitation is not declared: that tool stays out.
+    // URL-mode elicitation and roots are not declared (roots are asked for outside any
+    // call, where the gateway cannot answer): those tools stay out.
     assert!(tool(&manifest, "trigger-url-elicitation").is_none());
+    assert!(tool(&manifest, "get-roots-list").is_none());
     Ok(())
 }
