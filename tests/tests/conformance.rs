@@ -56,11 +56,13 @@ const EXPECTED_GAPS: &[Gap] = &[
 ];
 
 const TOOLS_ONLY: &str = "answered -32601: the gateway serves tools only (issue 10)";
-const STATELESS: &str = "test_missing_capability runs for a caller without sampling (no -32021: \
-                         the backend sees the gateway session's bridged capabilities), and a log \
-                         comes without a logLevel";
-const CAPABILITIES: &str = "the tool asks for elicitation the caller did not declare: the backend \
-                            sees the gateway session's bridged capabilities, not the caller's";
+const STATELESS: &str = "test_missing_capability decides from the session's declared \
+                         capabilities without asking the client: the gateway's backend session \
+                         declares sampling (it bridges it), so the tool runs instead of answering \
+                         -32021 (a tool that does ask gets -32021 from the gateway)";
+const CAPABILITIES: &str = "the backend returns an input_required result asking for elicitation, \
+                            decided from the gateway session's capabilities; the gateway does not \
+                            filter a backend's inputRequests by the caller's declared ones";
 
 /// Scenarios our fixture backend itself does not pass (so they say nothing about meshmux).
 const DIRECT_GAPS: &[Gap] = &[
