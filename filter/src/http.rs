@@ -177,41 +177,21 @@ impl Host for StreamHost<'_> {
             s.set(n);
             n
         });
-        policy::exchange::ids::call(vm_index(), seq)
+        thread_local! {
+            /// This VM's number among the VMs of the Envoy process, claimed once.
+            static VM: Cell<Option<u32>> = const { Cell::new(None) };
+        }
+        let vm = VM.with(|cell| {
+            let vm = cell.get().unwrap_or_else(|| {
+                policy::exchange::ids::claim_vm(self).unwrap_or_else(|| {
+                    u32::try_from(metrics::now_ns() % 1_000_000_007).unwrap_or(1)
+                })
+            });
+            cell.set(Some(vm));
+            vm
+        });
+        policy::exchange::ids::call(vm, seq)
     }
-}
-
-/// This VM's number among the VMs of the Envoy process (claimed once in shared data), so call
-/// ids of different workers never collide in a backend session they share.
-fn vm_index() -> u32 {
-    thread_local! {
-        static INDEX: Cell<Option<u32>> = const { Cell::new(None) };
-    }
-    INDEX.with(|cell| {
-        if let Some(i) = cell.get() {
-            return i;
-        }
-        const KEY: &str = "meshmux.vm_index";
-        let mut claimed = 0;
-        for _ in 0..64 {
-            let (bytes, cas) = host::shared::get(KEY);
-            let last: u32 = bytes
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let next = last.wrapping_add(1);
-            if host::shared::set(KEY, next.to_string().as_bytes(), cas) {
-                claimed = next;
-                break;
-            }
-        }
-        if claimed == 0 {
-            // Never lost 64 races in a row in practice; the clock keeps ids apart then.
-            claimed = u32::try_from(metrics::now_ns() % u64::from(u32::MAX)).unwrap_or(1);
-        }
-        cell.set(Some(claimed));
-        claimed
-    })
 }
 
 /// Who the metrics name as the caller: the token's `sub` claim, `anonymous` without one.

@@ -20,6 +20,25 @@ pub fn call(vm: u32, seq: u64) -> String {
     format!("mmx-{vm}-{seq}")
 }
 
+/// Claims a number for this VM among the VMs of the Envoy process (a counter in shared data,
+/// bumped with compare-and-swap), so call ids of different workers never meet in a backend
+/// session they share. `None` only after 64 lost races in a row.
+pub fn claim_vm(host: &mut dyn super::Host) -> Option<u32> {
+    const KEY: &str = "meshmux.vm_index";
+    for _ in 0..64 {
+        let (bytes, cas) = host.shared_get(KEY);
+        let last: u32 = bytes
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let next = last.wrapping_add(1).max(1);
+        if host.shared_set(KEY, next.to_string().as_bytes(), cas) {
+            return Some(next);
+        }
+    }
+    None
+}
+
 /// The progress token a call with forwarded id `call_id` carries into the backend session.
 pub fn progress(call_id: &str) -> String {
     format!("{call_id}.p")

@@ -217,6 +217,13 @@ fn answer(ex: &mut Exchange, host: &mut FakeHost, content_type: &str, body: &str
 }
 
 #[test]
+fn every_vm_claims_its_own_number() {
+    let mut host = FakeHost::default();
+    let claimed: Vec<_> = (0..3).map(|_| ids::claim_vm(&mut host)).collect();
+    assert_eq!(claimed, vec![Some(1), Some(2), Some(3)]);
+}
+
+#[test]
 fn a_stateless_backend_pays_nothing() {
     let mut host = FakeHost::with_session("Prod", None);
     let mut ex = Exchange::new();
