@@ -300,7 +300,7 @@ fn gateway_answer(
         ..RequestHead::default()
     };
     match gateway.on_body(&head, body.as_bytes(), caller) {
-        Outcome::Reply(reply) => Ok(reply.body_text()),
+        Outcome::Reply(reply) | Outcome::Initialized(reply) => Ok(reply.body_text()),
         other => bail!("policy::Gateway did not answer {body} itself: {other:?}"),
     }
 }
