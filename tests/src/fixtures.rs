@@ -195,3 +195,14 @@ impl RealAuth {
         ))
     }
 }
+
+/// Two `@modelcontextprotocol/server-everything` instances (Alpha, Beta) behind one gateway.
+pub fn everything_twice() -> Result<(Gateway, Backend, Backend)> {
+    let alpha = Backend::everything("Alpha").start()?;
+    let beta = Backend::everything("Beta").start()?;
+    let gw = Gateway::builder()
+        .env("Alpha", &alpha)
+        .env("Beta", &beta)
+        .start()?;
+    Ok((gw, alpha, beta))
+}

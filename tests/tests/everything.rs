@@ -12,21 +12,12 @@
 )]
 
 use serde_json::json;
-use tests::{Backend, Gateway, RmcpClient, TsClient, is_error, result_text};
-
-fn two_everythings() -> anyhow::Result<(Gateway, Backend, Backend)> {
-    let alpha = Backend::everything("Alpha").start()?;
-    let beta = Backend::everything("Beta").start()?;
-    let gw = Gateway::builder()
-        .env("Alpha", &alpha)
-        .env("Beta", &beta)
-        .start()?;
-    Ok((gw, alpha, beta))
-}
+use tests::fixtures::everything_twice;
+use tests::{RmcpClient, TsClient, is_error, result_text};
 
 #[test]
 fn server_everything_twice_is_listed_once_with_an_env_enum() -> anyhow::Result<()> {
-    let (gw, _alpha, _beta) = two_everythings()?;
+    let (gw, _alpha, _beta) = everything_twice()?;
 
     let list = gw.list_tools()?;
 
@@ -50,7 +41,7 @@ fn server_everything_twice_is_listed_once_with_an_env_enum() -> anyhow::Result<(
 
 #[test]
 fn server_everything_calls_reach_each_instance_through_backend_sessions() -> anyhow::Result<()> {
-    let (gw, _alpha, _beta) = two_everythings()?;
+    let (gw, _alpha, _beta) = everything_twice()?;
 
     for env in ["Alpha", "Beta", "Alpha"] {
         let result = gw.call_tool("get-env", json!({"env": env}))?;
@@ -69,7 +60,7 @@ fn server_everything_calls_reach_each_instance_through_backend_sessions() -> any
 
 #[test]
 fn server_everything_works_for_the_rmcp_and_typescript_clients() -> anyhow::Result<()> {
-    let (gw, _alpha, _beta) = two_everythings()?;
+    let (gw, _alpha, _beta) = everything_twice()?;
 
     let rmcp = RmcpClient::connect(&gw.url())?;
     let sum = rmcp.call_tool("get-sum", json!({"env": "Alpha", "a": 2, "b": 40}))?;
@@ -88,7 +79,7 @@ fn server_everything_works_for_the_rmcp_and_typescript_clients() -> anyhow::Resu
 
 #[test]
 fn a_restarted_server_everything_is_reinitialized() -> anyhow::Result<()> {
-    let (gw, mut alpha, _beta) = two_everythings()?;
+    let (gw, mut alpha, _beta) = everything_twice()?;
     let call = || gw.call_tool("echo", json!({"env": "Alpha", "message": "again"}));
     assert_eq!(result_text(&call()?), "Echo: again");
 

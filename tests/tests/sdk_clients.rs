@@ -18,21 +18,11 @@
 
 use std::time::{Duration, Instant};
 
+use tests::fixtures::everything_twice;
 use tests::sdk_everything::{self, Sdk};
-use tests::{Backend, Gateway};
 
 /// How long one tool call may take: the slowest tool takes 1 s directly.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn everything_twice() -> anyhow::Result<(Gateway, Backend, Backend)> {
-    let alpha = Backend::everything("Alpha").start()?;
-    let beta = Backend::everything("Beta").start()?;
-    let gw = Gateway::builder()
-        .env("Alpha", &alpha)
-        .env("Beta", &beta)
-        .start()?;
-    Ok((gw, alpha, beta))
-}
 
 fn calls_every_tool(sdk: Sdk) -> anyhow::Result<()> {
     let (gw, _alpha, _beta) = everything_twice()?;

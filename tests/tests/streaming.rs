@@ -11,7 +11,8 @@
 )]
 
 use serde_json::{Value, json};
-use tests::{Backend, Gateway, OpsEnvs, TsClient, is_error, result_text};
+use tests::fixtures::everything_twice;
+use tests::{OpsEnvs, TsClient, is_error, result_text};
 
 fn call_with_progress(id: u64, name: &str, arguments: Value) -> String {
     json!({
@@ -111,12 +112,7 @@ fn the_typescript_client_sees_every_progress_notification() -> anyhow::Result<()
 
 #[test]
 fn server_everythings_sse_progress_arrives_whole_and_in_order() -> anyhow::Result<()> {
-    let alpha = Backend::everything("Alpha").start()?;
-    let beta = Backend::everything("Beta").start()?;
-    let gw = Gateway::builder()
-        .env("Alpha", &alpha)
-        .env("Beta", &beta)
-        .start()?;
+    let (gw, _alpha, _beta) = everything_twice()?;
 
     let resp = gw.post_json(&call_with_progress(
         3,
