@@ -22,8 +22,10 @@
 //! backend session every forwarded request carries a gateway-unique id, and each answer
 //! stream is only ever rewritten back to the caller whose request opened it.
 
+mod cancel;
 pub mod ids;
 mod open;
+mod request;
 mod respond;
 pub mod rewrite;
 
@@ -31,7 +33,7 @@ use std::collections::VecDeque;
 
 use serde_json::Value;
 
-use crate::gateway::{Forward, ForwardKind, Head, RequestHead};
+use crate::gateway::{Forward, ForwardKind, Head};
 use crate::health;
 use crate::metrics::ErrorType;
 use crate::outcome_scan::OutcomeScan;
@@ -44,6 +46,7 @@ use open::Opening;
 use respond::Retry;
 use rewrite::Edits;
 
+pub use request::Request;
 pub use respond::ResponseHead;
 
 /// What the exchange reads and writes synchronously on the host.
@@ -126,68 +129,16 @@ pub enum CallOutcome {
     Error(ErrorType),
 }
 
-/// The request head as the filter read it (header names lower-case).
-#[derive(Debug, Clone, Default)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    pub authority: Option<String>,
-    pub origin: Option<String>,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_length: Option<String>,
-    pub protocol_version: Option<String>,
-    pub mcp_method: Option<String>,
-    pub mcp_name: Option<String>,
-    pub mcp_param_env: Option<String>,
-    /// Every `mcp-param-*` header the client sent (removed when the call is forwarded).
-    pub mcp_params: Vec<String>,
-    /// The client session id the gateway gave this client at `initialize`.
-    pub client_session: Option<String>,
-}
-
-impl Request {
-    pub fn from_headers<'h>(headers: impl IntoIterator<Item = (&'h str, &'h str)>) -> Self {
-        let mut r = Request::default();
-        for (name, value) in headers {
-            let value = || Some(value.to_owned());
-            match name {
-                ":method" => r.method = value().unwrap_or_default(),
-                ":path" => r.path = value().unwrap_or_default(),
-                ":authority" => r.authority = value(),
-                "origin" => r.origin = value(),
-                "content-type" => r.content_type = value(),
-                "content-encoding" => r.content_encoding = value(),
-                "content-length" => r.content_length = value(),
-                "mcp-protocol-version" => r.protocol_version = value(),
-                "mcp-method" => r.mcp_method = value(),
-                "mcp-name" => r.mcp_name = value(),
-                "mcp-session-id" => r.client_session = value(),
-                n if n.starts_with("mcp-param-") => {
-                    if n == "mcp-param-env" {
-                        r.mcp_param_env = value();
-                    }
-                    r.mcp_params.push(n.to_owned());
-                }
-                _ => {}
-            }
-        }
-        r
-    }
-
-    pub fn view(&self) -> RequestHead<'_> {
-        RequestHead {
-            method: &self.method,
-            path: &self.path,
-            authority: self.authority.as_deref(),
-            origin: self.origin.as_deref(),
-            content_type: self.content_type.as_deref(),
-            content_encoding: self.content_encoding.as_deref(),
-            content_length: self.content_length.as_deref(),
-            protocol_version: self.protocol_version.as_deref(),
-            mcp_method: self.mcp_method.as_deref(),
-            mcp_name: self.mcp_name.as_deref(),
-            mcp_param_env: self.mcp_param_env.as_deref(),
+impl CallOutcome {
+    /// What an answer's outcome scan found; no verdict means the answer never completed (the
+    /// upstream's fault).
+    fn from_verdict(verdict: Option<crate::outcome_scan::Verdict>) -> Self {
+        use crate::outcome_scan::Verdict;
+        match verdict {
+            Some(Verdict::Success) => CallOutcome::Success,
+            Some(Verdict::ToolError) => CallOutcome::Error(ErrorType::Tool),
+            Some(Verdict::JsonRpcError) => CallOutcome::Error(ErrorType::Jsonrpc),
+            None => CallOutcome::Error(ErrorType::Upstream),
         }
     }
 }
@@ -281,16 +232,7 @@ impl Exchange {
     /// client got.
     pub fn outcome(&self) -> (CallOutcome, u64) {
         let outcome = self.outcome.unwrap_or_else(|| {
-            match self.scan.as_ref().and_then(OutcomeScan::verdict) {
-                Some(crate::outcome_scan::Verdict::Success) => CallOutcome::Success,
-                Some(crate::outcome_scan::Verdict::ToolError) => {
-                    CallOutcome::Error(ErrorType::Tool)
-                }
-                Some(crate::outcome_scan::Verdict::JsonRpcError) => {
-                    CallOutcome::Error(ErrorType::Jsonrpc)
-                }
-                None => CallOutcome::Error(ErrorType::Upstream),
-            }
+            CallOutcome::from_verdict(self.scan.as_ref().and_then(OutcomeScan::verdict))
         });
         (outcome, self.bytes)
     }
@@ -406,65 +348,6 @@ impl Exchange {
         }
     }
 
-    /// The caller as `ids::caller` names it; `None` when nothing tells it from other callers
-    /// (no token and no client session id).
-    fn caller_key(&self, host: &dyn Host) -> Option<String> {
-        let principal = host.principal();
-        let session = self.request.client_session.as_deref();
-        (principal != crate::metrics::ANONYMOUS || session.is_some())
-            .then(|| ids::caller(&principal, session))
-    }
-
-    /// `notifications/cancelled` for one of this caller's calls: sent on to the backend
-    /// session that runs it, with the id it has there.
-    fn cancel(&mut self, gw: &Gateway, host: &mut dyn Host, request_id: &Value) -> Flow {
-        let Some(caller) = self.caller_key(host) else {
-            return self.reply(reply::accepted());
-        };
-        let (slot, key) = ids::inflight_slot(&caller, request_id);
-        let (bytes, _) = host.shared_get(&slot);
-        let record = bytes.and_then(|b| serde_json::from_slice::<Inflight>(&b).ok());
-        let Some(record) = record.filter(|r| r.key == key) else {
-            return self.reply(reply::accepted());
-        };
-        let Some(entry) = gw.config().manifest.env(&record.env) else {
-            return self.reply(reply::accepted());
-        };
-        let mut message = serde_json::Map::new();
-        message.insert("jsonrpc".into(), "2.0".into());
-        message.insert("method".into(), "notifications/cancelled".into());
-        message.insert(
-            "params".into(),
-            serde_json::json!({"requestId": record.id, "reason": "cancelled by the client"}),
-        );
-        let fwd = Forward {
-            kind: ForwardKind::Relay,
-            env: record.env.clone(),
-            cluster: entry.cluster.clone(),
-            tool: String::new(),
-            id: Value::Null,
-            message,
-            protocol_version: crate::gateway::forward_version(entry),
-            modern: false,
-            bind: None,
-            client_capabilities: None,
-            log_level: None,
-        };
-        self.forward(gw, host, fwd)
-    }
-
-    /// The stream ended (however it ended): the call is no longer in flight.
-    pub fn handle_end(&mut self, host: &mut dyn Host) {
-        let Some((slot, key)) = self.inflight.take() else {
-            return;
-        };
-        let (bytes, cas) = host.shared_get(&slot);
-        let record = bytes.and_then(|b| serde_json::from_slice::<Inflight>(&b).ok());
-        if record.is_some_and(|r| r.key == key) {
-            host.shared_set(&slot, b"", cas);
-        }
-    }
-
     fn forward(&mut self, gw: &Gateway, host: &mut dyn Host, fwd: Forward) -> Flow {
         let Some(entry) = gw.config().manifest.env(&fwd.env) else {
             return self.fail_now(internal(&fwd.id, "the manifest lists no such env"));
@@ -481,22 +364,8 @@ impl Exchange {
         // Who is calling matters only inside a shared session (one host read saved otherwise).
         let caller = isolate.then(|| self.caller_key(host)).flatten();
         let call = prepare(host, fwd, isolate, caller.as_deref());
-        if let (Some(caller), Some(edits)) = (&caller, &call.edits)
-            && let Some(forwarded) = &edits.forwarded_id
-        {
-            // Noted so that the caller's `notifications/cancelled` can find it.
-            let (slot, key) = ids::inflight_slot(caller, &edits.original_id);
-            let record = Inflight {
-                key: key.clone(),
-                env: call.fwd.env.clone(),
-                id: forwarded.clone(),
-            };
-            host.shared_set(
-                &slot,
-                &serde_json::to_vec(&record).unwrap_or_default(),
-                None,
-            );
-            self.inflight = Some((slot, key));
+        if let Some(caller) = &caller {
+            self.note_inflight(host, caller, &call);
         }
         self.actions.push_back(Action::ReplaceRequestBody {
             size: self.body_size,
@@ -622,16 +491,22 @@ impl Exchange {
     /// Answers with a failure the gateway wrote (counted as an upstream failure).
     fn fail_now(&mut self, r: LocalReply) -> Flow {
         self.failed(ErrorType::Upstream, r.body.len());
+        let r = self.for_caller(r);
+        self.reply(r)
+    }
+
+    /// A reply the gateway wrote, in the form the caller's protocol version needs.
+    fn for_caller(&self, r: LocalReply) -> LocalReply {
         let modern = self
             .request
             .protocol_version
             .as_deref()
             .is_some_and(crate::protocol::header_era);
-        self.reply(if modern {
+        if modern {
             reply::with_result_type(r)
         } else {
             r
-        })
+        }
     }
 
     fn failed(&mut self, error: ErrorType, size: usize) {
@@ -640,14 +515,6 @@ impl Exchange {
             self.bytes = size as u64;
         }
     }
-}
-
-/// A call in flight, as noted for cancellation.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Inflight {
-    key: String,
-    env: String,
-    id: String,
 }
 
 /// Gives the message its id (and progress token) inside the backend session and serializes it.

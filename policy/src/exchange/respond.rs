@@ -451,28 +451,7 @@ impl Exchange {
             s.feed(&reply.body);
         }
         self.bytes = reply.body.len() as u64;
-        self.outcome = Some(match scan.and_then(|s| s.verdict()) {
-            Some(crate::outcome_scan::Verdict::Success) => CallOutcome::Success,
-            Some(crate::outcome_scan::Verdict::ToolError) => CallOutcome::Error(ErrorType::Tool),
-            Some(crate::outcome_scan::Verdict::JsonRpcError) => {
-                CallOutcome::Error(ErrorType::Jsonrpc)
-            }
-            None => CallOutcome::Error(ErrorType::Upstream),
-        });
-    }
-
-    /// A reply the gateway wrote, in the form the caller's protocol version needs.
-    fn for_caller(&self, r: LocalReply) -> LocalReply {
-        let modern = self
-            .request
-            .protocol_version
-            .as_deref()
-            .is_some_and(crate::protocol::header_era);
-        if modern {
-            reply::with_result_type(r)
-        } else {
-            r
-        }
+        self.outcome = Some(CallOutcome::from_verdict(scan.and_then(|s| s.verdict())));
     }
 }
 
