@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::tools::{apt_install, root, run};
+use crate::tools::{apt_install, has_package, root, run};
 
 /// The release the benchmark compares against.
 pub const MCP_ENV_MUX_VERSION: &str = "0.3.7";
@@ -16,16 +16,7 @@ pub fn mcp_env_mux() -> Result<PathBuf> {
     let venv = root().join(".venv-peers");
     let bin = venv.join("bin/mcp-env-mux");
     let python = venv.join("bin/python");
-    let installed = || {
-        Command::new(&python)
-            .args([
-                "-c",
-                "import importlib.metadata as m; print(m.version('mcp-env-mux'))",
-            ])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == MCP_ENV_MUX_VERSION)
-    };
-    if bin.exists() && installed() {
+    if bin.exists() && has_package(&python, "mcp-env-mux", MCP_ENV_MUX_VERSION) {
         return Ok(bin);
     }
     eprintln!(
@@ -49,7 +40,7 @@ pub fn mcp_env_mux() -> Result<PathBuf> {
         "-q",
         &format!("mcp-env-mux=={MCP_ENV_MUX_VERSION}"),
     ]))?;
-    if !bin.exists() || !installed() {
+    if !bin.exists() || !has_package(&python, "mcp-env-mux", MCP_ENV_MUX_VERSION) {
         bail!(
             "{} is not mcp-env-mux {MCP_ENV_MUX_VERSION} after pip install",
             bin.display()

@@ -134,20 +134,22 @@ fn venv(name: &str) -> Result<PathBuf> {
     Ok(venv)
 }
 
+/// Whether `python`'s environment has PyPI package `name` at exactly `version`.
+pub fn has_package(python: &Path, name: &str, version: &str) -> bool {
+    Command::new(python)
+        .args([
+            "-c",
+            &format!("import importlib.metadata as m; print(m.version('{name}'))"),
+        ])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == version)
+}
+
 /// `.venv-py-mcp/bin/python` with PyPI `mcp` at [`PY_MCP_VERSION`], installed on demand (and
 /// again if another version is there); its own venv, so it never meets Envoy's `.venv`.
 pub fn python_mcp() -> Result<PathBuf> {
     let python = root().join(".venv-py-mcp/bin/python");
-    let installed = || {
-        Command::new(&python)
-            .args([
-                "-c",
-                "import importlib.metadata as m; print(m.version('mcp'))",
-            ])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == PY_MCP_VERSION)
-    };
-    if python.exists() && installed() {
+    if python.exists() && has_package(&python, "mcp", PY_MCP_VERSION) {
         return Ok(python);
     }
     let venv = venv(".venv-py-mcp")?;
@@ -160,7 +162,7 @@ pub fn python_mcp() -> Result<PathBuf> {
         "-q",
         &format!("mcp=={PY_MCP_VERSION}"),
     ]))?;
-    if !installed() {
+    if !has_package(&python, "mcp", PY_MCP_VERSION) {
         bail!(
             "{} has no mcp {PY_MCP_VERSION} after pip install",
             python.display()
