@@ -72,9 +72,14 @@ impl Edit {
 
     /// Applies the edits; `false` (and a log line) when the map is no longer writable.
     pub fn apply(self) -> bool {
-        // Every request map has `:method`, every response map `:status`: an empty read means
-        // Envoy no longer holds the map for this filter.
-        if hostcalls::get_map_bytes(self.map).map_or(true, |m| m.is_empty()) {
+        // Every request map has `:method`, every response map `:status`: a failed or empty
+        // read of that one header (not the whole map: this runs on every forwarded call)
+        // means Envoy no longer holds the map for this filter.
+        let probe = match self.map {
+            MapType::HttpResponseHeaders => ":status",
+            _ => ":method",
+        };
+        if !matches!(hostcalls::get_map_value_bytes(self.map, probe), Ok(Some(_))) {
             warn!(
                 "header map {:?} is no longer writable; edits dropped",
                 self.map

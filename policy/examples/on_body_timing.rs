@@ -55,7 +55,10 @@ fn main() {
         content_type: Some("application/json"),
         ..Default::default()
     };
-    let n = 200_000;
+    let n: u32 = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let start = std::time::Instant::now();
     for _ in 0..n {
         std::hint::black_box(g.on_body(&head, body.as_bytes(), &Caller::Unrestricted));

@@ -371,21 +371,17 @@ impl Exchange {
             size: self.body_size,
             body: call.body.clone(),
         });
-        let mut ops = vec![
-            // The body changed length; a stale Content-Length makes the upstream wait forever.
-            HeaderOp::Set("content-length".into(), call.body.len().to_string()),
-            HeaderOp::Set(
-                "accept".into(),
-                "application/json, text/event-stream".into(),
-            ),
-            HeaderOp::Remove("authorization".into()),
-            HeaderOp::Remove("mcp-session-id".into()),
-            HeaderOp::Remove("mcp-method".into()),
-            HeaderOp::Remove("mcp-name".into()),
-        ];
+        // The body changed length; a stale Content-Length makes the upstream wait forever.
+        let mut ops = vec![HeaderOp::Set(
+            "content-length".into(),
+            call.body.len().to_string(),
+        )];
+        if self.request.accept.as_deref() != Some(FORWARD_ACCEPT) {
+            ops.push(HeaderOp::Set("accept".into(), FORWARD_ACCEPT.into()));
+        }
         ops.extend(
             self.request
-                .mcp_params
+                .strip
                 .iter()
                 .map(|n| HeaderOp::Remove(n.clone())),
         );
@@ -516,6 +512,9 @@ impl Exchange {
         }
     }
 }
+
+/// The `Accept` of every forwarded call: backends may answer either way.
+const FORWARD_ACCEPT: &str = "application/json, text/event-stream";
 
 /// Gives the message its id (and progress token) inside the backend session and serializes it.
 fn prepare(host: &mut dyn Host, mut fwd: Forward, isolate: bool, caller: Option<&str>) -> Call {

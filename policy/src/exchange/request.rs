@@ -16,11 +16,18 @@ pub struct Request {
     pub mcp_method: Option<String>,
     pub mcp_name: Option<String>,
     pub mcp_param_env: Option<String>,
-    /// Every `mcp-param-*` header the client sent (removed when the call is forwarded).
-    pub mcp_params: Vec<String>,
+    /// The caller's `Accept`.
+    pub accept: Option<String>,
+    /// Headers the client sent that are the gateway's alone and are removed when the call is
+    /// forwarded (its credentials, its session, every `mcp-*` routing header). Only those
+    /// present are listed: each removal is a host call.
+    pub strip: Vec<String>,
     /// The client session id the gateway gave this client at `initialize`.
     pub client_session: Option<String>,
 }
+
+/// Client headers never forwarded (besides every `mcp-param-*`).
+const STRIPPED: [&str; 4] = ["authorization", "mcp-session-id", "mcp-method", "mcp-name"];
 
 impl Request {
     pub fn from_headers<'h>(headers: impl IntoIterator<Item = (&'h str, &'h str)>) -> Self {
@@ -36,16 +43,15 @@ impl Request {
                 "content-encoding" => r.content_encoding = value(),
                 "content-length" => r.content_length = value(),
                 "mcp-protocol-version" => r.protocol_version = value(),
+                "accept" => r.accept = value(),
                 "mcp-method" => r.mcp_method = value(),
                 "mcp-name" => r.mcp_name = value(),
                 "mcp-session-id" => r.client_session = value(),
-                n if n.starts_with("mcp-param-") => {
-                    if n == "mcp-param-env" {
-                        r.mcp_param_env = value();
-                    }
-                    r.mcp_params.push(n.to_owned());
-                }
+                "mcp-param-env" => r.mcp_param_env = value(),
                 _ => {}
+            }
+            if STRIPPED.contains(&name) || name.starts_with("mcp-param-") {
+                r.strip.push(name.to_owned());
             }
         }
         r

@@ -238,12 +238,57 @@ fn a_stateless_backend_pays_nothing() {
     assert_eq!(forwarded_body(&actions)["id"], json!(1));
     assert!(actions.contains(&Action::Route("Prod".into())));
     let ops = request_header_ops(&actions);
-    assert!(ops.contains(&HeaderOp::Remove("authorization".into())));
     assert!(ops.contains(&HeaderOp::Remove("mcp-session-id".into())));
+    // Only headers the client sent are removed: each removal is a host call.
+    assert!(!ops.contains(&HeaderOp::Remove("authorization".into())));
+    assert!(!ops.contains(&HeaderOp::Remove("mcp-method".into())));
     let body = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
     assert_eq!(answer(&mut ex, &mut host, "application/json", body), body);
     assert_eq!(ex.counted(), Some(("search_logs", "Prod")));
     assert!(host.calls.is_empty());
+}
+
+#[test]
+fn the_gateways_own_headers_never_reach_the_backend() {
+    let mut host = FakeHost::with_session("Prod", None);
+    let mut ex = Exchange::new();
+    let head = Request::from_headers([
+        (":method", "POST"),
+        (":path", "/mcp"),
+        ("content-type", "application/json"),
+        ("accept", "application/json"),
+        ("authorization", "Bearer secret"),
+        ("mcp-session-id", "client-session"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "search_logs"),
+        ("mcp-param-env", "Prod"),
+        ("mcp-param-region", "eu"),
+    ]);
+    send(
+        &mut ex,
+        &mut host,
+        head,
+        &call_body(json!(1), "Prod", json!({})),
+    );
+    let ops = request_header_ops(&drain(&mut ex));
+    for name in [
+        "authorization",
+        "mcp-session-id",
+        "mcp-method",
+        "mcp-name",
+        "mcp-param-env",
+        "mcp-param-region",
+    ] {
+        assert!(
+            ops.contains(&HeaderOp::Remove(name.into())),
+            "{name}: {ops:?}"
+        );
+    }
+    // The client's narrower Accept is widened: backends may answer either way.
+    assert!(ops.contains(&HeaderOp::Set(
+        "accept".into(),
+        "application/json, text/event-stream".into()
+    )));
 }
 
 #[test]
