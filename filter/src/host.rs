@@ -18,8 +18,14 @@ pub fn headers(map: MapType) -> Headers {
     hostcalls::get_map_bytes(map)
         .unwrap_or_default()
         .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .map(|(k, v)| (k, utf8_lossy(v)))
         .collect()
+}
+
+/// A header value as text, without a copy when it is valid UTF-8 (nearly always).
+fn utf8_lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// One response header. Call it only from the response-headers callback, where Envoy holds
@@ -28,7 +34,7 @@ pub fn response_header(name: &str) -> Option<String> {
     hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
         .ok()
         .flatten()
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .map(utf8_lossy)
 }
 
 /// One request header. Call it only from the request-headers callback (see
@@ -37,7 +43,7 @@ pub fn request_header(name: &str) -> Option<String> {
     hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
         .ok()
         .flatten()
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .map(utf8_lossy)
 }
 
 /// The first value of `name` (lower-case).
