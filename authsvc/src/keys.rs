@@ -55,10 +55,12 @@ impl KeySource {
     }
 }
 
-/// A private key with its published form.
+/// A private key with its published form. aws-lc-rs generates and parses it (and gives the
+/// public components for the JWK); `jsonwebtoken` signs with it.
 pub struct SigningKey {
     pub kid: String,
     pair: KeyPair,
+    encoding: jsonwebtoken::EncodingKey,
     jwk: Value,
 }
 
@@ -71,16 +73,19 @@ impl SigningKey {
             _ => bail!("the private key is not RSA"),
         }
         .map_err(|e| anyhow::anyhow!("unusable RSA key: {e}"))?;
-        Ok(SigningKey::from_pair(pair))
+        SigningKey::from_pair(pair)
     }
 
     pub fn generate() -> anyhow::Result<SigningKey> {
         let pair = KeyPair::generate(KeySize::Rsa2048)
             .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
-        Ok(SigningKey::from_pair(pair))
+        SigningKey::from_pair(pair)
     }
 
-    fn from_pair(pair: KeyPair) -> SigningKey {
+    fn from_pair(pair: KeyPair) -> anyhow::Result<SigningKey> {
+        // One PKCS#8 encoding for both: what `to_pem` writes is what signs.
+        let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(pem_of(&pair)?.as_bytes())
+            .context("the RSA key is not usable for RS256")?;
         let public = pair.public_key();
         let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
         let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
@@ -91,42 +96,41 @@ impl SigningKey {
             canonical.as_bytes(),
         ));
         let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e});
-        SigningKey { kid, pair, jwk }
+        Ok(SigningKey {
+            kid,
+            pair,
+            encoding,
+            jwk,
+        })
     }
 
     pub fn to_pem(&self) -> anyhow::Result<String> {
-        let der = self
-            .pair
-            .as_der()
-            .map_err(|_| anyhow::anyhow!("encoding the key failed"))?;
-        let b64 = STANDARD.encode(der.as_ref());
-        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-        for chunk in b64.as_bytes().chunks(64) {
-            pem.push_str(&String::from_utf8_lossy(chunk));
-            pem.push('\n');
-        }
-        pem.push_str("-----END PRIVATE KEY-----\n");
-        Ok(pem)
+        pem_of(&self.pair)
     }
 
     pub fn jwk(&self) -> &Value {
         &self.jwk
     }
 
-    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
-    pub fn sign(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let mut sig = vec![0u8; self.pair.public_modulus_len()];
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        self.pair
-            .sign(
-                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-                &rng,
-                message,
-                &mut sig,
-            )
-            .map_err(|_| anyhow::anyhow!("signing failed"))?;
-        Ok(sig)
+    /// The key `jsonwebtoken` signs with (RS256).
+    pub fn encoding(&self) -> &jsonwebtoken::EncodingKey {
+        &self.encoding
     }
+}
+
+/// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+fn pem_of(pair: &KeyPair) -> anyhow::Result<String> {
+    let der = pair
+        .as_der()
+        .map_err(|_| anyhow::anyhow!("encoding the key failed"))?;
+    let b64 = STANDARD.encode(der.as_ref());
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    Ok(pem)
 }
 
 /// The current key (signs) and the previous one (still published after a rotation).

@@ -92,3 +92,32 @@ fn signatures_verify_and_tampering_is_caught() {
     );
     assert!(crate::jws::verify(&none, &ring.jwks()).is_err());
 }
+
+/// What Envoy's jwt_authn and our JWKS rely on: RS256, `typ: JWT`, the key's `kid`.
+#[test]
+fn tokens_carry_the_header_jwt_authn_expects() {
+    let key = SigningKey::generate().unwrap();
+    let token = crate::jws::sign(&key, &serde_json::json!({"sub": "a"})).unwrap();
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        header,
+        serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": key.kid})
+    );
+    // Another key with the same kid does not verify it; an unknown kid is named.
+    let other = SigningKey::generate().unwrap();
+    let mut jwk = other.jwk().clone();
+    jwk["kid"] = key.kid.clone().into();
+    assert_eq!(
+        crate::jws::verify(&token, &serde_json::json!({"keys": [jwk]})),
+        Err(crate::jws::VerifyError::Signature)
+    );
+    assert_eq!(
+        crate::jws::verify(&token, &serde_json::json!({"keys": [other.jwk()]})),
+        Err(crate::jws::VerifyError::UnknownKey(key.kid.clone()))
+    );
+}

@@ -55,7 +55,7 @@ impl Claims {
     }
 
     pub fn sign(&self, keys: &KeyRing) -> anyhow::Result<String> {
-        crate::jws::sign(&keys.current, &serde_json::to_value(self)?)
+        crate::jws::sign(&keys.current, self)
     }
 }
 
