@@ -284,3 +284,154 @@ async fn readyz_follows_redis_and_nothing_minted_is_lost() {
         serde_json::json!([record.jti])
     );
 }
+
+/// Signs `user` in to the token UI (dev IdP) and returns the page.
+async fn ui_login(b: &mut Browser, r: &axum::Router, user: &str) -> Answer {
+    let a = b.get(r, "/ui/login").await;
+    let state = a.param("state").unwrap();
+    let a = b
+        .post_form(r, "/auth/dev/login", &[("state", &state), ("user", user)])
+        .await;
+    let a = b.get(r, &a.location()).await;
+    assert_eq!(a.location(), "/ui/tokens");
+    b.get(r, "/ui/tokens").await
+}
+
+fn session_key(b: &Browser) -> String {
+    let id = &b.cookies["meshmux_ui"];
+    format!("meshmux:authsvc:session:{}", authsvc::tokens::digest(id))
+}
+
+async fn get_raw(port: u16, key: &str) -> String {
+    match raw(port, &["GET", key]).await {
+        redis::Value::BulkString(v) => String::from_utf8(v).unwrap(),
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+/// Issue 9, finding 7: every value is bound to its key, so an admin's session copied under
+/// your own session key does not make you the admin.
+#[tokio::test]
+async fn a_session_copied_under_another_key_grants_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path(), None);
+    let r = router_with(settings(), redis_db(&redis));
+    let (mut alice, mut bob) = (Browser::default(), Browser::default());
+    assert!(
+        ui_login(&mut alice, &r, "alice")
+            .await
+            .body
+            .contains("Mint a bot token")
+    );
+    let page = ui_login(&mut bob, &r, "bob").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("Mint a bot token"), "bob is no admin");
+
+    let admins = get_raw(redis.port, &session_key(&alice)).await;
+    let _: redis::Value = raw(redis.port, &["SET", &session_key(&bob), &admins]).await;
+    let a = bob.get(&r, "/ui/tokens").await;
+    assert_ne!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(!a.body.contains("Mint a bot token"), "{}", a.body);
+    assert!(!a.body.contains("alice"), "{}", a.body);
+    // The admin's own session is untouched.
+    let a = alice.get(&r, "/ui/tokens").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("Mint a bot token"));
+}
+
+/// The project's Python (`.venv-py-mcp`, made by `cargo xtask setup`), with `cryptography`.
+fn python() -> std::path::PathBuf {
+    let path = std::env::var_os("MESHMUX_TEST_PYTHON")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-py-mcp/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: run cargo xtask setup (Python with cryptography)",
+        path.display()
+    );
+    path
+}
+
+/// Runs `script` with Python's `cryptography.fernet.Fernet(FERNET_KEY)` as `f`.
+fn py_fernet(script: &str, args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(format!(
+            "import sys\nfrom cryptography.fernet import Fernet\nf = Fernet({FERNET_KEY:?})\n{script}"
+        ))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Values stay readable by Python's `cryptography.fernet` (seed 000's library) and the other
+/// way round: the same format, the key inside the plaintext before a NUL.
+#[tokio::test]
+async fn python_fernet_and_authsvc_read_each_other_s_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path(), None);
+    let db = redis_db(&redis);
+
+    // authsvc writes, Python reads.
+    db.put(
+        authsvc::store::ns::CLIENT,
+        "from-rust",
+        &serde_json::json!({"name": "é ✓"}),
+        None,
+    )
+    .await
+    .unwrap();
+    let token = get_raw(redis.port, "meshmux:authsvc:client:from-rust").await;
+    let read = py_fernet(
+        "k, _, v = f.decrypt(sys.argv[1].encode()).partition(b'\\0')\n\
+         sys.stdout.write(k.decode() + '|' + v.decode())",
+        &[&token],
+    );
+    assert_eq!(read, r#"meshmux:authsvc:client:from-rust|{"name":"é ✓"}"#);
+
+    // Python writes, authsvc reads.
+    let token = py_fernet(
+        "sys.stdout.write(f.encrypt(sys.argv[1].encode() + b'\\0' + sys.argv[2].encode()).decode())",
+        &["meshmux:authsvc:client:from-python", r#"{"name":"py"}"#],
+    );
+    let _: redis::Value = raw(
+        redis.port,
+        &["SET", "meshmux:authsvc:client:from-python", &token],
+    )
+    .await;
+    let v: serde_json::Value = db
+        .get(authsvc::store::ns::CLIENT, "from-python")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v, serde_json::json!({"name": "py"}));
+
+    // Python's value without the key inside, or sealed for another key, is refused.
+    let unbound = py_fernet(
+        "sys.stdout.write(f.encrypt(sys.argv[1].encode()).decode())",
+        &[r#"{"name":"py"}"#],
+    );
+    let for_another = py_fernet(
+        "sys.stdout.write(f.encrypt(sys.argv[1].encode() + b'\\0' + sys.argv[2].encode()).decode())",
+        &["meshmux:authsvc:client:other", r#"{"name":"py"}"#],
+    );
+    for token in [unbound, for_another] {
+        let _: redis::Value =
+            raw(redis.port, &["SET", "meshmux:authsvc:client:copy", &token]).await;
+        assert!(
+            db.get::<serde_json::Value>(authsvc::store::ns::CLIENT, "copy")
+                .await
+                .is_err(),
+            "{token}"
+        );
+    }
+}

@@ -116,6 +116,10 @@ pub fn envoy() -> Result<PathBuf> {
 /// The official Python MCP SDK the end-to-end tests drive as a client (`tests/python/`).
 pub const PY_MCP_VERSION: &str = "2.3.0";
 
+/// Python's `cryptography`, beside `mcp` in `.venv-py-mcp`: authsvc's store tests check that
+/// its `Fernet` and ours read each other's values.
+pub const PY_CRYPTOGRAPHY_VERSION: &str = "50.0.2";
+
 /// A Python venv at `<root>/<name>`, made on demand (with Debian's `python3-venv` if needed).
 fn venv(name: &str) -> Result<PathBuf> {
     let venv = root().join(name);
@@ -145,26 +149,33 @@ pub fn has_package(python: &Path, name: &str, version: &str) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == version)
 }
 
-/// `.venv-py-mcp/bin/python` with PyPI `mcp` at [`PY_MCP_VERSION`], installed on demand (and
-/// again if another version is there); its own venv, so it never meets Envoy's `.venv`.
+/// `.venv-py-mcp/bin/python` with PyPI `mcp` at [`PY_MCP_VERSION`] and `cryptography` at
+/// [`PY_CRYPTOGRAPHY_VERSION`], installed on demand (and again if another version is there);
+/// its own venv, so it never meets Envoy's `.venv`.
 pub fn python_mcp() -> Result<PathBuf> {
     let python = root().join(".venv-py-mcp/bin/python");
-    if python.exists() && has_package(&python, "mcp", PY_MCP_VERSION) {
+    let wanted = [
+        ("mcp", PY_MCP_VERSION),
+        ("cryptography", PY_CRYPTOGRAPHY_VERSION),
+    ];
+    let complete = |python: &Path| wanted.iter().all(|(n, v)| has_package(python, n, v));
+    if python.exists() && complete(&python) {
         return Ok(python);
     }
     let venv = venv(".venv-py-mcp")?;
     eprintln!(
-        "xtask: installing mcp {PY_MCP_VERSION} from PyPI into {}",
+        "xtask: installing mcp {PY_MCP_VERSION} and cryptography {PY_CRYPTOGRAPHY_VERSION} \
+         from PyPI into {}",
         venv.display()
     );
-    run(Command::new(venv.join("bin/pip")).args([
-        "install",
-        "-q",
-        &format!("mcp=={PY_MCP_VERSION}"),
-    ]))?;
-    if !has_package(&python, "mcp", PY_MCP_VERSION) {
+    let mut pip = Command::new(venv.join("bin/pip"));
+    pip.args(["install", "-q"]);
+    pip.args(wanted.iter().map(|(n, v)| format!("{n}=={v}")));
+    run(&mut pip)?;
+    if !complete(&python) {
         bail!(
-            "{} has no mcp {PY_MCP_VERSION} after pip install",
+            "{} lacks mcp {PY_MCP_VERSION} or cryptography {PY_CRYPTOGRAPHY_VERSION} after pip \
+             install",
             python.display()
         );
     }

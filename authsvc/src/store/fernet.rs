@@ -1,19 +1,12 @@
-//! Fernet (the spec of github.com/fernet/spec): version 0x80, big-endian timestamp, IV,
-//! AES-128-CBC with PKCS#7, HMAC-SHA256 over all of it; URL-safe base64 with padding.
-//! Compatible with Python's `cryptography.fernet`, which seed 000 used.
-
-use aws_lc_rs::cipher::{
-    AES_128, DecryptionContext, EncryptionContext, PaddedBlockDecryptingKey,
-    PaddedBlockEncryptingKey, UnboundCipherKey,
-};
-use aws_lc_rs::hmac;
-use aws_lc_rs::iv::FixedLength;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE;
-
-const VERSION: u8 = 0x80;
-const HEADER: usize = 1 + 8 + 16;
-const MAC: usize = 32;
+//! Redis values: Fernet tokens (the `fernet` crate, the spec of github.com/fernet/spec, the
+//! format of Python's `cryptography.fernet` that seed 000 used) whose plaintext is bound to
+//! the Redis key they are stored under: `<key> NUL <value>`.
+//!
+//! Fernet has no associated data, so the key travels inside the encrypted plaintext and is
+//! compared on the way out: a value copied under another key (an admin's `session:` under
+//! yours) decrypts, names the wrong key, and is refused. Keys never contain NUL (refused on
+//! write), so the first NUL ends the key. Python reads a value with
+//! `key, _, value = Fernet(k).decrypt(token).partition(b"\0")`.
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FernetError {
@@ -21,81 +14,47 @@ pub enum FernetError {
     Key,
     #[error("invalid Fernet token")]
     Token,
+    #[error("the value was stored under another key")]
+    Binding,
 }
 
 #[derive(Clone)]
-pub struct Fernet {
-    signing: hmac::Key,
-    encryption: [u8; 16],
-}
+pub struct Fernet(fernet::Fernet);
 
 impl Fernet {
     pub fn new(key: &str) -> Result<Fernet, FernetError> {
-        let bytes = URL_SAFE.decode(key.trim()).map_err(|_| FernetError::Key)?;
-        if bytes.len() != 32 {
-            return Err(FernetError::Key);
-        }
-        let (signing, encryption) = bytes.split_at(16);
-        Ok(Fernet {
-            signing: hmac::Key::new(hmac::HMAC_SHA256, signing),
-            encryption: encryption.try_into().map_err(|_| FernetError::Key)?,
-        })
+        fernet::Fernet::new(key.trim())
+            .map(Fernet)
+            .ok_or(FernetError::Key)
     }
 
-    pub fn encrypt(&self, plaintext: &[u8]) -> Result<String, FernetError> {
-        let mut iv = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut iv).map_err(|_| FernetError::Token)?;
-        self.encrypt_with(plaintext, crate::tokens::now(), iv)
+    /// Encrypts `value` bound to `key`.
+    pub fn seal(&self, key: &str, value: &[u8]) -> Result<String, FernetError> {
+        if key.contains('\0') {
+            return Err(FernetError::Binding);
+        }
+        let mut plain = Vec::with_capacity(key.len() + 1 + value.len());
+        plain.extend_from_slice(key.as_bytes());
+        plain.push(0);
+        plain.extend_from_slice(value);
+        Ok(self.0.encrypt(&plain))
     }
 
-    /// Deterministic encryption for the spec's test vectors.
-    pub fn encrypt_with(
-        &self,
-        plaintext: &[u8],
-        time: u64,
-        iv: [u8; 16],
-    ) -> Result<String, FernetError> {
-        let key =
-            UnboundCipherKey::new(&AES_128, &self.encryption).map_err(|_| FernetError::Key)?;
-        let cipher = PaddedBlockEncryptingKey::cbc_pkcs7(key).map_err(|_| FernetError::Key)?;
-        let mut body = plaintext.to_vec();
-        cipher
-            .less_safe_encrypt(&mut body, EncryptionContext::Iv128(FixedLength::from(iv)))
+    /// Decrypts a value sealed for `key`; a value sealed for any other key is refused.
+    pub fn open(&self, key: &str, token: &str) -> Result<Vec<u8>, FernetError> {
+        let plain = self
+            .0
+            .decrypt(token.trim())
             .map_err(|_| FernetError::Token)?;
-        let mut token = Vec::with_capacity(HEADER + body.len() + MAC);
-        token.push(VERSION);
-        token.extend_from_slice(&time.to_be_bytes());
-        token.extend_from_slice(&iv);
-        token.extend_from_slice(&body);
-        let tag = hmac::sign(&self.signing, &token);
-        token.extend_from_slice(tag.as_ref());
-        Ok(URL_SAFE.encode(token))
-    }
-
-    pub fn decrypt(&self, token: &str) -> Result<Vec<u8>, FernetError> {
-        let raw = URL_SAFE
-            .decode(token.trim())
-            .map_err(|_| FernetError::Token)?;
-        if raw.len() < HEADER + 16 + MAC || raw.first() != Some(&VERSION) {
-            return Err(FernetError::Token);
+        let nul = plain
+            .iter()
+            .position(|b| *b == 0)
+            .ok_or(FernetError::Binding)?;
+        let (bound, value) = plain.split_at(nul);
+        if bound != key.as_bytes() {
+            return Err(FernetError::Binding);
         }
-        let (signed, tag) = raw.split_at(raw.len() - MAC);
-        hmac::verify(&self.signing, signed, tag).map_err(|_| FernetError::Token)?;
-        let iv: [u8; 16] = signed
-            .get(9..HEADER)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(FernetError::Token)?;
-        let mut body = signed.get(HEADER..).ok_or(FernetError::Token)?.to_vec();
-        if body.len() % 16 != 0 {
-            return Err(FernetError::Token);
-        }
-        let key =
-            UnboundCipherKey::new(&AES_128, &self.encryption).map_err(|_| FernetError::Key)?;
-        let cipher = PaddedBlockDecryptingKey::cbc_pkcs7(key).map_err(|_| FernetError::Key)?;
-        let plain = cipher
-            .decrypt(&mut body, DecryptionContext::Iv128(FixedLength::from(iv)))
-            .map_err(|_| FernetError::Token)?;
-        Ok(plain.to_vec())
+        Ok(value.get(1..).unwrap_or_default().to_vec())
     }
 }
 
@@ -103,46 +62,67 @@ impl Fernet {
 mod tests {
     use super::*;
 
-    // The spec's generate.json / verify.json vector.
+    // The spec's verify.json vector (plaintext "hello", unbound).
     const SECRET: &str = "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=";
     const TOKEN: &str = "gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA==";
-    const NOW: u64 = 499_162_800; // 1985-10-26T01:20:00-07:00
-
-    fn iv() -> [u8; 16] {
-        std::array::from_fn(|i| i as u8)
-    }
 
     #[test]
-    fn spec_vector_encrypts_and_decrypts() {
-        let f = Fernet::new(SECRET).unwrap();
-        assert_eq!(f.encrypt_with(b"hello", NOW, iv()).unwrap(), TOKEN);
+    fn the_crate_reads_the_spec_vector() {
+        let f = fernet::Fernet::new(SECRET).unwrap();
         assert_eq!(f.decrypt(TOKEN).unwrap(), b"hello");
+        // Unbound (no key inside): refused by the store's reader.
+        assert_eq!(
+            Fernet::new(SECRET).unwrap().open("k", TOKEN),
+            Err(FernetError::Binding)
+        );
     }
 
     #[test]
-    fn round_trip_with_random_iv() {
+    fn round_trip_bound_to_the_key() {
         let f = Fernet::new(SECRET).unwrap();
-        let t = f.encrypt(b"{\"a\":1}").unwrap();
-        assert_eq!(f.decrypt(&t).unwrap(), b"{\"a\":1}");
-        assert_ne!(t, f.encrypt(b"{\"a\":1}").unwrap());
+        let t = f.seal("session:a", b"{\"a\":1}").unwrap();
+        assert!(t.starts_with("gAAAAA"), "{t}");
+        assert_eq!(f.open("session:a", &t).unwrap(), b"{\"a\":1}");
+        assert_ne!(t, f.seal("session:a", b"{\"a\":1}").unwrap());
+        let empty = f.seal("k", b"").unwrap();
+        assert_eq!(f.open("k", &empty).unwrap(), b"");
+    }
+
+    #[test]
+    fn another_key_is_refused() {
+        let f = Fernet::new(SECRET).unwrap();
+        let t = f.seal("session:admin", b"{}").unwrap();
+        for other in [
+            "session:mine",
+            "session:admi",
+            "session:admin\0",
+            "",
+            "session:adminx",
+        ] {
+            assert_eq!(f.open(other, &t), Err(FernetError::Binding), "{other:?}");
+        }
+        assert_eq!(f.seal("a\0b", b"{}"), Err(FernetError::Binding));
     }
 
     #[test]
     fn tampering_and_wrong_keys_are_refused() {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE;
         let f = Fernet::new(SECRET).unwrap();
-        let mut raw = URL_SAFE.decode(TOKEN).unwrap();
+        let token = f.seal("k", b"hello").unwrap();
+        let mut raw = URL_SAFE.decode(&token).unwrap();
         for at in [0, 5, 20, 30, raw.len() - 1] {
             raw[at] ^= 1;
             assert_eq!(
-                f.decrypt(&URL_SAFE.encode(&raw)),
+                f.open("k", &URL_SAFE.encode(&raw)),
                 Err(FernetError::Token),
                 "byte {at}"
             );
             raw[at] ^= 1;
         }
         let other = Fernet::new("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
-        assert_eq!(other.decrypt(TOKEN), Err(FernetError::Token));
-        assert_eq!(f.decrypt("not a token"), Err(FernetError::Token));
+        assert_eq!(other.open("k", &token), Err(FernetError::Token));
+        assert_eq!(f.open("k", "not a token"), Err(FernetError::Token));
         assert!(Fernet::new("c2hvcnQ=").is_err());
     }
 }

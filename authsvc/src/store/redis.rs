@@ -1,5 +1,6 @@
 //! The Redis store for several replicas: every value Fernet-encrypted with
-//! `auth.redis.encryption_key`, transient entries with TTLs, keys under `meshmux:authsvc:`.
+//! `auth.redis.encryption_key` and bound to its key (`fernet.rs`), transient entries with
+//! TTLs, keys under `meshmux:authsvc:`.
 
 use std::time::Duration;
 
@@ -55,9 +56,10 @@ impl RedisStore {
         cmd.query_async(&mut c).await.map_err(store_err)
     }
 
-    fn open(&self, value: Option<String>) -> Result<Option<Vec<u8>>> {
+    /// `full_key` is the Redis key the value was read from: values are bound to it.
+    fn open(&self, full_key: &str, value: Option<String>) -> Result<Option<Vec<u8>>> {
         value
-            .map(|v| self.fernet.decrypt(&v).map_err(store_err))
+            .map(|v| self.fernet.open(full_key, &v).map_err(store_err))
             .transpose()
     }
 }
@@ -65,26 +67,25 @@ impl RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
-        let sealed = self.fernet.encrypt(value).map_err(store_err)?;
+        let key = format!("{PREFIX}{key}");
+        let sealed = self.fernet.seal(&key, value).map_err(store_err)?;
         let mut cmd = redis::cmd("SET");
-        cmd.arg(format!("{PREFIX}{key}")).arg(sealed);
+        cmd.arg(key).arg(sealed);
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
         }
         self.query::<()>(&cmd).await
     }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let v = self
-            .query(redis::cmd("GET").arg(format!("{PREFIX}{key}")))
-            .await?;
-        self.open(v)
+        let key = format!("{PREFIX}{key}");
+        let v = self.query(redis::cmd("GET").arg(&key)).await?;
+        self.open(&key, v)
     }
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
         // GETDEL is atomic: two replicas racing for one code or state get it once.
-        let v = self
-            .query(redis::cmd("GETDEL").arg(format!("{PREFIX}{key}")))
-            .await?;
-        self.open(v)
+        let key = format!("{PREFIX}{key}");
+        let v = self.query(redis::cmd("GETDEL").arg(&key)).await?;
+        self.open(&key, v)
     }
     async fn delete(&self, key: &str) -> Result<()> {
         self.query::<()>(redis::cmd("DEL").arg(format!("{PREFIX}{key}")))
@@ -114,7 +115,7 @@ impl Store for RedisStore {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             // A key may expire between SCAN and GET.
-            if let Some(v) = self.open(self.query(redis::cmd("GET").arg(&key)).await?)? {
+            if let Some(v) = self.open(&key, self.query(redis::cmd("GET").arg(&key)).await?)? {
                 out.push(v);
             }
         }
