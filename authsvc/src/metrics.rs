@@ -1,113 +1,168 @@
-//! A small Prometheus text exporter: counters and one latency histogram.
+//! authsvc's Prometheus metrics on the `prometheus` crate: counters by kind and one latency
+//! histogram by route, in the text format 0.0.4 that `/metrics` has always served.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 const BUCKETS: [f64; 9] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
+struct Families {
+    registry: Registry,
+    logins: IntCounterVec,
+    minted: IntCounterVec,
+    refreshed: IntCounter,
+    revoked: IntCounter,
+    errors: IntCounterVec,
+    latency: HistogramVec,
 }
 
-#[derive(Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+impl Families {
+    fn new() -> prometheus::Result<Families> {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            prometheus::Result::Ok(c)
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            prometheus::Result::Ok(c)
+        };
+        let logins = counter_vec(
+            "authsvc_logins_total",
+            "Completed upstream logins.",
+            &["idp", "purpose"],
+        )?;
+        let minted = counter_vec(
+            "authsvc_tokens_minted_total",
+            "Access tokens issued (user: OAuth code exchange; bot: UI or CLI).",
+            &["kind"],
+        )?;
+        let refreshed = counter("authsvc_tokens_refreshed_total", "Refresh-token grants.")?;
+        let revoked = counter("authsvc_tokens_revoked_total", "Bot tokens revoked.")?;
+        let errors = counter_vec("authsvc_errors_total", "Error answers by kind.", &["kind"])?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "authsvc_request_duration_seconds",
+                "Request latency by route.",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["route"],
+        )?;
+        registry.register(Box::new(latency.clone()))?;
+        Ok(Families {
+            registry,
+            logins,
+            minted,
+            refreshed,
+            revoked,
+            errors,
+            latency,
+        })
+    }
 }
 
-/// The process-wide metrics (errors are counted where responses are built).
+/// The process-wide metrics (errors are counted where responses are built). Label values
+/// come from our own code (route templates, kinds), never from request bytes.
+pub struct Metrics(Option<Families>);
+
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::default)
+    METRICS.get_or_init(Metrics::new)
 }
 
-const HELP: [(&str, &str); 5] = [
-    ("authsvc_logins_total", "Completed upstream logins."),
-    (
-        "authsvc_tokens_minted_total",
-        "Access tokens issued (user: OAuth code exchange; bot: UI or CLI).",
-    ),
-    ("authsvc_tokens_refreshed_total", "Refresh-token grants."),
-    ("authsvc_tokens_revoked_total", "Bot tokens revoked."),
-    ("authsvc_errors_total", "Error answers by kind."),
-];
-
 impl Metrics {
-    fn add(&self, name: &'static str, labels: String) {
-        if let Ok(mut c) = self.counters.lock() {
-            *c.entry((name, labels)).or_default() += 1;
+    /// Fails only on an invalid metric name, which the unit test below rules out; then the
+    /// metrics are empty rather than the process down.
+    fn new() -> Metrics {
+        match Families::new() {
+            Ok(f) => Metrics(Some(f)),
+            Err(e) => {
+                tracing::error!("metrics disabled: {e}");
+                Metrics(None)
+            }
         }
     }
     pub fn login(&self, idp: &str, purpose: &str) {
-        self.add(
-            "authsvc_logins_total",
-            format!("idp=\"{idp}\",purpose=\"{purpose}\""),
-        );
+        if let Some(f) = &self.0 {
+            f.logins.with_label_values(&[idp, purpose]).inc();
+        }
     }
     pub fn minted(&self, kind: &str) {
-        self.add("authsvc_tokens_minted_total", format!("kind=\"{kind}\""));
+        if let Some(f) = &self.0 {
+            f.minted.with_label_values(&[kind]).inc();
+        }
     }
     pub fn refreshed(&self) {
-        self.add("authsvc_tokens_refreshed_total", String::new());
+        if let Some(f) = &self.0 {
+            f.refreshed.inc();
+        }
     }
     pub fn revoked(&self) {
-        self.add("authsvc_tokens_revoked_total", String::new());
+        if let Some(f) = &self.0 {
+            f.revoked.inc();
+        }
     }
     pub fn error(&self, kind: &str) {
-        self.add("authsvc_errors_total", format!("kind=\"{kind}\""));
+        if let Some(f) = &self.0 {
+            f.errors.with_label_values(&[kind]).inc();
+        }
     }
     pub fn observe(&self, route: &str, elapsed: Duration) {
-        let Ok(mut l) = self.latency.lock() else {
-            return;
-        };
-        let h = l.entry(route.to_owned()).or_default();
-        let secs = elapsed.as_secs_f64();
-        for (count, bound) in h.counts.iter_mut().zip(BUCKETS) {
-            if secs <= bound {
-                *count += 1;
-            }
+        if let Some(f) = &self.0 {
+            f.latency
+                .with_label_values(&[route])
+                .observe(elapsed.as_secs_f64());
         }
-        h.sum += secs;
-        h.count += 1;
     }
 
+    /// The text exposition format 0.0.4.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if let Ok(c) = self.counters.lock() {
-            for (name, help) in HELP {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-                for ((n, labels), v) in c.iter().filter(|((n, _), _)| *n == name) {
-                    let _ = writeln!(out, "{n}{{{labels}}} {v}");
-                }
-            }
+        let Some(f) = &self.0 else {
+            return String::new();
+        };
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&f.registry.gather(), &mut out) {
+            tracing::error!("encoding metrics: {e}");
         }
-        let name = "authsvc_request_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Request latency by route.\n# TYPE {name} histogram"
-        );
-        if let Ok(l) = self.latency.lock() {
-            for (route, h) in l.iter() {
-                for (count, bound) in h.counts.iter().zip(BUCKETS) {
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", h.sum);
-                let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {}", h.count);
-            }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_family_registers_and_renders_with_its_labels() {
+        let m = Metrics::new();
+        assert!(m.0.is_some(), "a metric name or label is invalid");
+        m.login("dev", "ui");
+        m.minted("bot");
+        m.refreshed();
+        m.error("store");
+        m.observe("/ui/tokens", Duration::from_millis(20));
+        let text = m.render();
+        for line in [
+            "# TYPE authsvc_logins_total counter",
+            r#"authsvc_logins_total{idp="dev",purpose="ui"} 1"#,
+            r#"authsvc_tokens_minted_total{kind="bot"} 1"#,
+            "authsvc_tokens_refreshed_total 1",
+            "authsvc_tokens_revoked_total 0",
+            r#"authsvc_errors_total{kind="store"} 1"#,
+            "# TYPE authsvc_request_duration_seconds histogram",
+            r#"authsvc_request_duration_seconds_bucket{route="/ui/tokens",le="0.01"} 0"#,
+            r#"authsvc_request_duration_seconds_bucket{route="/ui/tokens",le="0.025"} 1"#,
+            r#"authsvc_request_duration_seconds_bucket{route="/ui/tokens",le="+Inf"} 1"#,
+            r#"authsvc_request_duration_seconds_count{route="/ui/tokens"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
-        out
     }
 }
