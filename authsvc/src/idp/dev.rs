@@ -16,7 +16,9 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::store::ns;
 use crate::tokens::{Identity, random_id};
-use crate::ui::page::{esc, layout};
+use maud::html;
+
+use crate::ui::page::layout;
 
 pub const WARNING: &str = "DEV IDENTITY PROVIDER: anyone who can reach this page can sign in as any configured user. Use it on loopback for local trials only, never in production.";
 
@@ -36,31 +38,32 @@ pub async fn page(State(app): State<App>, Query(q): Query<PageQuery>) -> Result<
             "The dev identity provider is not enabled.",
         ));
     };
-    let mut cards = String::new();
-    for (user, roles) in &dev.users {
-        let boxes: String = roles
-            .iter()
-            .map(|r| {
-                format!(
-                    r#"<label><input type="checkbox" name="role" value="{0}" checked> {0}</label>"#,
-                    esc(r)
-                )
-            })
-            .collect();
-        cards.push_str(&format!(
-            r#"<div class="card"><form method="post" action="/auth/dev/login"><input type="hidden" name="state" value="{}"><input type="hidden" name="user" value="{1}"><h2>{1}</h2><div class="roles">{boxes}</div><div class="actions"><button>Sign in as {1}</button></div></form></div>"#,
-            esc(&q.state),
-            esc(user)
-        ));
-    }
-    if dev.users.is_empty() {
-        cards.push_str(r#"<div class="card"><p class="lead">No users are configured under <code>auth.dev.users</code>.</p></div>"#);
-    }
-    let body = format!(
-        r#"<div class="banner"><strong>⚠ {}</strong></div><h1>Sign in (development)</h1><p class="lead">Pick a user and the roles to carry.</p>{cards}"#,
-        esc(WARNING)
-    );
-    Ok(layout("Dev sign-in", None, &body))
+    let body = html! {
+        div.banner { strong { "⚠ " (WARNING) } }
+        h1 { "Sign in (development)" }
+        p.lead { "Pick a user and the roles to carry." }
+        @for (user, roles) in &dev.users {
+            div.card {
+                form method="post" action="/auth/dev/login" {
+                    input type="hidden" name="state" value=(q.state);
+                    input type="hidden" name="user" value=(user);
+                    h2 { (user) }
+                    div.roles {
+                        @for r in roles {
+                            label { input type="checkbox" name="role" value=(r) checked; " " (r) }
+                        }
+                    }
+                    div.actions { button { "Sign in as " (user) } }
+                }
+            }
+        }
+        @if dev.users.is_empty() {
+            div.card {
+                p.lead { "No users are configured under " code { "auth.dev.users" } "." }
+            }
+        }
+    };
+    Ok(layout("Dev sign-in", None, body))
 }
 
 pub async fn submit(State(app): State<App>, body: Bytes) -> Result<Response> {

@@ -15,7 +15,9 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::store::ns;
 use crate::tokens::{Identity, random_id, same};
-use crate::ui::page::{esc, layout};
+use maud::html;
+
+use crate::ui::page::layout;
 use crate::ui::session::{cookie_value, set_cookie};
 
 const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -40,26 +42,34 @@ pub async fn show(app: &App, request: AuthRequest, identity: Identity) -> Result
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| request.redirect_uri.clone());
-    let roles: String = identity
-        .roles
-        .iter()
-        .map(|r| format!(r#"<span class="tag">{}</span>"#, esc(r)))
-        .collect();
-    let body = format!(
-        r#"<div class="card"><h1>Allow {client} to use meshmux as you?</h1>
-<p class="lead"><strong>{client}</strong> asks to call MCP tools through <strong>{resource}</strong> on behalf of <strong>{user}</strong>, with your roles: {roles}</p>
-<table><tr><th>Client ID</th><td><code>{client_id}</code></td></tr><tr><th>Sends you back to</th><td><code>{redirect}</code> (host <strong>{host}</strong>)</td></tr><tr><th>Scope</th><td><span class="tag">{scope}</span></td></tr></table>
-<p class="muted">Only allow clients you started yourself. Your answer is remembered for this client.</p>
-<form method="post" action="/auth/consent"><input type="hidden" name="id" value="{id}"><input type="hidden" name="csrf" value="{csrf}">
-<div class="actions"><button name="decision" value="approve">Allow</button><button class="secondary" name="decision" value="deny">Deny</button></div></form></div>"#,
-        client = esc(&client),
-        resource = esc(&app.settings.audience),
-        user = esc(&identity.name),
-        client_id = esc(&request.client_id),
-        redirect = esc(&request.redirect_uri),
-        host = esc(&host),
-        scope = esc(&request.scope),
-    );
+    let body = html! {
+        div.card {
+            h1 { "Allow " (client) " to use meshmux as you?" }
+            p.lead {
+                strong { (client) } " asks to call MCP tools through "
+                strong { (app.settings.audience) } " on behalf of " strong { (identity.name) }
+                ", with your roles: "
+                @for r in &identity.roles { span.tag { (r) } }
+            }
+            table {
+                tr { th { "Client ID" } td { code { (request.client_id) } } }
+                tr {
+                    th { "Sends you back to" }
+                    td { code { (request.redirect_uri) } " (host " strong { (host) } ")" }
+                }
+                tr { th { "Scope" } td { span.tag { (request.scope) } } }
+            }
+            p.muted { "Only allow clients you started yourself. Your answer is remembered for this client." }
+            form method="post" action="/auth/consent" {
+                input type="hidden" name="id" value=(id);
+                input type="hidden" name="csrf" value=(csrf);
+                div.actions {
+                    button name="decision" value="approve" { "Allow" }
+                    button.secondary name="decision" value="deny" { "Deny" }
+                }
+            }
+        }
+    };
     let redirect_uri = request.redirect_uri.clone();
     app.db
         .put(
@@ -73,7 +83,7 @@ pub async fn show(app: &App, request: AuthRequest, identity: Identity) -> Result
             Some(PENDING_TTL),
         )
         .await?;
-    let mut page = layout("Allow access", None, &body);
+    let mut page = layout("Allow access", None, body);
     crate::ui::page::allow_form_redirect_to(&mut page, &redirect_uri);
     page.headers_mut().append(
         header::SET_COOKIE,

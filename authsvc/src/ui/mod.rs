@@ -50,7 +50,13 @@ pub async fn logout(State(app): State<App>, headers: HeaderMap) -> Result<Respon
     let mut response = page::layout(
         "Signed out",
         None,
-        r#"<div class="card"><h1>Signed out</h1><p class="lead">You are signed out of the meshmux token page.</p><div class="actions"><a class="button" href="/ui/login">Sign in again</a></div></div>"#,
+        maud::html! {
+            div.card {
+                h1 { "Signed out" }
+                p.lead { "You are signed out of the meshmux token page." }
+                div.actions { a.button href="/ui/login" { "Sign in again" } }
+            }
+        },
     );
     response.headers_mut().append(header::SET_COOKIE, clear);
     Ok(response)

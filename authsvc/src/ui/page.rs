@@ -1,8 +1,10 @@
-//! HTML pages: one layout with inline CSS (no external assets), escaping, and the headers
-//! every page carries (no framing, no caching).
+//! HTML pages: one layout with inline CSS (no external assets) and the headers every page
+//! carries (no framing, no caching). Pages are `maud` templates, which escape every
+//! interpolated value unless it is explicitly `PreEscaped` (only the constant CSS is).
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 const CSS: &str = "
 :root{--ink:#17212b;--muted:#5b6b7b;--line:#dde3ea;--bg:#f4f6f9;--card:#fff;--accent:#2f5bea;--danger:#c0392b;--warn:#fff4d6;--warnline:#e2b93b;--ok:#e7f6ec;--okline:#3aa864}
@@ -29,36 +31,34 @@ code.token{display:block;word-break:break-all;background:#0f1720;color:#d7f5dd;p
 .actions{display:flex;gap:10px;margin-top:18px}
 ";
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// A whole page. `who` (name, CSRF token) adds the signed-in header with a logout button.
+pub fn layout(title: &str, who: Option<(&str, &str)>, body: Markup) -> Response {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) " · meshmux" }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header {
+                    div.brand { "mesh" span { "mux" } " · access" }
+                    @if let Some((name, csrf)) = who {
+                        div.who {
+                            "Signed in as " strong { (name) }
+                            form method="post" action="/ui/logout" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button.secondary.small { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
         }
-    }
-    out
-}
-
-/// A whole page. `who` (name) adds the signed-in header with a logout button.
-pub fn layout(title: &str, who: Option<(&str, &str)>, body: &str) -> Response {
-    let header_right = match who {
-        Some((name, csrf)) => format!(
-            r#"<div class="who">Signed in as <strong>{}</strong><form method="post" action="/ui/logout"><input type="hidden" name="csrf" value="{}"><button class="secondary small">Sign out</button></form></div>"#,
-            esc(name),
-            esc(csrf)
-        ),
-        None => String::new(),
     };
-    let html = format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{} · meshmux</title><style>{CSS}</style></head><body><header><div class="brand">mesh<span>mux</span> · access</div>{header_right}</header><main>{body}</main></body></html>"#,
-        esc(title)
-    );
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -66,7 +66,7 @@ pub fn layout(title: &str, who: Option<(&str, &str)>, body: &str) -> Response {
             (header::X_FRAME_OPTIONS, "DENY"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        html,
+        page.into_string(),
     )
         .into_response()
 }
@@ -100,10 +100,33 @@ pub fn message_page(title: &str, message: &str) -> Response {
     layout(
         title,
         None,
-        &format!(
-            r#"<div class="card"><h1>{}</h1><p class="lead">{}</p></div>"#,
-            esc(title),
-            esc(message)
-        ),
+        html! {
+            div.card { h1 { (title) } p.lead { (message) } }
+        },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn interpolated_text_is_escaped() {
+        use http_body_util::BodyExt;
+        let evil = r#"<script>alert("x")</script>' onmouseover='"#;
+        let page = layout(
+            evil,
+            Some((evil, evil)),
+            html! { p { (evil) } input value=(evil); },
+        );
+        let body = page.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!body.contains("<script>"), "{body}");
+        assert!(!body.contains(r#"value="<"#), "{body}");
+        assert!(
+            body.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"),
+            "{body}"
+        );
+    }
 }

@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::page::{esc, layout};
+use maud::{Markup, html};
+
+use super::page::layout;
 use super::session::{self, Session};
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -138,86 +140,106 @@ async fn render(
     let mut records: Vec<MintedRecord> = app.db.scan(ns::MINTED).await?;
     records.retain(|r| visible(app, s, r));
     records.sort_by_key(|r| std::cmp::Reverse(r.created));
-    let csrf = esc(&s.csrf);
-    let mut body = String::new();
-    match notice {
-        Some(Notice::Minted(token, r)) => body.push_str(&format!(
-            r#"<div class="success"><strong>Token “{}” created.</strong> Copy it now: it is shown only once.<code class="token">{}</code><p class="muted">Use it as <code>Authorization: Bearer …</code> against {}. Expires {}.</p></div>"#,
-            esc(&r.name), esc(&token), esc(&app.settings.audience), date(r.expires)
-        )),
-        Some(Notice::Refused(m)) => body.push_str(&format!(r#"<div class="error">{}</div>"#, esc(&m))),
-        Some(Notice::Revoked(name)) => body.push_str(&format!(r#"<div class="success">Token “{}” revoked. Gateways refuse it within 30 seconds.</div>"#, esc(&name))),
-        None => {}
-    }
-    if can_mint(app, s) {
-        let roles: String = s
-            .identity
-            .roles
-            .iter()
-            .filter(|r| app.settings.roles.contains(*r))
-            .map(|r| {
-                format!(
-                    r#"<label><input type="checkbox" name="role" value="{0}"> {0}</label>"#,
-                    esc(r)
-                )
-            })
-            .collect();
-        let max = app.settings.max_expiry_days;
-        body.push_str(&format!(
-            r#"<div class="card"><h2>Mint a bot token</h2><p class="lead">For CI jobs and agents. It carries only roles you hold.</p><form method="post" action="/ui/tokens"><input type="hidden" name="csrf" value="{csrf}">
-<div class="row"><div><label for="name">Name</label><input type="text" id="name" name="name" placeholder="ci-deploy" required maxlength="64"></div><div style="flex:0 0 160px"><label for="days">Lifetime (days)</label><input type="number" id="days" name="days" min="1" max="{max}" value="{default}"></div></div>
-<label>Roles</label><div class="roles">{roles}</div><div class="actions"><button>Mint token</button></div></form></div>"#,
-            default = max.min(30)
-        ));
-    } else {
-        body.push_str(r#"<div class="card"><h2>Bot tokens</h2><p class="lead">Your roles do not allow minting tokens. Ask an administrator for a minting role.</p></div>"#);
-    }
-    let rows: String = records.iter().map(|r| row(r, &csrf)).collect();
-    let table = if records.is_empty() {
-        r#"<p class="muted">No tokens yet.</p>"#.to_owned()
-    } else {
-        format!(
-            "<table><tr><th>Name</th><th>Roles</th><th>Created</th><th>Expires</th><th>By</th><th>State</th><th></th></tr>{rows}</table>"
-        )
+    let csrf = s.csrf.as_str();
+    let mintable: Vec<&String> = s
+        .identity
+        .roles
+        .iter()
+        .filter(|r| app.settings.roles.contains(*r))
+        .collect();
+    let max = app.settings.max_expiry_days;
+    let body = html! {
+        @match &notice {
+            Some(Notice::Minted(token, r)) => div.success {
+                strong { "Token “" (r.name) "” created." }
+                " Copy it now: it is shown only once."
+                code.token { (token) }
+                p.muted {
+                    "Use it as " code { "Authorization: Bearer …" } " against "
+                    (app.settings.audience) ". Expires " (date(r.expires)) "."
+                }
+            },
+            Some(Notice::Refused(m)) => div.error { (m) },
+            Some(Notice::Revoked(name)) => div.success {
+                "Token “" (name) "” revoked. Gateways refuse it within 30 seconds."
+            },
+            None => {},
+        }
+        @if can_mint(app, s) {
+            div.card {
+                h2 { "Mint a bot token" }
+                p.lead { "For CI jobs and agents. It carries only roles you hold." }
+                form method="post" action="/ui/tokens" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div.row {
+                        div {
+                            label for="name" { "Name" }
+                            input type="text" id="name" name="name" placeholder="ci-deploy" required maxlength="64";
+                        }
+                        div style="flex:0 0 160px" {
+                            label for="days" { "Lifetime (days)" }
+                            input type="number" id="days" name="days" min="1" max=(max) value=(max.min(30));
+                        }
+                    }
+                    label { "Roles" }
+                    div.roles {
+                        @for r in &mintable {
+                            label { input type="checkbox" name="role" value=(r); " " (r) }
+                        }
+                    }
+                    div.actions { button { "Mint token" } }
+                }
+            }
+        } @else {
+            div.card {
+                h2 { "Bot tokens" }
+                p.lead { "Your roles do not allow minting tokens. Ask an administrator for a minting role." }
+            }
+        }
+        div.card {
+            h2 { "Your tokens" }
+            @if records.is_empty() {
+                p.muted { "No tokens yet." }
+            } @else {
+                table {
+                    tr { th { "Name" } th { "Roles" } th { "Created" } th { "Expires" } th { "By" } th { "State" } th {} }
+                    @for r in &records { (row(r, csrf)) }
+                }
+            }
+        }
     };
-    body.push_str(&format!(
-        r#"<div class="card"><h2>Your tokens</h2>{table}</div>"#
-    ));
-    let mut response = layout("Bot tokens", Some((&s.identity.name, &s.csrf)), &body);
+    let mut response = layout("Bot tokens", Some((&s.identity.name, &s.csrf)), body);
     *response.status_mut() = status;
     Ok(response)
 }
 
-fn row(r: &MintedRecord, csrf: &str) -> String {
-    let roles: String = r
-        .roles
-        .iter()
-        .map(|x| format!(r#"<span class="tag">{}</span>"#, esc(x)))
-        .collect();
-    let (state, action) = if r.revoked_at.is_some() {
-        (
-            r#"<span class="state-revoked">revoked</span>"#.to_owned(),
-            String::new(),
-        )
-    } else if r.expires <= now() {
-        (
-            r#"<span class="state-expired">expired</span>"#.to_owned(),
-            String::new(),
-        )
-    } else {
-        (
-            "active".to_owned(),
-            format!(
-                r#"<form method="post" action="/ui/tokens/revoke"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="jti" value="{}"><button class="danger small">Revoke</button></form>"#,
-                esc(&r.jti)
-            ),
-        )
-    };
-    format!(
-        "<tr><td><strong>{}</strong></td><td>{roles}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td><td>{action}</td></tr>",
-        esc(&r.name),
-        date(r.created),
-        date(r.expires),
-        esc(&r.minted_by_name)
-    )
+fn row(r: &MintedRecord, csrf: &str) -> Markup {
+    let active = r.revoked_at.is_none() && r.expires > now();
+    html! {
+        tr {
+            td { strong { (r.name) } }
+            td { @for x in &r.roles { span.tag { (x) } } }
+            td { (date(r.created)) }
+            td { (date(r.expires)) }
+            td { (r.minted_by_name) }
+            td {
+                @if r.revoked_at.is_some() {
+                    span.state-revoked { "revoked" }
+                } @else if !active {
+                    span.state-expired { "expired" }
+                } @else {
+                    "active"
+                }
+            }
+            td {
+                @if active {
+                    form method="post" action="/ui/tokens/revoke" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="jti" value=(r.jti);
+                        button.danger.small { "Revoke" }
+                    }
+                }
+            }
+        }
+    }
 }
