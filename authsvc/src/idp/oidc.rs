@@ -1,12 +1,21 @@
 //! A generic OpenID Connect provider: discovery, the authorization URL (PKCE S256 and nonce,
 //! no `resource`), the code exchange, ID-token verification and roles from a claim.
+//! The OAuth parts (authorization URL, PKCE, client authentication, token and error responses)
+//! are the `oauth2` crate's; the ID token is verified with `jsonwebtoken` (`crate::jws`).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use serde::Deserialize;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, ExtraTokenFields, HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
@@ -87,6 +96,33 @@ impl Oidc {
         Ok(provider)
     }
 
+    /// The `oauth2` client for this provider's endpoints, sending `redirect_uri`.
+    fn client(&self, p: &Provider, redirect_uri: &str) -> Result<Client> {
+        let mut client = oauth2::Client::new(ClientId::new(self.settings.client_id.clone()))
+            .set_auth_uri(
+                AuthUrl::new(p.discovery.authorization_endpoint.clone()).map_err(upstream)?,
+            )
+            .set_token_uri(TokenUrl::new(p.discovery.token_endpoint.clone()).map_err(upstream)?)
+            .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(upstream)?);
+        if let Some(secret) = &self.settings.client_secret {
+            // client_secret_basic is the default (RFC 8414); post where it is the only one.
+            let methods = p
+                .discovery
+                .token_endpoint_auth_methods_supported
+                .clone()
+                .unwrap_or_default();
+            let basic = methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic");
+            client = client
+                .set_client_secret(ClientSecret::new(secret.clone()))
+                .set_auth_type(if basic {
+                    AuthType::BasicAuth
+                } else {
+                    AuthType::RequestBody
+                });
+        }
+        Ok(client)
+    }
+
     pub async fn authorize_url(
         &self,
         http: &reqwest::Client,
@@ -95,20 +131,13 @@ impl Oidc {
         tx: &Transaction,
     ) -> Result<String> {
         let p = self.provider(http).await?;
-        let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            tx.verifier.as_bytes(),
-        ));
-        let mut url = url::Url::parse(&p.discovery.authorization_endpoint).map_err(upstream)?;
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &self.settings.client_id)
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("scope", &self.settings.scopes.join(" "))
-            .append_pair("state", state)
-            .append_pair("nonce", &tx.nonce)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
+        let (url, _) = self
+            .client(&p, redirect_uri)?
+            .authorize_url(|| CsrfToken::new(state.to_owned()))
+            .add_scopes(self.settings.scopes.iter().cloned().map(Scope::new))
+            .add_extra_param("nonce", &tx.nonce)
+            .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(&verifier(tx)?))
+            .url();
         Ok(url.into())
     }
 
@@ -121,45 +150,25 @@ impl Oidc {
         settings: &Settings,
     ) -> Result<Identity> {
         let p = self.provider(http).await?;
-        let mut form = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect_uri),
-            ("code_verifier", tx.verifier.as_str()),
-            ("client_id", self.settings.client_id.as_str()),
-        ];
-        let mut request = http.post(&p.discovery.token_endpoint);
-        if let Some(secret) = &self.settings.client_secret {
-            // client_secret_basic is the default (RFC 8414); post where it is the only one.
-            let methods = p
-                .discovery
-                .token_endpoint_auth_methods_supported
-                .clone()
-                .unwrap_or_default();
-            let basic = methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic");
-            if basic {
-                let enc = |s: &str| {
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-                };
-                let pair = format!("{}:{}", enc(&self.settings.client_id), enc(secret));
-                request =
-                    request.header("authorization", format!("Basic {}", STANDARD.encode(pair)));
-            } else {
-                form.push(("client_secret", secret.as_str()));
-            }
-        }
-        let response = request.form(&form).send().await.map_err(upstream)?;
-        let status = response.status();
-        let body: Value = response.json().await.map_err(upstream)?;
-        if !status.is_success() {
-            return Err(upstream(format!(
-                "token endpoint answered {status}: {}",
-                body.get("error").unwrap_or(&Value::Null)
-            )));
-        }
+        let body = self
+            .client(&p, redirect_uri)?
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(verifier(tx)?)
+            .request_async(&Http(http))
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) => {
+                    upstream(format!("token endpoint answered {:?}", r.error().as_ref()))
+                }
+                RequestTokenError::Parse(e, _) => {
+                    upstream(format!("token endpoint answered something else: {e}"))
+                }
+                other => upstream(format!("token endpoint: {other}")),
+            })?;
         let id_token = body
-            .get("id_token")
-            .and_then(Value::as_str)
+            .extra_fields()
+            .id_token
+            .as_deref()
             .ok_or_else(|| upstream("no id_token in the token response"))?;
         let claims = match crate::jws::verify(id_token, &p.jwks) {
             Err(crate::jws::VerifyError::UnknownKey(_)) => {
@@ -247,6 +256,71 @@ impl Oidc {
             roles: roles.into_iter().collect(),
         }
     }
+}
+
+/// The token response with OIDC's `id_token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdTokenField {
+    #[serde(default)]
+    id_token: Option<String>,
+}
+impl ExtraTokenFields for IdTokenField {}
+
+type Client = oauth2::Client<
+    BasicErrorResponse,
+    StandardTokenResponse<IdTokenField, BasicTokenType>,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Our verifier, checked first: `oauth2` asserts RFC 7636's 43 to 128 characters.
+fn verifier(tx: &Transaction) -> Result<PkceCodeVerifier> {
+    if !(43..=128).contains(&tx.verifier.len()) {
+        return Err(Error::internal("PKCE verifier of the wrong length"));
+    }
+    Ok(PkceCodeVerifier::new(tx.verifier.clone()))
+}
+
+/// `oauth2`'s HTTP calls through our client (reqwest 0.13, no redirects followed); `oauth2`
+/// 5.0's own adapter is for reqwest 0.12.
+struct Http<'a>(&'a reqwest::Client);
+
+type SendFuture<'c> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = std::result::Result<HttpResponse, oauth2::HttpClientError<reqwest::Error>>,
+            > + Send
+            + 'c,
+    >,
+>;
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Http<'_> {
+    type Error = oauth2::HttpClientError<reqwest::Error>;
+    type Future = SendFuture<'c>;
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(send(self.0, request))
+    }
+}
+
+async fn send(
+    http: &reqwest::Client,
+    request: HttpRequest,
+) -> std::result::Result<HttpResponse, oauth2::HttpClientError<reqwest::Error>> {
+    let request = reqwest::Request::try_from(request).map_err(Box::new)?;
+    let response = http.execute(request).await.map_err(Box::new)?;
+    let mut builder = oauth2::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(response.bytes().await.map_err(Box::new)?.to_vec())
+        .map_err(oauth2::HttpClientError::Http)
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T> {
