@@ -82,6 +82,11 @@ pub fn digest(secret: &str) -> String {
     URL_SAFE_NO_PAD.encode(d)
 }
 
+/// SHA-256 of bytes, base64url (binds an internal request's assertion to its body).
+pub fn digest_bytes(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
+}
+
 /// PKCE S256: base64url(SHA-256(verifier)) == challenge, in constant time.
 pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
     let valid_len = (43..=128).contains(&verifier.len());
