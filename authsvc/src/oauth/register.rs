@@ -30,6 +30,33 @@ pub struct Registration {
 
 /// The largest registration request read (a real one is a few hundred bytes).
 pub const MAX_BODY: usize = 16 * 1024;
+/// How much of a longer body is read on and dropped (nothing kept) before answering 413, so
+/// that the client, done sending, reads the answer instead of a reset connection.
+const DRAIN: usize = 4 * 1024 * 1024;
+
+/// The body if it is at most `MAX_BODY` bytes; `None` if longer.
+async fn read_body(mut body: axum::body::Body) -> Result<Option<Vec<u8>>> {
+    use http_body_util::BodyExt;
+    let (mut kept, mut seen) = (Vec::new(), 0usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            invalid(
+                "invalid_client_metadata",
+                format!("reading the request failed: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen > DRAIN {
+                return Ok(None);
+            }
+            if seen <= MAX_BODY {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok((seen <= MAX_BODY).then_some(kept))
+}
 
 fn invalid(code: &'static str, d: impl Into<String>) -> Error {
     Error::oauth(StatusCode::BAD_REQUEST, code, d)
@@ -58,15 +85,13 @@ pub async fn register(State(app): State<App>, request: Request) -> Result<Respon
         }
         return Ok(response);
     }
-    let body = axum::body::to_bytes(request.into_body(), MAX_BODY)
-        .await
-        .map_err(|_| {
-            Error::oauth(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_client_metadata",
-                format!("a registration request is at most {MAX_BODY} bytes"),
-            )
-        })?;
+    let body = read_body(request.into_body()).await?.ok_or_else(|| {
+        Error::oauth(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_client_metadata",
+            format!("a registration request is at most {MAX_BODY} bytes"),
+        )
+    })?;
     let reg: Registration = serde_json::from_slice(&body).map_err(|e| {
         invalid(
             "invalid_client_metadata",
