@@ -86,7 +86,13 @@ impl Settings {
     pub fn from_auth(auth: &AuthConfig, mcp_path: &str) -> anyhow::Result<Settings> {
         let issuer = auth.base_url.trim_end_matches('/').to_owned();
         let idp = if let Some(azure) = &auth.azure {
-            let mut scopes = vec!["openid".into(), "profile".into(), "email".into()];
+            // offline_access: Entra ID gives a refresh token, so that a refresh asks it again.
+            let mut scopes = vec![
+                "openid".into(),
+                "profile".into(),
+                "email".into(),
+                "offline_access".into(),
+            ];
             scopes.extend(auth.required_scopes.iter().cloned());
             IdpSettings::Oidc(OidcSettings {
                 label: "azure",

@@ -89,6 +89,7 @@ fn bot_claims(settings: &Settings, req: &MintRequest) -> Claims {
         sub: format!("bot:{}", req.name.trim()),
         name: req.name.trim().to_owned(),
         roles: req.roles.clone(),
+        upstream_refresh: None,
     };
     Claims::new(
         settings,

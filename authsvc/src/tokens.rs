@@ -36,6 +36,11 @@ pub struct Identity {
     pub sub: String,
     pub name: String,
     pub roles: Vec<String>,
+    /// The refresh token the upstream IdP gave at sign-in, if any: a refresh asks the IdP
+    /// again with it (`Oidc::refresh_identity`). Only in the store (encrypted in Redis),
+    /// never in a token we issue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_refresh: Option<String>,
 }
 
 impl Claims {

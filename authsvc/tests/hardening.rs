@@ -413,6 +413,7 @@ async fn internal_endpoints_need_a_signed_assertion() {
             sub: "bot:ci".into(),
             name: "ci".into(),
             roles: vec!["ops".into()],
+            upstream_refresh: None,
         },
         authsvc::tokens::Kind::Bot,
         Duration::from_secs(3600),

@@ -177,6 +177,7 @@ async fn cli_minted_tokens_are_recorded_only_when_signed_by_our_key() {
         sub: "bot:ci".into(),
         name: "ci".into(),
         roles: vec!["ops".into()],
+        upstream_refresh: None,
     };
     let claims = authsvc::tokens::Claims::new(
         &app.settings,

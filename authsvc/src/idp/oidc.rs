@@ -121,13 +121,85 @@ impl Oidc {
         settings: &Settings,
     ) -> Result<Identity> {
         let p = self.provider(http).await?;
-        let mut form = vec![
+        let form = vec![
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", redirect_uri),
             ("code_verifier", tx.verifier.as_str()),
             ("client_id", self.settings.client_id.as_str()),
         ];
+        let (status, body) = self.token_request(http, &p, form).await?;
+        if !status.is_success() {
+            return Err(upstream(format!(
+                "token endpoint answered {status}: {}",
+                body.get("error").unwrap_or(&Value::Null)
+            )));
+        }
+        let id_token = body
+            .get("id_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| upstream("no id_token in the token response"))?;
+        let claims = self.verify_id_token(http, &p, id_token).await?;
+        self.check_claims(&claims, &p.discovery.issuer, Some(&tx.nonce))?;
+        let mut identity = self.identity(&claims, settings);
+        identity.upstream_refresh = refresh_token_of(&body);
+        Ok(identity)
+    }
+
+    /// Asks the IdP again who `previous` is, with the refresh token it gave at sign-in
+    /// (none: `previous` unchanged). `Ok(None)` when the IdP refuses (`invalid_grant`: the
+    /// user was removed, or the grant revoked there). Roles come from the new ID token; an
+    /// answer without one keeps the roles.
+    pub async fn refresh_identity(
+        &self,
+        http: &reqwest::Client,
+        previous: &Identity,
+        settings: &Settings,
+    ) -> Result<Option<Identity>> {
+        let Some(refresh_token) = previous.upstream_refresh.as_deref() else {
+            return Ok(Some(previous.clone()));
+        };
+        let p = self.provider(http).await?;
+        let form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", self.settings.client_id.as_str()),
+        ];
+        let (status, body) = self.token_request(http, &p, form).await?;
+        if !status.is_success() {
+            if body.get("error").and_then(Value::as_str) == Some("invalid_grant") {
+                return Ok(None);
+            }
+            return Err(upstream(format!(
+                "token endpoint answered {status} to a refresh: {}",
+                body.get("error").unwrap_or(&Value::Null)
+            )));
+        }
+        let mut identity = match body.get("id_token").and_then(Value::as_str) {
+            Some(id_token) => {
+                let claims = self.verify_id_token(http, &p, id_token).await?;
+                // OIDC Core §12.2: a refreshed ID token carries no new nonce.
+                self.check_claims(&claims, &p.discovery.issuer, None)?;
+                let fresh = self.identity(&claims, settings);
+                if fresh.sub != previous.sub {
+                    return Err(upstream("refreshed ID token: another subject"));
+                }
+                fresh
+            }
+            None => previous.clone(),
+        };
+        identity.upstream_refresh =
+            refresh_token_of(&body).or_else(|| previous.upstream_refresh.clone());
+        Ok(Some(identity))
+    }
+
+    /// POSTs `form` to the token endpoint with this client's authentication.
+    async fn token_request(
+        &self,
+        http: &reqwest::Client,
+        p: &Provider,
+        mut form: Vec<(&str, &str)>,
+    ) -> Result<(reqwest::StatusCode, Value)> {
         let mut request = http.post(&p.discovery.token_endpoint);
         if let Some(secret) = &self.settings.client_secret {
             // client_secret_basic is the default (RFC 8414); post where it is the only one.
@@ -151,29 +223,26 @@ impl Oidc {
         let response = request.form(&form).send().await.map_err(upstream)?;
         let status = response.status();
         let body: Value = response.json().await.map_err(upstream)?;
-        if !status.is_success() {
-            return Err(upstream(format!(
-                "token endpoint answered {status}: {}",
-                body.get("error").unwrap_or(&Value::Null)
-            )));
-        }
-        let id_token = body
-            .get("id_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| upstream("no id_token in the token response"))?;
-        let claims = match crate::jws::verify(id_token, &p.jwks) {
+        Ok((status, body))
+    }
+
+    async fn verify_id_token(
+        &self,
+        http: &reqwest::Client,
+        p: &Provider,
+        id_token: &str,
+    ) -> Result<Value> {
+        match crate::jws::verify(id_token, &p.jwks) {
             Err(crate::jws::VerifyError::UnknownKey(_)) => {
                 let fresh = self.refresh(http).await?;
                 crate::jws::verify(id_token, &fresh.jwks)
             }
             other => other,
         }
-        .map_err(|e| upstream(format!("ID token: {e}")))?;
-        self.check_claims(&claims, &p.discovery.issuer, &tx.nonce)?;
-        Ok(self.identity(&claims, settings))
+        .map_err(|e| upstream(format!("ID token: {e}")))
     }
 
-    fn check_claims(&self, claims: &Value, issuer: &str, nonce: &str) -> Result<()> {
+    fn check_claims(&self, claims: &Value, issuer: &str, nonce: Option<&str>) -> Result<()> {
         let str_claim = |n: &str| claims.get(n).and_then(Value::as_str);
         if str_claim("iss") != Some(issuer) {
             return Err(upstream("ID token: wrong issuer"));
@@ -188,7 +257,7 @@ impl Oidc {
         if !aud_ok {
             return Err(upstream("ID token: wrong audience"));
         }
-        if str_claim("nonce") != Some(nonce) {
+        if nonce.is_some_and(|n| str_claim("nonce") != Some(n)) {
             return Err(upstream("ID token: nonce mismatch"));
         }
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
@@ -245,8 +314,16 @@ impl Oidc {
             sub,
             name,
             roles: roles.into_iter().collect(),
+            upstream_refresh: None,
         }
     }
+}
+
+fn refresh_token_of(body: &Value) -> Option<String> {
+    body.get("refresh_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T> {

@@ -219,30 +219,54 @@ async fn refresh(app: &App, client_id: &str, r: TokenRequest) -> Result<Response
             "the user's tokens were revoked; sign in again",
         ));
     }
-    grant.identity = reevaluate(app, grant.identity).map_err(Error::invalid_grant)?;
+    grant.identity = reevaluate(app, grant.identity)
+        .await?
+        .map_err(Error::invalid_grant)?;
     crate::metrics::global().refreshed();
     issue(app, grant).await
 }
 
-/// The roles a refreshed token may carry: only roles still configured, and, with the dev
-/// IdP (which knows its users), only roles the user still holds there; a dev user no longer
-/// configured ends the family. An OIDC IdP is not asked again: its roles stay those of the
-/// sign-in, for at most the family's lifetime (revoke the subject to end them at once).
-fn reevaluate(app: &App, mut identity: Identity) -> std::result::Result<Identity, String> {
-    let held: Option<&Vec<String>> = match &app.idp {
-        crate::idp::Idp::Dev(dev) => Some(
-            identity
+/// The roles a refreshed token may carry: only roles still configured, and what the IdP
+/// says now where it can: the dev IdP (which knows its users) drops roles the user no longer
+/// holds and ends the family of a user no longer configured; an OIDC IdP that gave a refresh
+/// token at sign-in is asked again with it (new ID token, new roles; a refusal ends the
+/// family). An OIDC IdP that gave none is not asked: its roles stay those of the sign-in, for
+/// at most the family's lifetime (revoke the subject to end them at once).
+async fn reevaluate(
+    app: &App,
+    mut identity: Identity,
+) -> Result<std::result::Result<Identity, String>> {
+    let held: Option<Vec<String>> = match &app.idp {
+        crate::idp::Idp::Dev(dev) => {
+            match identity
                 .sub
                 .strip_prefix("dev:")
                 .and_then(|user| dev.users.get(user))
-                .ok_or("the user is no longer configured; sign in again")?,
-        ),
-        crate::idp::Idp::Oidc(_) => None,
+            {
+                Some(roles) => Some(roles.clone()),
+                None => return Ok(Err("the user is no longer configured; sign in again".into())),
+            }
+        }
+        crate::idp::Idp::Oidc(oidc) => {
+            match oidc
+                .refresh_identity(&app.http, &identity, &app.settings)
+                .await?
+            {
+                Some(fresh) => identity = fresh,
+                None => {
+                    return Ok(Err(
+                        "the identity provider no longer accepts this sign-in; sign in again"
+                            .into(),
+                    ));
+                }
+            }
+            None
+        }
     };
     identity
         .roles
-        .retain(|r| app.settings.roles.contains(r) && held.is_none_or(|h| h.contains(r)));
-    Ok(identity)
+        .retain(|r| app.settings.roles.contains(r) && held.as_ref().is_none_or(|h| h.contains(r)));
+    Ok(Ok(identity))
 }
 
 /// A rotated refresh token came back: someone else holds a copy (the client or the
