@@ -21,6 +21,8 @@ pub struct Inner {
     pub idp: Idp,
     pub http: reqwest::Client,
     pub client_metadata: crate::oauth::clients::MetadataCache,
+    /// Dynamic registrations per source address.
+    pub registrations: crate::limit::RateLimit,
 }
 
 #[derive(Clone)]
@@ -40,7 +42,12 @@ impl App {
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
         let idp = Idp::new(&settings);
+        let registrations = crate::limit::RateLimit::new(
+            settings.registrations_per_hour,
+            std::time::Duration::from_secs(3600),
+        );
         Ok(App(Arc::new(Inner {
+            registrations,
             settings,
             keys,
             db,
@@ -103,6 +110,7 @@ pub fn router(app: App) -> Router {
         .route("/ui/logout", post(ui::logout).get(ui::logout))
         .route("/internal/revocations", get(health::revocations))
         .route("/internal/minted", post(crate::mint::record_from_cli))
+        .route("/internal/revoke", post(crate::internal::revoke))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -51,7 +51,14 @@ pub struct Settings {
     pub signing_key_file: PathBuf,
     pub redis: Option<RedisSettings>,
     pub access_ttl: Duration,
+    /// One refresh token's lifetime (each rotation issues a new one, never past the family's end).
     pub refresh_ttl: Duration,
+    /// A refresh family's absolute lifetime from its sign-in (`auth.refresh_token_max_lifetime_days`).
+    pub refresh_family_lifetime: Duration,
+    /// How long a dynamic registration lives unused (renewed by every token grant).
+    pub registration_ttl: Duration,
+    /// `auth.registrations_per_hour`, per source address.
+    pub registrations_per_hour: u32,
     pub ui_session_ttl: Duration,
     /// Accept `http://127.0.0.1`/`localhost` client ID metadata documents (tests only).
     pub allow_loopback_client_metadata: bool,
@@ -79,7 +86,13 @@ impl Settings {
     pub fn from_auth(auth: &AuthConfig, mcp_path: &str) -> anyhow::Result<Settings> {
         let issuer = auth.base_url.trim_end_matches('/').to_owned();
         let idp = if let Some(azure) = &auth.azure {
-            let mut scopes = vec!["openid".into(), "profile".into(), "email".into()];
+            // offline_access: Entra ID gives a refresh token, so that a refresh asks it again.
+            let mut scopes = vec![
+                "openid".into(),
+                "profile".into(),
+                "email".into(),
+                "offline_access".into(),
+            ];
             scopes.extend(auth.required_scopes.iter().cloned());
             IdpSettings::Oidc(OidcSettings {
                 label: "azure",
@@ -133,6 +146,13 @@ impl Settings {
             redis,
             access_ttl: Duration::from_secs(3600),
             refresh_ttl: Duration::from_secs(30 * 86400),
+            refresh_family_lifetime: Duration::from_secs(
+                u64::from(auth.refresh_token_max_lifetime_days) * 86400,
+            ),
+            registration_ttl: Duration::from_secs(
+                u64::from(auth.refresh_token_max_lifetime_days.max(1)) * 86400,
+            ),
+            registrations_per_hour: auth.registrations_per_hour,
             ui_session_ttl: Duration::from_secs(8 * 3600),
             allow_loopback_client_metadata: false,
         })

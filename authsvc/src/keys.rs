@@ -194,6 +194,24 @@ pub fn rotate(path: &Path) -> anyhow::Result<String> {
     Ok(key.kid.clone())
 }
 
+/// Retirement: the previous key (`<file>.previous`) is deleted, so it is no longer
+/// published and tokens it signed stop verifying once replicas restart. Returns its kid.
+pub fn retire(path: &Path) -> anyhow::Result<String> {
+    let prev = previous_path(path);
+    if !prev.exists() {
+        bail!(
+            "{} does not exist: there is no previous key to retire (rotate-key makes one)",
+            prev.display()
+        );
+    }
+    let pem = std::fs::read(&prev).with_context(|| format!("reading {}", prev.display()))?;
+    let kid = SigningKey::from_pem(&pem)
+        .map(|k| k.kid)
+        .unwrap_or_else(|_| "(unreadable)".into());
+    std::fs::remove_file(&prev).with_context(|| format!("deleting {}", prev.display()))?;
+    Ok(kid)
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -66,6 +66,30 @@ fn rotation_keeps_the_previous_key_published() {
 }
 
 #[test]
+fn retiring_stops_publishing_the_previous_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.pem");
+    // Nothing to retire before a rotation: a clear error, nothing deleted.
+    let (before, _) = resolve(&path, None).unwrap();
+    let e = retire(&path).unwrap_err().to_string();
+    assert!(e.contains("no previous key"), "{e}");
+    let new_kid = rotate(&path).unwrap();
+    assert_eq!(retire(&path).unwrap(), before.current.kid);
+    let (after, _) = resolve(&path, None).unwrap();
+    let jwks = after.jwks();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, vec![new_kid.as_str()]);
+    let old = crate::jws::sign(&before.current, &serde_json::json!({"a": 1})).unwrap();
+    assert!(crate::jws::verify(&old, &after.jwks()).is_err());
+    assert!(path.exists(), "the current key stays");
+}
+
+#[test]
 fn signatures_verify_and_tampering_is_caught() {
     let key = SigningKey::generate().unwrap();
     let ring = KeyRing {

@@ -46,6 +46,22 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Stop publishing the previous signing key (delete <file>.previous): tokens it signed
+    /// stop working once every replica restarts. Run it when they have expired.
+    RetireKey {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Revoke tokens: one by its jti (user or bot), or every token of a subject (`sub`,
+    /// e.g. `alice` or `bot:ci`), whose refresh tokens stop working too.
+    Revoke {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, conflicts_with = "subject", required_unless_present = "subject")]
+        jti: Option<String>,
+        #[arg(long)]
+        subject: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -83,11 +99,15 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             tracing::info!(%listen, issuer = %app.settings.issuer, audience = %app.settings.audience, store = app.db.0.kind(), idp = app.idp.label(), "authsvc listening");
-            axum::serve(listener, authsvc::router(app))
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+            // The peer address feeds the per-source registration limit.
+            axum::serve(
+                listener,
+                authsvc::router(app).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
             Ok(())
         }
         Command::Mint {
@@ -109,6 +129,37 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             println!("{token}");
+            Ok(())
+        }
+        Command::RetireKey { config } => {
+            let settings = Settings::load(&config)?;
+            let kid = authsvc::keys::retire(&settings.signing_key_file)?;
+            eprintln!(
+                "retired signing key {kid} ({} deleted). Restart every replica: tokens it signed stop working.",
+                authsvc::keys::previous_path(&settings.signing_key_file).display()
+            );
+            Ok(())
+        }
+        Command::Revoke {
+            config,
+            jti,
+            subject,
+        } => {
+            let settings = Settings::load(&config)?;
+            let text = std::fs::read_to_string(&config)?;
+            let target = match (jti, subject) {
+                (Some(jti), _) => authsvc::revoke::Target::Jti(jti),
+                (None, Some(sub)) => authsvc::revoke::Target::Subject(sub),
+                (None, None) => anyhow::bail!("name a --jti or a --subject"),
+            };
+            let outcome = authsvc::revoke::cli_revoke(
+                &settings,
+                env_pem.as_deref(),
+                &target,
+                &authsvc_url(&text, &config),
+            )
+            .await?;
+            println!("{}", serde_json::to_string(&outcome)?);
             Ok(())
         }
         Command::RotateKey { config } => {

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -88,6 +89,7 @@ fn bot_claims(settings: &Settings, req: &MintRequest) -> Claims {
         sub: format!("bot:{}", req.name.trim()),
         name: req.name.trim().to_owned(),
         roles: req.roles.clone(),
+        upstream_refresh: None,
     };
     Claims::new(
         settings,
@@ -162,12 +164,17 @@ pub async fn revoke(db: &Db, mut record: MintedRecord) -> Result<()> {
 }
 
 /// `POST /internal/minted {"token": "<jwt>"}`: records a bot token the CLI signed with the
-/// shared key (used when there is no Redis for the CLI to write to). Only a token this
-/// key ring verifies is recorded, so the endpoint grants nothing the key file does not.
+/// shared key (used when there is no Redis for the CLI to write to). The request carries an
+/// assertion signed with that key (`internal::authenticate`), and only a token this key ring
+/// verifies is recorded; an already recorded token is not overwritten (a revoked one stays
+/// revoked).
 pub async fn record_from_cli(
     State(app): State<App>,
-    Json(body): Json<Value>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<Value>> {
+    crate::internal::authenticate(&app, &headers, &body)?;
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let token = body
         .get("token")
         .and_then(Value::as_str)
@@ -183,10 +190,17 @@ pub async fn record_from_cli(
                 "not a valid bot token of this issuer",
             )
         })?;
-    let record = record_of(&claims, ("cli", "command line"));
-    save(&app.db, &record).await?;
-    crate::metrics::global().minted("bot");
-    Ok(Json(json!({"recorded": record.jti})))
+    if app
+        .db
+        .get::<MintedRecord>(ns::MINTED, &claims.jti)
+        .await?
+        .is_none()
+    {
+        let record = record_of(&claims, ("cli", "command line"));
+        save(&app.db, &record).await?;
+        crate::metrics::global().minted("bot");
+    }
+    Ok(Json(json!({"recorded": claims.jti})))
 }
 
 /// `meshmux-authsvc mint`: signs with the shared key and records the token, in Redis when
@@ -216,15 +230,14 @@ pub async fn cli_mint(
     }
     let claims = bot_claims(settings, &req);
     let token = claims.sign(&keys)?;
-    let url = format!("{}/internal/minted", authsvc_url.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .post(&url)
-        .json(&json!({ "token": token }))
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("recording the token at {url} failed ({e}); start authsvc first, or enable auth.redis"))?;
-    if !response.status().is_success() {
-        anyhow::bail!("recording the token at {url} failed: {}", response.status());
-    }
+    crate::internal::call(
+        settings,
+        &keys,
+        authsvc_url,
+        "/internal/minted",
+        &json!({ "token": token }),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("recording the token failed: {e}"))?;
     Ok(token)
 }

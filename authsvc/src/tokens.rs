@@ -36,6 +36,11 @@ pub struct Identity {
     pub sub: String,
     pub name: String,
     pub roles: Vec<String>,
+    /// The refresh token the upstream IdP gave at sign-in, if any: a refresh asks the IdP
+    /// again with it (`Oidc::refresh_identity`). Only in the store (encrypted in Redis),
+    /// never in a token we issue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_refresh: Option<String>,
 }
 
 impl Claims {
@@ -80,6 +85,11 @@ pub fn random_id(bytes: usize) -> String {
 pub fn digest(secret: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
     URL_SAFE_NO_PAD.encode(d)
+}
+
+/// SHA-256 of bytes, base64url (binds an internal request's assertion to its body).
+pub fn digest_bytes(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
 }
 
 /// PKCE S256: base64url(SHA-256(verifier)) == challenge, in constant time.

@@ -31,6 +31,10 @@ struct Idp {
     /// The nonce of the login in flight (the token endpoint puts it in the ID token).
     nonce: Mutex<String>,
     token_calls: AtomicUsize,
+    /// The roles its ID tokens carry now.
+    roles: Mutex<Vec<String>>,
+    /// Whether it refuses refresh tokens (the user was removed).
+    refuse_refresh: std::sync::atomic::AtomicBool,
 }
 
 async fn discovery(State(idp): State<Arc<Idp>>) -> axum::Json<Value> {
@@ -48,24 +52,48 @@ async fn jwks(State(idp): State<Arc<Idp>>) -> axum::Json<Value> {
     axum::Json(json!({"keys": [idp.key.jwk()]}))
 }
 
-async fn token(State(idp): State<Arc<Idp>>) -> axum::Json<Value> {
+async fn token(
+    State(idp): State<Arc<Idp>>,
+    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     idp.token_calls.fetch_add(1, Ordering::SeqCst);
+    let refreshing = form.get("grant_type").map(String::as_str) == Some("refresh_token");
+    if refreshing
+        && (idp.refuse_refresh.load(Ordering::SeqCst)
+            || !form
+                .get("refresh_token")
+                .is_some_and(|t| t.starts_with("upstream-rt-")))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response();
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let claims = json!({
+    let mut claims = json!({
         "iss": idp.issuer,
         "aud": CLIENT,
         "sub": "carol",
         "name": "Carol",
-        "nonce": *idp.nonce.lock().unwrap(),
-        "roles": ["ops"],
+        "roles": *idp.roles.lock().unwrap(),
         "iat": now,
         "exp": now + 300,
     });
+    if !refreshing {
+        claims["nonce"] = json!(*idp.nonce.lock().unwrap());
+    }
     let id_token = authsvc::jws::sign(&idp.key, &claims).unwrap();
-    axum::Json(json!({"access_token": "upstream", "token_type": "Bearer", "id_token": id_token}))
+    let n = idp.token_calls.load(Ordering::SeqCst);
+    axum::Json(
+        json!({"access_token": "upstream", "token_type": "Bearer", "id_token": id_token,
+                      "refresh_token": format!("upstream-rt-{n}")}),
+    )
+    .into_response()
 }
 
 /// Starts the stand-in IdP; returns it and an authsvc router that logs in through it.
@@ -78,6 +106,8 @@ async fn start(iss_supported: bool) -> (Arc<Idp>, Router) {
         key: SigningKey::from_pem(pem().as_bytes()).unwrap(),
         nonce: Mutex::new(String::new()),
         token_calls: AtomicUsize::new(0),
+        roles: Mutex::new(vec!["ops".into()]),
+        refuse_refresh: Default::default(),
     });
     let app = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
@@ -211,4 +241,71 @@ async fn dev_idp_callback_without_iss_still_works_and_a_foreign_iss_is_refused()
     let a = b.get(&r, &to).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     assert!(a.body.contains("mix-up"), "{}", a.body);
+}
+
+/// A refresh asks the IdP again with the refresh token it gave at sign-in: roles changed
+/// there reach the next token, and a refusal there (the user removed) ends the family.
+#[tokio::test]
+async fn a_refresh_asks_the_idp_again() {
+    let (idp, r) = start(true).await;
+    let mut b = Browser::default();
+    let client_id = register(&mut b, &r).await;
+    let state = login(&mut b, &r, &idp, &client_id).await;
+    let a = b.get(&r, &callback(&state, Some(&idp.issuer))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let (id, csrf) = (a.hidden("id"), a.hidden("csrf"));
+    let a = b
+        .post_form(
+            &r,
+            "/auth/consent",
+            &[("id", &id), ("csrf", &csrf), ("decision", "approve")],
+        )
+        .await;
+    let code = a.param("code").unwrap();
+    let a = b
+        .post_form(
+            &r,
+            "/auth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CLIENT_CB),
+                ("client_id", &client_id),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        claims_of(a.json()["access_token"].as_str().unwrap())["roles"],
+        json!(["ops"])
+    );
+    let rt = a.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert!(
+        !a.body.contains("upstream-rt"),
+        "the IdP's refresh token stays inside"
+    );
+
+    // The IdP now says viewer: the refreshed token says so too.
+    *idp.roles.lock().unwrap() = vec!["viewer".into()];
+    let calls = idp.token_calls.load(Ordering::SeqCst);
+    let a = refresh(&r, &rt, &client_id).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(idp.token_calls.load(Ordering::SeqCst), calls + 1);
+    assert_eq!(
+        claims_of(a.json()["access_token"].as_str().unwrap())["roles"],
+        json!(["viewer"])
+    );
+    let rt = a.json()["refresh_token"].as_str().unwrap().to_owned();
+
+    // The user is removed at the IdP: the next refresh is refused.
+    idp.refuse_refresh.store(true, Ordering::SeqCst);
+    let a = refresh(&r, &rt, &client_id).await;
+    assert_eq!(
+        (a.status, a.json()["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("identity provider"), "{}", a.body);
 }

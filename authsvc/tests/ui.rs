@@ -177,6 +177,7 @@ async fn cli_minted_tokens_are_recorded_only_when_signed_by_our_key() {
         sub: "bot:ci".into(),
         name: "ci".into(),
         roles: vec!["ops".into()],
+        upstream_refresh: None,
     };
     let claims = authsvc::tokens::Claims::new(
         &app.settings,
@@ -186,21 +187,30 @@ async fn cli_minted_tokens_are_recorded_only_when_signed_by_our_key() {
     );
     let token = claims.sign(&app.keys).unwrap();
     let mut b = Browser::default();
+    // Recording needs an assertion signed with the key (`internal::sign`), for that body.
+    let record = |token: &str| {
+        let body = json!({"token": token}).to_string();
+        let auth = authsvc::internal::sign(&app.settings, &app.keys, body.as_bytes()).unwrap();
+        axum::http::Request::post("/internal/minted")
+            .header("content-type", "application/json")
+            .header("authorization", auth)
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    };
     assert_eq!(
         b.post_json(&r, "/internal/minted", &json!({"token": token}))
             .await
             .status,
-        StatusCode::OK
+        StatusCode::UNAUTHORIZED
     );
+    assert_eq!(b.send(&r, record(&token)).await.status, StatusCode::OK);
     let other = authsvc::keys::KeyRing {
         current: authsvc::keys::SigningKey::generate().unwrap(),
         previous: None,
     };
     let forged = claims.sign(&other).unwrap();
     assert_eq!(
-        b.post_json(&r, "/internal/minted", &json!({"token": forged}))
-            .await
-            .status,
+        b.send(&r, record(&forged)).await.status,
         StatusCode::BAD_REQUEST
     );
     // Alice (a minter) sees and can revoke the CLI token.
@@ -218,4 +228,8 @@ async fn cli_minted_tokens_are_recorded_only_when_signed_by_our_key() {
         b.get(&r, "/internal/revocations").await.json()["revoked"],
         json!([claims.jti])
     );
+    // Recording it again does not bring it back: the record stays revoked.
+    assert_eq!(b.send(&r, record(&token)).await.status, StatusCode::OK);
+    let page = b.get(&r, "/ui/tokens").await;
+    assert!(page.body.contains("state-revoked"), "{}", page.body);
 }

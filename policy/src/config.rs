@@ -198,6 +198,14 @@ pub struct AuthConfig {
     pub token_minting_roles: Vec<String>,
     #[serde(default = "default_expiry_days")]
     pub token_max_expiry_days: u32,
+    /// How long one sign-in's refresh tokens keep working, counted from the sign-in and
+    /// not extended by refreshing (meshmux; default 30).
+    #[serde(default = "default_refresh_days")]
+    pub refresh_token_max_lifetime_days: u32,
+    /// Dynamic client registrations one source address may make per hour (meshmux;
+    /// default 30).
+    #[serde(default = "default_registrations_per_hour")]
+    pub registrations_per_hour: u32,
     /// Where Envoy and the filter reach authsvc (meshmux; default `http://127.0.0.1:8090`).
     #[serde(default = "default_authsvc_url")]
     pub authsvc_url: String,
@@ -209,6 +217,14 @@ fn default_authsvc_url() -> String {
 
 fn default_expiry_days() -> u32 {
     180
+}
+
+fn default_refresh_days() -> u32 {
+    30
+}
+
+fn default_registrations_per_hour() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -504,6 +520,18 @@ impl AuthConfig {
         if self.token_max_expiry_days == 0 {
             return Err(invalid(
                 "auth.token_max_expiry_days",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.refresh_token_max_lifetime_days == 0 {
+            return Err(invalid(
+                "auth.refresh_token_max_lifetime_days",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.registrations_per_hour == 0 {
+            return Err(invalid(
+                "auth.registrations_per_hour",
                 "must be at least 1".into(),
             ));
         }

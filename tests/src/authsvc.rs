@@ -51,6 +51,30 @@ impl Authsvc {
         self.proc.log()
     }
 
+    /// Stops authsvc (to restart it on the same port with [`Authsvc::start`]).
+    pub fn stop(mut self) {
+        self.proc.stop();
+    }
+
+    /// Runs `meshmux-authsvc <args…> --config <config>` to its end: (success, stdout, log tail).
+    pub fn cli(config: &Path, name: &str, args: &[&str]) -> Result<(bool, String, String)> {
+        let out_path = logs::unique_path(name, ".out")?;
+        let mut cmd = Command::new(prereq::authsvc()?);
+        cmd.args(args)
+            .arg("--config")
+            .arg(config)
+            .env_remove("MCP_ENV_MUX_SIGNING_KEY_PEM");
+        let mut proc = Proc::spawn_capturing(name, &mut cmd, &out_path)?;
+        let status = proc.wait_exit(Duration::from_secs(30))?;
+        let out = std::fs::read_to_string(&out_path)
+            .with_context(|| format!("reading {}", out_path.display()))?;
+        Ok((status.success(), out, logs::tail(proc.log(), 30)))
+    }
+
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
     /// `meshmux-authsvc mint`: a bot token with `roles`, recorded by the running authsvc.
     pub fn mint(&self, name: &str, roles: &[&str], days: u32) -> Result<String> {
         let out_path = logs::unique_path(&format!("mint-{name}"), ".out")?;

@@ -35,6 +35,7 @@ pub mod prereq;
 pub mod process;
 pub mod prometheus;
 pub mod py_backend;
+pub mod redis;
 pub mod reload;
 pub mod rmcp_client;
 pub mod sdk_everything;

@@ -100,6 +100,7 @@ pub async fn submit(State(app): State<App>, body: Bytes) -> Result<Response> {
         sub: format!("dev:{user}"),
         name: user,
         roles,
+        upstream_refresh: None,
     };
     let code = random_id(24);
     app.db

@@ -7,6 +7,7 @@ pub mod oidc;
 
 use std::time::Duration;
 
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
@@ -15,9 +16,14 @@ use crate::config::{IdpSettings, Settings};
 use crate::error::{Error, Result};
 use crate::oauth::authorize::AuthRequest;
 use crate::store::ns;
-use crate::tokens::{Identity, random_id};
+use crate::tokens::{Identity, digest, random_id, same};
 
 pub const TRANSACTION_TTL: Duration = Duration::from_secs(600);
+/// Binds a login's `state` to the browser that started it (login CSRF: without it, an
+/// attacker could send a victim to the callback with the attacker's own `state` and code,
+/// signing the victim in as the attacker). HttpOnly, SameSite=Lax (sent on the IdP's
+/// top-level redirect back), `__Host-` on https; one per browser, shared by its logins.
+pub const LOGIN_COOKIE: &str = "meshmux_login";
 
 pub enum Idp {
     Oidc(Box<oidc::Oidc>),
@@ -80,6 +86,9 @@ pub struct Transaction {
     pub purpose: Purpose,
     pub nonce: String,
     pub verifier: String,
+    /// Digest of the browser's `LOGIN_COOKIE` value.
+    #[serde(default)]
+    pub browser: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,13 +101,22 @@ pub struct CallbackQuery {
     pub iss: Option<String>,
 }
 
-/// Stores a transaction and redirects the browser to the IdP's login.
-pub async fn begin(app: &App, purpose: Purpose) -> Result<Response> {
+/// Stores a transaction and redirects the browser to the IdP's login, binding the
+/// transaction to the browser (`LOGIN_COOKIE`, set here if the browser has none).
+pub async fn begin(app: &App, headers: &HeaderMap, purpose: Purpose) -> Result<Response> {
     let state = random_id(24);
+    let binding = crate::ui::session::cookie_value(headers, &app.settings, LOGIN_COOKIE)
+        .filter(|v| {
+            v.len() == 32
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .unwrap_or_else(|| random_id(24));
     let tx = Transaction {
         purpose,
         nonce: random_id(24),
         verifier: random_id(48),
+        browser: digest(&binding),
     };
     let redirect_uri = app.url(tx.purpose.callback_path());
     let location = match &app.idp {
@@ -111,12 +129,22 @@ pub async fn begin(app: &App, purpose: Purpose) -> Result<Response> {
     app.db
         .put(ns::TRANSACTION, &state, &tx, Some(TRANSACTION_TTL))
         .await?;
-    Ok(Redirect::to(&location).into_response())
+    let mut response = Redirect::to(&location).into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        crate::ui::session::set_cookie(&app.settings, LOGIN_COOKIE, &binding, TRANSACTION_TTL)?,
+    );
+    Ok(response)
 }
 
 /// Consumes the transaction named by `state` and exchanges the code for an identity.
 /// `path` is the callback that was hit; a transaction started for the other one is refused.
-pub async fn finish(app: &App, query: CallbackQuery, path: &str) -> Result<(Identity, Purpose)> {
+pub async fn finish(
+    app: &App,
+    headers: &HeaderMap,
+    query: CallbackQuery,
+    path: &str,
+) -> Result<(Identity, Purpose)> {
     let bad = |m: &str| Error::page(axum::http::StatusCode::BAD_REQUEST, m);
     let state = query
         .state
@@ -128,6 +156,15 @@ pub async fn finish(app: &App, query: CallbackQuery, path: &str) -> Result<(Iden
         .ok_or_else(|| bad("This login has expired or was already used. Start again."))?;
     if tx.purpose.callback_path() != path {
         return Err(bad("This login was started elsewhere."));
+    }
+    let cookie = crate::ui::session::cookie_value(headers, &app.settings, LOGIN_COOKIE);
+    if !cookie.is_some_and(|c| same(&digest(&c), &tx.browser)) {
+        crate::metrics::global().error("login_csrf");
+        tracing::warn!("login answer refused: it did not come back to the browser that started it");
+        return Err(bad(
+            "This sign-in answer did not come back to the browser that started the sign-in \
+             (or your browser blocks cookies). Nobody was signed in; start again from the application.",
+        ));
     }
     // Before anything else in the answer (errors included) is believed: RFC 9207.
     let (expected, required) = match &app.idp {

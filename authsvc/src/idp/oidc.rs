@@ -7,13 +7,14 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use oauth2::basic::{
-    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-    BasicTokenType,
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
     EndpointSet, ExtraTokenFields, HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenUrl,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse as _, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -97,13 +98,15 @@ impl Oidc {
     }
 
     /// The `oauth2` client for this provider's endpoints, sending `redirect_uri`.
-    fn client(&self, p: &Provider, redirect_uri: &str) -> Result<Client> {
+    fn client(&self, p: &Provider, redirect_uri: Option<&str>) -> Result<Client> {
         let mut client = oauth2::Client::new(ClientId::new(self.settings.client_id.clone()))
             .set_auth_uri(
                 AuthUrl::new(p.discovery.authorization_endpoint.clone()).map_err(upstream)?,
             )
-            .set_token_uri(TokenUrl::new(p.discovery.token_endpoint.clone()).map_err(upstream)?)
-            .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(upstream)?);
+            .set_token_uri(TokenUrl::new(p.discovery.token_endpoint.clone()).map_err(upstream)?);
+        if let Some(uri) = redirect_uri {
+            client = client.set_redirect_uri(RedirectUrl::new(uri.to_owned()).map_err(upstream)?);
+        }
         if let Some(secret) = &self.settings.client_secret {
             // client_secret_basic is the default (RFC 8414); post where it is the only one.
             let methods = p
@@ -132,7 +135,7 @@ impl Oidc {
     ) -> Result<String> {
         let p = self.provider(http).await?;
         let (url, _) = self
-            .client(&p, redirect_uri)?
+            .client(&p, Some(redirect_uri))?
             .authorize_url(|| CsrfToken::new(state.to_owned()))
             .add_scopes(self.settings.scopes.iter().cloned().map(Scope::new))
             .add_extra_param("nonce", &tx.nonce)
@@ -151,38 +154,87 @@ impl Oidc {
     ) -> Result<Identity> {
         let p = self.provider(http).await?;
         let body = self
-            .client(&p, redirect_uri)?
+            .client(&p, Some(redirect_uri))?
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(verifier(tx)?)
             .request_async(&Http(http))
             .await
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(r) => {
-                    upstream(format!("token endpoint answered {:?}", r.error().as_ref()))
-                }
-                RequestTokenError::Parse(e, _) => {
-                    upstream(format!("token endpoint answered something else: {e}"))
-                }
-                other => upstream(format!("token endpoint: {other}")),
-            })?;
+            .map_err(token_error)?;
         let id_token = body
             .extra_fields()
             .id_token
             .as_deref()
             .ok_or_else(|| upstream("no id_token in the token response"))?;
-        let claims = match crate::jws::verify(id_token, &p.jwks) {
+        let claims = self.verify_id_token(http, &p, id_token).await?;
+        self.check_claims(&claims, &p.discovery.issuer, Some(&tx.nonce))?;
+        let mut identity = self.identity(&claims, settings);
+        identity.upstream_refresh = refresh_token_of(&body);
+        Ok(identity)
+    }
+
+    /// Asks the IdP again who `previous` is, with the refresh token it gave at sign-in
+    /// (none: `previous` unchanged). `Ok(None)` when the IdP refuses (`invalid_grant`: the
+    /// user was removed, or the grant revoked there). Roles come from the new ID token; an
+    /// answer without one keeps the roles.
+    pub async fn refresh_identity(
+        &self,
+        http: &reqwest::Client,
+        previous: &Identity,
+        settings: &Settings,
+    ) -> Result<Option<Identity>> {
+        let Some(refresh_token) = previous.upstream_refresh.as_deref() else {
+            return Ok(Some(previous.clone()));
+        };
+        let p = self.provider(http).await?;
+        let refreshed = self
+            .client(&p, None)?
+            .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
+            .request_async(&Http(http))
+            .await;
+        let body = match refreshed {
+            Ok(body) => body,
+            Err(RequestTokenError::ServerResponse(r))
+                if *r.error() == BasicErrorResponseType::InvalidGrant =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(token_error(e)),
+        };
+        let mut identity = match body.extra_fields().id_token.as_deref() {
+            Some(id_token) => {
+                let claims = self.verify_id_token(http, &p, id_token).await?;
+                // OIDC Core §12.2: a refreshed ID token carries no new nonce.
+                self.check_claims(&claims, &p.discovery.issuer, None)?;
+                let fresh = self.identity(&claims, settings);
+                if fresh.sub != previous.sub {
+                    return Err(upstream("refreshed ID token: another subject"));
+                }
+                fresh
+            }
+            None => previous.clone(),
+        };
+        identity.upstream_refresh =
+            refresh_token_of(&body).or_else(|| previous.upstream_refresh.clone());
+        Ok(Some(identity))
+    }
+
+    async fn verify_id_token(
+        &self,
+        http: &reqwest::Client,
+        p: &Provider,
+        id_token: &str,
+    ) -> Result<Value> {
+        match crate::jws::verify(id_token, &p.jwks) {
             Err(crate::jws::VerifyError::UnknownKey(_)) => {
                 let fresh = self.refresh(http).await?;
                 crate::jws::verify(id_token, &fresh.jwks)
             }
             other => other,
         }
-        .map_err(|e| upstream(format!("ID token: {e}")))?;
-        self.check_claims(&claims, &p.discovery.issuer, &tx.nonce)?;
-        Ok(self.identity(&claims, settings))
+        .map_err(|e| upstream(format!("ID token: {e}")))
     }
 
-    fn check_claims(&self, claims: &Value, issuer: &str, nonce: &str) -> Result<()> {
+    fn check_claims(&self, claims: &Value, issuer: &str, nonce: Option<&str>) -> Result<()> {
         let str_claim = |n: &str| claims.get(n).and_then(Value::as_str);
         if str_claim("iss") != Some(issuer) {
             return Err(upstream("ID token: wrong issuer"));
@@ -197,7 +249,7 @@ impl Oidc {
         if !aud_ok {
             return Err(upstream("ID token: wrong audience"));
         }
-        if str_claim("nonce") != Some(nonce) {
+        if nonce.is_some_and(|n| str_claim("nonce") != Some(n)) {
             return Err(upstream("ID token: nonce mismatch"));
         }
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
@@ -254,6 +306,7 @@ impl Oidc {
             sub,
             name,
             roles: roles.into_iter().collect(),
+            upstream_refresh: None,
         }
     }
 }
@@ -266,9 +319,11 @@ pub struct IdTokenField {
 }
 impl ExtraTokenFields for IdTokenField {}
 
+type TokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
+
 type Client = oauth2::Client<
     BasicErrorResponse,
-    StandardTokenResponse<IdTokenField, BasicTokenType>,
+    TokenResponse,
     BasicTokenIntrospectionResponse,
     StandardRevocableToken,
     BasicRevocationErrorResponse,
@@ -321,6 +376,27 @@ async fn send(
     builder
         .body(response.bytes().await.map_err(Box::new)?.to_vec())
         .map_err(oauth2::HttpClientError::Http)
+}
+
+/// The refresh token of a token response, if it has a usable one.
+fn refresh_token_of(body: &TokenResponse) -> Option<String> {
+    body.refresh_token()
+        .map(|t| t.secret().clone())
+        .filter(|t| !t.is_empty())
+}
+
+fn token_error<E: std::error::Error + 'static>(
+    e: RequestTokenError<E, BasicErrorResponse>,
+) -> Error {
+    match e {
+        RequestTokenError::ServerResponse(r) => {
+            upstream(format!("token endpoint answered {:?}", r.error().as_ref()))
+        }
+        RequestTokenError::Parse(e, _) => {
+            upstream(format!("token endpoint answered something else: {e}"))
+        }
+        other => upstream(format!("token endpoint: {other}")),
+    }
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T> {

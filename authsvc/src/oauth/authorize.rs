@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,7 @@ pub struct AuthorizeQuery {
 
 pub async fn authorize(
     State(app): State<App>,
+    headers: HeaderMap,
     Query(q): Query<AuthorizeQuery>,
 ) -> Result<Response> {
     let page = |m: String| Error::page(StatusCode::BAD_REQUEST, m);
@@ -68,32 +69,42 @@ pub async fn authorize(
         (None, [only]) => only.clone(),
         (None, _) => return Err(page("The request names no redirect_uri.".into())),
     };
-    // From here on, errors go back to the client's (now trusted) redirect URI.
-    let back = |code: &str, description: &str| {
-        error_redirect(&app, &redirect_uri, q.state.as_deref(), code, description)
+    // RFC 9700 §4.11.2: the redirect URI is registered, but anyone may register one (or
+    // publish a metadata document), so it is not trusted until the user has signed in and
+    // consented to this client. Until then errors are pages, never redirects: otherwise
+    // /auth/login would be an open redirector to any registered URI.
+    let refuse = |code: &str, description: &str| {
+        crate::metrics::global().error("invalid_request");
+        untrusted_error_page(code, description, &redirect_uri)
     };
     if q.response_type.as_deref() != Some("code") {
-        return Ok(back(
+        return Ok(refuse(
             "unsupported_response_type",
             "response_type must be code",
         ));
     }
     let Some(challenge) = q.code_challenge.clone().filter(|c| !c.is_empty()) else {
-        return Ok(back(
+        return Ok(refuse(
             "invalid_request",
             "PKCE is required: send code_challenge with code_challenge_method=S256",
         ));
     };
     if q.code_challenge_method.as_deref() != Some("S256") {
-        return Ok(back(
+        return Ok(refuse(
             "invalid_request",
             "code_challenge_method must be S256",
+        ));
+    }
+    if challenge.len() > 128 || q.state.as_ref().is_some_and(|s| s.len() > 2048) {
+        return Ok(refuse(
+            "invalid_request",
+            "code_challenge or state is too long",
         ));
     }
     if let Some(resource) = &q.resource
         && resource.trim_end_matches('/') != app.settings.audience
     {
-        return Ok(back(
+        return Ok(refuse(
             "invalid_target",
             "this server only issues tokens for its MCP resource",
         ));
@@ -106,11 +117,29 @@ pub async fn authorize(
         state: q.state.clone(),
         scope: super::SCOPE.into(),
     };
-    idp::begin(&app, Purpose::Authorize(request)).await
+    idp::begin(&app, &headers, Purpose::Authorize(request)).await
 }
 
-pub async fn callback(State(app): State<App>, Query(q): Query<CallbackQuery>) -> Result<Response> {
-    let (identity, purpose) = idp::finish(&app, q, "/auth/callback").await?;
+/// An authorization error for a client the user has not consented to: a page that says
+/// what is wrong and where the client wanted to go, without going there.
+fn untrusted_error_page(code: &str, description: &str, redirect_uri: &str) -> Response {
+    Error::page(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "The application's sign-in request is invalid ({code}: {description}). You are not \
+             sent back to {redirect_uri} because you have not approved that application yet; \
+             close this page and tell its developer."
+        ),
+    )
+    .into_response()
+}
+
+pub async fn callback(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Result<Response> {
+    let (identity, purpose) = idp::finish(&app, &headers, q, "/auth/callback").await?;
     let Purpose::Authorize(request) = purpose else {
         return Err(Error::page(
             StatusCode::BAD_REQUEST,

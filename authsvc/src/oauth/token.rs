@@ -1,6 +1,9 @@
 //! `/auth/token`: authorization_code (PKCE S256 required, single-use code, exact
 //! redirect_uri) and refresh_token (rotated: the old one stops working on use; presenting a
-//! rotated one again revokes its whole family, OAuth 2.1 §4.3.1).
+//! rotated one again revokes its whole family, OAuth 2.1 §4.3.1). A family ends
+//! `refresh_family_lifetime` after its sign-in however often it is refreshed, when its
+//! subject is revoked (`revoke::subject`), or when the user lost every role; each refresh
+//! re-derives the roles (see `reevaluate`).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -15,7 +18,7 @@ use super::authorize::CodeGrant;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::store::ns;
-use crate::tokens::{Claims, Identity, Kind, digest, pkce_s256_matches, random_id, same};
+use crate::tokens::{Claims, Identity, Kind, digest, now, pkce_s256_matches, random_id, same};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct TokenRequest {
@@ -39,6 +42,11 @@ pub struct RefreshGrant {
     /// (Empty in grants stored before families existed: a new one is started on use.)
     #[serde(default)]
     pub family: String,
+    /// When the family's sign-in happened (seconds since the epoch), carried unchanged
+    /// through every rotation. (0 in grants stored before this existed: the first refresh
+    /// starts the clock.)
+    #[serde(default)]
+    pub family_started: u64,
 }
 
 pub async fn token(
@@ -46,7 +54,8 @@ pub async fn token(
     headers: HeaderMap,
     Form(r): Form<TokenRequest>,
 ) -> Result<Response> {
-    let client_id = authenticate(&app, &headers, &r).await?;
+    let client = authenticate(&app, &headers, &r).await?;
+    let client_id = client.client_id.clone();
     if let Some(resource) = &r.resource
         && resource.trim_end_matches('/') != app.settings.audience
     {
@@ -56,20 +65,31 @@ pub async fn token(
             "this server only issues tokens for its MCP resource",
         ));
     }
-    match r.grant_type.as_deref() {
-        Some("authorization_code") => authorization_code(&app, &client_id, r).await,
-        Some("refresh_token") => refresh(&app, &client_id, r).await,
-        Some(other) => Err(Error::oauth(
-            axum::http::StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            format!("grant_type {other:?} is not supported"),
-        )),
-        None => Err(Error::invalid_request("grant_type is required")),
+    let response = match r.grant_type.as_deref() {
+        Some("authorization_code") => authorization_code(&app, &client_id, r).await?,
+        Some("refresh_token") => refresh(&app, &client_id, r).await?,
+        Some(other) => {
+            return Err(Error::oauth(
+                axum::http::StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                format!("grant_type {other:?} is not supported"),
+            ));
+        }
+        None => return Err(Error::invalid_request("grant_type is required")),
+    };
+    // A registration in use stays; one nobody uses expires (`registration_ttl`).
+    if !super::clients::is_metadata_url(&client_id) {
+        super::clients::save(&app, &client).await?;
     }
+    Ok(response)
 }
 
 /// The client: public (no secret registered) or confidential (secret by Basic or post).
-async fn authenticate(app: &App, headers: &HeaderMap, r: &TokenRequest) -> Result<String> {
+async fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    r: &TokenRequest,
+) -> Result<super::clients::ClientInfo> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -99,7 +119,7 @@ async fn authenticate(app: &App, headers: &HeaderMap, r: &TokenRequest) -> Resul
             return Err(Error::invalid_client("client authentication failed"));
         }
     }
-    Ok(client_id)
+    Ok(client)
 }
 
 async fn authorization_code(app: &App, client_id: &str, r: TokenRequest) -> Result<Response> {
@@ -138,6 +158,7 @@ async fn authorization_code(app: &App, client_id: &str, r: TokenRequest) -> Resu
             identity: grant.identity,
             scope: grant.request.scope,
             family: random_id(24),
+            family_started: now(),
         },
     )
     .await
@@ -168,6 +189,9 @@ async fn refresh(app: &App, client_id: &str, r: TokenRequest) -> Result<Response
     if grant.family.is_empty() {
         grant.family = random_id(24);
     }
+    if grant.family_started == 0 {
+        grant.family_started = now();
+    }
     app.db
         .put(
             ns::REFRESH_USED,
@@ -181,8 +205,68 @@ async fn refresh(app: &App, client_id: &str, r: TokenRequest) -> Result<Response
             "the refresh token was revoked (an earlier token of its family was reused), sign in again",
         ));
     }
+    let lifetime = app.settings.refresh_family_lifetime.as_secs();
+    if now() >= grant.family_started.saturating_add(lifetime) {
+        return Err(Error::invalid_grant(
+            "this sign-in is older than the refresh lifetime allows; sign in again",
+        ));
+    }
+    if let Some(revoked_at) =
+        crate::revoke::subject_revoked_at(&app.db, &grant.identity.sub).await?
+        && revoked_at >= grant.family_started
+    {
+        return Err(Error::invalid_grant(
+            "the user's tokens were revoked; sign in again",
+        ));
+    }
+    grant.identity = reevaluate(app, grant.identity)
+        .await?
+        .map_err(Error::invalid_grant)?;
     crate::metrics::global().refreshed();
     issue(app, grant).await
+}
+
+/// The roles a refreshed token may carry: only roles still configured, and what the IdP
+/// says now where it can: the dev IdP (which knows its users) drops roles the user no longer
+/// holds and ends the family of a user no longer configured; an OIDC IdP that gave a refresh
+/// token at sign-in is asked again with it (new ID token, new roles; a refusal ends the
+/// family). An OIDC IdP that gave none is not asked: its roles stay those of the sign-in, for
+/// at most the family's lifetime (revoke the subject to end them at once).
+async fn reevaluate(
+    app: &App,
+    mut identity: Identity,
+) -> Result<std::result::Result<Identity, String>> {
+    let held: Option<Vec<String>> = match &app.idp {
+        crate::idp::Idp::Dev(dev) => {
+            match identity
+                .sub
+                .strip_prefix("dev:")
+                .and_then(|user| dev.users.get(user))
+            {
+                Some(roles) => Some(roles.clone()),
+                None => return Ok(Err("the user is no longer configured; sign in again".into())),
+            }
+        }
+        crate::idp::Idp::Oidc(oidc) => {
+            match oidc
+                .refresh_identity(&app.http, &identity, &app.settings)
+                .await?
+            {
+                Some(fresh) => identity = fresh,
+                None => {
+                    return Ok(Err(
+                        "the identity provider no longer accepts this sign-in; sign in again"
+                            .into(),
+                    ));
+                }
+            }
+            None
+        }
+    };
+    identity
+        .roles
+        .retain(|r| app.settings.roles.contains(r) && held.as_ref().is_none_or(|h| h.contains(r)));
+    Ok(Ok(identity))
 }
 
 /// A rotated refresh token came back: someone else holds a copy (the client or the
@@ -223,14 +307,20 @@ async fn issue(app: &App, grant: RefreshGrant) -> Result<Response> {
         app.settings.access_ttl,
     );
     let access = claims.sign(&app.keys).map_err(Error::internal)?;
+    crate::revoke::remember_issued(&app.db, &claims).await?;
     let refresh = random_id(32);
+    // Never past the family's end.
+    let family_left = grant
+        .family_started
+        .saturating_add(app.settings.refresh_family_lifetime.as_secs())
+        .saturating_sub(now())
+        .max(1);
+    let ttl = app
+        .settings
+        .refresh_ttl
+        .min(std::time::Duration::from_secs(family_left));
     app.db
-        .put(
-            ns::REFRESH,
-            &digest(&refresh),
-            &grant,
-            Some(app.settings.refresh_ttl),
-        )
+        .put(ns::REFRESH, &digest(&refresh), &grant, Some(ttl))
         .await?;
     Ok((
         [

@@ -50,8 +50,15 @@ pub mod ns {
     pub const CONSENT_PENDING: &str = "consent-pending:";
     /// Bot tokens minted (UI or CLI), kept until they expire.
     pub const MINTED: &str = "minted:";
-    /// Revoked bot-token jtis, kept until the token would have expired.
+    /// Revoked token jtis (bot and user), kept until the token would have expired; the
+    /// filter polls them (`/internal/revocations`).
     pub const REVOKED: &str = "revoked:";
+    /// User access tokens issued, by `digest(sub):jti` → jti, kept while the token lives
+    /// (so revoking a subject can list its live tokens).
+    pub const ISSUED: &str = "issued:";
+    /// Revoked subjects, by `digest(sub)` → when (seconds): their refresh families that
+    /// started before then are refused. Kept for the refresh family lifetime.
+    pub const SUBJECT_REVOKED: &str = "sub-revoked:";
     /// Token UI sessions.
     pub const SESSION: &str = "session:";
     /// Dev IdP one-time codes (60 s).

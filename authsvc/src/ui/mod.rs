@@ -17,12 +17,16 @@ pub async fn home() -> Redirect {
     Redirect::to("/ui/tokens")
 }
 
-pub async fn login(State(app): State<App>) -> Result<Response> {
-    idp::begin(&app, Purpose::Ui).await
+pub async fn login(State(app): State<App>, headers: HeaderMap) -> Result<Response> {
+    idp::begin(&app, &headers, Purpose::Ui).await
 }
 
-pub async fn callback(State(app): State<App>, Query(q): Query<CallbackQuery>) -> Result<Response> {
-    let (identity, purpose) = idp::finish(&app, q, "/ui/callback").await?;
+pub async fn callback(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Result<Response> {
+    let (identity, purpose) = idp::finish(&app, &headers, q, "/ui/callback").await?;
     if !matches!(purpose, Purpose::Ui) {
         return Err(Error::page(
             axum::http::StatusCode::BAD_REQUEST,
