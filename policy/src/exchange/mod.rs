@@ -379,12 +379,14 @@ impl Exchange {
         if self.request.accept.as_deref() != Some(FORWARD_ACCEPT) {
             ops.push(HeaderOp::Set("accept".into(), FORWARD_ACCEPT.into()));
         }
+        // Only an allowlist of the client's headers, and none of its query, reach a backend.
         ops.extend(
             self.request
                 .strip
                 .iter()
                 .map(|n| HeaderOp::Remove(n.clone())),
         );
+        ops.push(HeaderOp::Set(":path".into(), gw.config().mcp_path.clone()));
         session_headers(&mut ops, cached.as_ref(), &call.fwd.protocol_version);
         self.actions.push_back(Action::EditRequestHeaders(ops));
         self.actions.push_back(Action::Route(call.fwd.env.clone()));
