@@ -150,6 +150,7 @@ pub fn auth_target(config: &Config) -> Result<Option<AuthTarget>, String> {
             auth.authsvc_url.trim_end_matches('/')
         ),
         authsvc,
+        dev_sign_in: auth.dev.is_some(),
     }))
 }
 
@@ -294,7 +295,12 @@ pub fn filter_config(config: &Config, manifest: Manifest) -> FilterConfig {
     let auth = config.auth.as_ref().map(|auth| FilterAuth {
         claims_path: CLAIMS_PATH.iter().map(|s| (*s).to_owned()).collect(),
         resource_metadata,
-        revocations: RevocationSource::default(),
+        revocations: RevocationSource {
+            max_age_ms: auth
+                .revocation_max_age_seconds
+                .map(|s| s.saturating_mul(1_000)),
+            ..RevocationSource::default()
+        },
         roles: auth
             .roles
             .iter()
