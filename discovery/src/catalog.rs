@@ -130,6 +130,8 @@ pub struct AuthTarget {
     pub authsvc: BackendUrl,
     /// authsvc's JWKS URL, fetched through the `authsvc` cluster.
     pub jwks_uri: String,
+    /// `auth.dev`: the password-less sign-in, which only a loopback listener may route to.
+    pub dev_sign_in: bool,
 }
 
 /// The config's `auth` block as the Envoy config uses it.

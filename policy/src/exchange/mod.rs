@@ -247,7 +247,9 @@ impl Exchange {
     ) -> Flow {
         self.request = request;
         if health::is_ready_probe(&self.request.method, &self.request.path) {
-            return self.reply(health::readiness(Some(gw.config())));
+            // Not ready while tokens cannot be checked (no revocation list yet: a 503).
+            let unready = host.revoked().filter(|r| r.status == 503);
+            return self.reply(unready.unwrap_or_else(|| health::readiness(Some(gw.config()))));
         }
         let head = gw.on_headers(&self.request.view());
         // A revoked token is refused before anything else is answered on the MCP path.
