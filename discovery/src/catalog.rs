@@ -130,6 +130,8 @@ pub struct AuthTarget {
     pub authsvc: BackendUrl,
     /// authsvc's JWKS URL, fetched through the `authsvc` cluster.
     pub jwks_uri: String,
+    /// `auth.dev`: the password-less sign-in, which only a loopback listener may route to.
+    pub dev_sign_in: bool,
 }
 
 /// The config's `auth` block as the Envoy config uses it.
@@ -150,6 +152,7 @@ pub fn auth_target(config: &Config) -> Result<Option<AuthTarget>, String> {
             auth.authsvc_url.trim_end_matches('/')
         ),
         authsvc,
+        dev_sign_in: auth.dev.is_some(),
     }))
 }
 
@@ -294,7 +297,12 @@ pub fn filter_config(config: &Config, manifest: Manifest) -> FilterConfig {
     let auth = config.auth.as_ref().map(|auth| FilterAuth {
         claims_path: CLAIMS_PATH.iter().map(|s| (*s).to_owned()).collect(),
         resource_metadata,
-        revocations: RevocationSource::default(),
+        revocations: RevocationSource {
+            max_age_ms: auth
+                .revocation_max_age_seconds
+                .map(|s| s.saturating_mul(1_000)),
+            ..RevocationSource::default()
+        },
         roles: auth
             .roles
             .iter()

@@ -122,9 +122,15 @@ pub struct EnvoyArgs {
     /// Port of Envoy's admin interface (always on 127.0.0.1).
     #[arg(long, default_value_t = 9901)]
     pub admin_port: u16,
-    /// Address of the MCP listener.
+    /// Address of the MCP listener. With `auth.dev` (the password-less sign-in) only a
+    /// loopback address is accepted.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
+    /// Let `auth.dev` run behind a non-loopback `--bind` because the listener is inside a
+    /// container whose port is published on the host's loopback only (compose.yaml does
+    /// this). Anyone who reaches the listener can sign in as any dev user.
+    #[arg(long)]
+    pub dev_sign_in_published_on_loopback: bool,
 }
 
 #[derive(Debug, Args)]
@@ -315,6 +321,7 @@ pub fn envoy_options(args: &EnvoyArgs, out_dir: PathBuf, filter_path: PathBuf) -
         port: args.port,
         admin_port: args.admin_port,
         host_defaults: Default::default(),
+        dev_sign_in_published_on_loopback: args.dev_sign_in_published_on_loopback,
     }
 }
 

@@ -97,6 +97,7 @@ async fn discovers_stateful_and_stateless_backends_and_writes_once() {
         port: 10000,
         admin_port: 9901,
         host_defaults: Default::default(),
+        dev_sign_in_published_on_loopback: false,
     };
     let first = discover::write(&d, &opts).unwrap();
     assert!(first.iter().all(|o| o.written == Written::Created));

@@ -150,7 +150,7 @@ impl Host for StreamHost<'_> {
 
     fn revoked(&self) -> Option<LocalReply> {
         let refusal = crate::revocation::refusal(self.gateway);
-        if refusal.is_some() {
+        if refusal.as_ref().is_some_and(|r| r.status == 401) {
             info!("refused a revoked token");
         }
         refusal

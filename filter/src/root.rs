@@ -69,6 +69,9 @@ impl RootContext for Root {
                     warn!("setting the tick period: {s:?}");
                 }
                 self.gateway = Some(Rc::new(gateway));
+                // Fetch the revocation list now rather than a tick from now: the MCP path
+                // answers 503 until this Envoy has one.
+                self.on_tick();
                 true
             }
             Err(e) => {

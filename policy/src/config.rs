@@ -209,6 +209,10 @@ pub struct AuthConfig {
     /// Where Envoy and the filter reach authsvc (meshmux; default `http://127.0.0.1:8090`).
     #[serde(default = "default_authsvc_url")]
     pub authsvc_url: String,
+    /// Fail closed (meshmux): the gateway answers 503 while the revocation list it last
+    /// fetched from authsvc is older than this. Absent: it keeps using the last list.
+    #[serde(default)]
+    pub revocation_max_age_seconds: Option<u64>,
 }
 
 fn default_authsvc_url() -> String {

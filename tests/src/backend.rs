@@ -292,6 +292,9 @@ pub struct Record {
     /// Request headers, names lower-cased.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The request's path with its query.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 impl Record {

@@ -40,6 +40,7 @@ struct AuthConfig {
     idp: Value,
     token_minting_roles: Vec<String>,
     token_max_expiry_days: Option<u32>,
+    revocation_max_age_seconds: Option<u64>,
 }
 
 impl Config {
@@ -109,6 +110,7 @@ impl Config {
             idp: json!({"dev": {"users": {}}}),
             token_minting_roles: Vec::new(),
             token_max_expiry_days: None,
+            revocation_max_age_seconds: None,
         });
         self
     }
@@ -118,6 +120,14 @@ impl Config {
     pub fn idp(mut self, idp: Value) -> Self {
         if let Some(a) = &mut self.auth {
             a.idp = idp;
+        }
+        self
+    }
+
+    /// `auth.revocation_max_age_seconds`: fail closed when the list is older.
+    pub fn revocation_max_age(mut self, seconds: u64) -> Self {
+        if let Some(a) = &mut self.auth {
+            a.revocation_max_age_seconds = Some(seconds);
         }
         self
     }
@@ -212,6 +222,9 @@ impl Config {
             if let Some(map) = block.as_object_mut() {
                 for (k, v) in auth.idp.as_object().into_iter().flatten() {
                     map.insert(k.clone(), v.clone());
+                }
+                if let Some(secs) = auth.revocation_max_age_seconds {
+                    map.insert("revocation_max_age_seconds".into(), json!(secs));
                 }
                 if let Some(days) = auth.token_max_expiry_days {
                     map.insert("token_max_expiry_days".into(), json!(days));

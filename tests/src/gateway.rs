@@ -108,7 +108,23 @@ impl Gateway {
 
     /// Starts Envoy on files discovery already wrote (with `auth`: an anonymous ping's 401
     /// is the sign of life).
+    /// With auth it also waits for `/readyz`: the filter is not ready until it has fetched
+    /// the revocation list.
     pub fn start_on(found: Discovered, auth: bool) -> Result<Gateway> {
+        let mut gw = Self::start_unready(found, auth)?;
+        if auth {
+            let probe = http::client_with_timeout(Duration::from_secs(2))?;
+            let url = format!("http://127.0.0.1:{}/readyz", gw.port);
+            gw.envoy
+                .wait_until(&format!("{url} to answer 200"), READY_TIMEOUT, || {
+                    Ok(probe.get(&url).send()?.status().is_success())
+                })?;
+        }
+        Ok(gw)
+    }
+
+    /// Like [`Gateway::start_on`], without waiting for `/readyz`.
+    pub fn start_unready(found: Discovered, auth: bool) -> Result<Gateway> {
         let base_id = next_base_id();
         let mut cmd = Command::new(prereq::envoy()?);
         cmd.arg("-c")

@@ -76,6 +76,13 @@ impl Request {
         self
     }
 
+    /// Appends `?query` to the URL.
+    pub fn query(mut self, query: &str) -> Self {
+        self.url.push('?');
+        self.url.push_str(query);
+        self
+    }
+
     /// Removes header `name`.
     pub fn without(mut self, name: &str) -> Self {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));

@@ -390,3 +390,120 @@ fn tokens_minted_by_the_real_authsvc_work_through_the_gateway() -> anyhow::Resul
     drop(authsvc);
     Ok(())
 }
+
+/// A bot token good for 30 days, its `jti`.
+fn bot_token(issuer: &Issuer) -> anyhow::Result<(String, String)> {
+    let mut claims = issuer.claims("ci-bot", &["admin"]);
+    claims["kind"] = json!("bot");
+    claims["exp"] = json!(claims["iat"].as_u64().unwrap() + 30 * 86_400);
+    let jti = claims["jti"].as_str().unwrap().to_owned();
+    Ok((issuer.sign(&claims)?, jti))
+}
+
+/// Issue 9, finding 5: a new Envoy has no revocation list. Until it has fetched one it
+/// serves nothing on the MCP path (503, and `/readyz` says not ready), so a revoked token
+/// never works again after a restart.
+#[test]
+fn a_revoked_token_is_refused_right_after_an_envoy_start() -> anyhow::Result<()> {
+    use tests::{Backend, Gateway};
+    let issuer = Issuer::new(tests::auth::BASE_URL)?;
+    let authsvc = tests::auth::FakeAuthsvc::start(&issuer)?;
+    let (bot, jti) = bot_token(&issuer)?;
+    let other = issuer.token("bob", &["admin"])?;
+    authsvc.revoke(&jti);
+    // authsvc cannot give the list yet.
+    authsvc.fail_revocations(true);
+    let staging = Backend::demo("Staging").record().start()?;
+    let config = Gateway::builder()
+        .env("Staging", &staging)
+        .auth(&authsvc.url(), tests::fixtures::test_roles());
+    let gw = Gateway::start_unready(tests::gateway::discover(&config)?, true)?;
+
+    for token in [&bot, &other] {
+        let resp = gw.call_with(token, "search_logs", search("Staging"))?;
+        assert_eq!(
+            resp.status,
+            503,
+            "served without a revocation list: {}",
+            resp.text()
+        );
+        assert!(resp.text().contains("revocation list"), "{}", resp.text());
+    }
+    let ready = http::client()?
+        .get(format!("http://127.0.0.1:{}/readyz", gw.port()))
+        .send()?;
+    assert_eq!(ready.status(), 503, "ready without a revocation list");
+    assert_eq!(staging.records()?.len(), 0, "a call was forwarded");
+
+    authsvc.fail_revocations(false);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        let resp = gw.call_with(&bot, "search_logs", search("Staging"))?;
+        if resp.status != 503 {
+            break resp;
+        }
+        assert!(Instant::now() < deadline, "still 503: {}", resp.text());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_challenged("revoked after a start", &refused);
+    let result = gw
+        .call_with(&other, "search_logs", search("Staging"))?
+        .result()?;
+    assert!(!is_error(&result), "{result:#}");
+    assert_eq!(staging.records()?.len(), 1, "only the valid call arrives");
+    Ok(())
+}
+
+/// Issue 9, finding 5: `auth.revocation_max_age_seconds` fails closed: while authsvc does
+/// not answer and the list grows older than that, every MCP request gets a 503 saying why;
+/// when authsvc answers again, calls work again.
+#[test]
+fn a_stale_revocation_list_fails_closed_when_configured() -> anyhow::Result<()> {
+    use tests::{Backend, Gateway};
+    let issuer = Issuer::new(tests::auth::BASE_URL)?;
+    let authsvc = tests::auth::FakeAuthsvc::start(&issuer)?;
+    let token = issuer.token("bob", &["admin"])?;
+    let staging = Backend::demo("Staging").record().start()?;
+    let gw = Gateway::builder()
+        .env("Staging", &staging)
+        .auth(&authsvc.url(), tests::fixtures::test_roles())
+        .revocation_max_age(2)
+        .start()?;
+    let result = gw
+        .call_with(&token, "search_logs", search("Staging"))?
+        .result()?;
+    assert!(!is_error(&result), "{result:#}");
+
+    authsvc.fail_revocations(true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let resp = gw.call_with(&token, "search_logs", search("Staging"))?;
+        if resp.status == 503 {
+            break resp;
+        }
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert!(Instant::now() < deadline, "never failed closed");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(refused.text().contains("s old"), "{}", refused.text());
+    let forwarded = staging.records()?.len();
+    let again = gw.call_with(&token, "search_logs", search("Staging"))?;
+    assert_eq!(again.status, 503, "{}", again.text());
+    assert_eq!(
+        staging.records()?.len(),
+        forwarded,
+        "forwarded while closed"
+    );
+
+    authsvc.fail_revocations(false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let resp = gw.call_with(&token, "search_logs", search("Staging"))?;
+        if resp.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reopened: {}", resp.text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}

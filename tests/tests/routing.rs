@@ -166,3 +166,83 @@ fn an_unknown_tool_is_invalid_params() -> anyhow::Result<()> {
     assert_eq!(ops.calls_received()?, 0);
     Ok(())
 }
+
+/// Issue 9, finding 6: what a client adds to its request (a query, cookies, forwarding
+/// headers, Envoy's control headers, anything custom) never reaches a backend; only the
+/// README's allowlist does.
+#[test]
+fn only_allowlisted_client_headers_and_no_query_reach_a_backend() -> anyhow::Result<()> {
+    let ops = OpsEnvs::start()?;
+    let sent = [
+        ("cookie", "session=stolen"),
+        ("x-forwarded-for", "10.0.0.1"),
+        ("x-forwarded-host", "internal.example"),
+        ("x-forwarded-proto", "https"),
+        ("x-real-ip", "10.0.0.2"),
+        ("forwarded", "for=10.0.0.3"),
+        ("x-envoy-retry-on", "5xx"),
+        ("x-envoy-upstream-rq-timeout-ms", "1"),
+        ("x-envoy-internal", "true"),
+        ("x-envoy-original-path", "/admin"),
+        ("x-tenant", "other"),
+        ("accept-encoding", "gzip"),
+        ("user-agent", "meshmux-test/1"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+    ];
+    let mut req = ops
+        .gw
+        .post(http::tools_call(
+            1,
+            "search_logs",
+            &json!({"env": "Prod", "query": "q", "limit": 1}),
+        ))
+        .query("tenant=other&debug=1")
+        .header("authorization", &format!("Bearer {CLIENT_TOKEN}"));
+    for (k, v) in sent {
+        req = req.header(k, v);
+    }
+    let resp = req.send()?;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(!is_error(&resp.result()?));
+
+    let call = &ops.prod.wait_for_records(1)?[0];
+    let path = call.path.as_deref().unwrap_or_default();
+    assert!(!path.contains('?'), "the query reached the backend: {path}");
+    assert!(
+        !path.contains("tenant"),
+        "the query reached the backend: {path}"
+    );
+    let allowed = [
+        // what the gateway and Envoy set for the backend
+        "host",
+        "x-forwarded-proto",
+        "content-length",
+        "accept",
+        "mcp-protocol-version",
+        "mcp-session-id",
+        TOKEN_HEADER,
+        // the README's allowlist of the client's own
+        "content-type",
+        "user-agent",
+        "traceparent",
+        "tracestate",
+        "x-request-id",
+    ];
+    for name in call.headers.keys() {
+        assert!(
+            allowed.iter().any(|a| a.eq_ignore_ascii_case(name)),
+            "`{name}` reached the backend: {call:#?}"
+        );
+    }
+    assert_eq!(call.header("user-agent"), Some("meshmux-test/1"));
+    // Envoy's own, from the connection, never the client's.
+    assert_eq!(call.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(
+        call.header("traceparent"),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
+    Ok(())
+}

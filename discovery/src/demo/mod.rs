@@ -216,16 +216,18 @@ impl ServerHandler for DemoServer {
         let env = self.env();
         let arguments: Map<String, Value> = request.arguments.clone().unwrap_or_default();
         if let Some(recorder) = &self.inner.recorder {
-            let headers = context
-                .extensions
-                .get::<http::request::Parts>()
+            let parts = context.extensions.get::<http::request::Parts>();
+            let headers = parts
                 .map(|parts| header_record(&parts.headers))
                 .unwrap_or_default();
+            // The path with its query, as the request line had it.
+            let path = parts.map(|parts| parts.uri.to_string());
             recorder.record(&json!({
                 "env": env,
                 "tool": request.name,
                 "arguments": arguments,
                 "headers": headers,
+                "path": path,
             }));
         }
         let defs = self.definitions()?;

@@ -55,6 +55,12 @@ pub(super) fn route_config(
     })
 }
 
+/// `internal_address_config` trusting no peer: one /32 no TCP peer can have (checked on
+/// Envoy 1.40: an empty config trusts loopback and the private ranges).
+pub fn edge_internal_addresses() -> Value {
+    json!({ "cidr_ranges": [{ "address_prefix": "255.255.255.255", "prefix_len": 32 }] })
+}
+
 /// The name of the route table the listener asks RDS for.
 pub const ROUTE_CONFIG: &str = "meshmux";
 
@@ -78,7 +84,11 @@ pub(super) fn listener(
     }));
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
-        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+        // No `x-envoy-expected-rq-timeout-ms` and the like toward backends and authsvc.
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+            "suppress_envoy_headers": true
+        }
     }));
     let mut hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -86,6 +96,15 @@ pub(super) fn listener(
         "codec_type": "AUTO",
         "normalize_path": true,
         "merge_slashes": true,
+        // Envoy is the edge: the caller is the peer address, never a client's
+        // `x-forwarded-for`. And no peer is internal (the one range matches no TCP peer; an
+        // empty `internal_address_config` would trust loopback and private ranges), so Envoy
+        // strips `x-envoy-*` control headers (`x-envoy-retry-on`,
+        // `x-envoy-upstream-rq-timeout-ms`, …) from every request instead of honouring them.
+        "use_remote_address": true,
+        "internal_address_config": edge_internal_addresses(),
+        // `mcp.example.com.` is `mcp.example.com` for routing and the Host check.
+        "strip_trailing_host_dot": true,
         "access_log": [{
             "name": "envoy.access_loggers.stdout",
             "typed_config": {

@@ -53,6 +53,34 @@ pub struct Options {
     /// The Host/Origin policy for what the config's `gateway.allowed_hosts` and
     /// `gateway.allowed_origins` leave out: any Host for `discover`, loopback for `up`.
     pub host_defaults: HostPolicy,
+    /// `--dev-sign-in-published-on-loopback`: the listener's address is not loopback, but
+    /// only the host's loopback reaches it (a container port published on 127.0.0.1).
+    pub dev_sign_in_published_on_loopback: bool,
+}
+
+/// Whether `bind` is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
+pub fn is_loopback_bind(bind: &str) -> bool {
+    let bare = bind.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The dev sign-in lets anyone who reaches it sign in as any user, so it is refused behind
+/// a listener other machines can reach.
+pub fn check_dev_sign_in(dev_sign_in: bool, opts: &Options) -> Result<(), String> {
+    if dev_sign_in && !is_loopback_bind(&opts.bind) && !opts.dev_sign_in_published_on_loopback {
+        return Err(format!(
+            "refusing to serve the dev sign-in (auth.dev) on --bind {}: anyone who reaches \
+             that address could sign in as any dev user and mint tokens. Bind a loopback \
+             address (127.0.0.1, ::1), or use a real identity provider (auth.oidc or \
+             auth.azure). Inside a container whose port is published on the host's loopback \
+             only, pass --dev-sign-in-published-on-loopback.",
+            opts.bind
+        ));
+    }
+    Ok(())
 }
 
 /// One generated file.
@@ -74,6 +102,7 @@ pub fn generate(
     filter: &FilterConfig,
     opts: &Options,
 ) -> Result<Vec<File>, String> {
+    check_dev_sign_in(auth.is_some_and(|a| a.dev_sign_in), opts)?;
     let path = |name: &str| opts.out_dir.join(name).display().to_string();
     let filter_json =
         serde_json::to_string(filter).map_err(|e| format!("serializing the filter config: {e}"))?;

@@ -83,10 +83,11 @@ fn generated_for(config: &Config, out_dir: PathBuf, filter_path: PathBuf) -> Vec
     let opts = Options {
         out_dir,
         filter_path,
-        bind: "0.0.0.0".into(),
+        bind: "127.0.0.1".into(),
         port: 10000,
         admin_port: 9901,
         host_defaults: Default::default(),
+        dev_sign_in_published_on_loopback: false,
     };
     generate(&targets, auth.as_ref(), &filter, &opts).unwrap()
 }
@@ -543,5 +544,51 @@ fn bootstrap_tags_the_filters_stats() {
     assert_eq!(
         buckets[1]["match"]["prefix"],
         "wasmcustom.meshmux_tool_response_size_bytes"
+    );
+}
+
+#[test]
+fn the_dev_sign_in_is_refused_behind_a_listener_other_machines_reach() {
+    let dev = catalog::auth_target(&auth_config())
+        .unwrap()
+        .unwrap()
+        .dev_sign_in;
+    assert!(dev);
+    let opts = |bind: &str, published: bool| Options {
+        out_dir: "/out".into(),
+        filter_path: "/f.wasm".into(),
+        bind: bind.into(),
+        port: 10000,
+        admin_port: 9901,
+        host_defaults: Default::default(),
+        dev_sign_in_published_on_loopback: published,
+    };
+    for bind in ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"] {
+        assert_eq!(check_dev_sign_in(dev, &opts(bind, false)), Ok(()), "{bind}");
+    }
+    for bind in ["0.0.0.0", "::", "192.0.2.10", "gateway.example"] {
+        let err = check_dev_sign_in(dev, &opts(bind, false)).unwrap_err();
+        assert!(err.contains("auth.dev") && err.contains(bind), "{err}");
+        assert_eq!(check_dev_sign_in(dev, &opts(bind, true)), Ok(()));
+        // A real IdP may be served anywhere.
+        assert_eq!(check_dev_sign_in(false, &opts(bind, false)), Ok(()));
+    }
+}
+
+#[test]
+fn the_listener_is_the_edge_and_trusts_no_client_address() {
+    let lds = files().into_iter().find(|f| f.name == LDS_FILE).unwrap();
+    let doc: Value = serde_json::from_str(&lds.contents).unwrap();
+    let hcm = &doc["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    assert_eq!(hcm["use_remote_address"], json!(true));
+    assert_eq!(hcm["strip_trailing_host_dot"], json!(true));
+    assert_eq!(
+        hcm["internal_address_config"]["cidr_ranges"],
+        json!([{ "address_prefix": "255.255.255.255", "prefix_len": 32 }])
+    );
+    let router = hcm["http_filters"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        router["typed_config"]["suppress_envoy_headers"],
+        json!(true)
     );
 }

@@ -179,6 +179,18 @@ pub async fn run(args: UpArgs) -> Result<u8> {
         None => !args.no_auth,
         Some(_) => matches!(plan, AuthsvcPlan::Start { .. }),
     };
+    // Refused before anything starts (`discover` refuses it too, when it writes the config).
+    let dev_sign_in = match &args.config {
+        None => !args.no_auth,
+        Some(path) => {
+            !args.no_auth
+                && discover::load_config(path)?
+                    .auth
+                    .is_some_and(|a| a.dev.is_some())
+        }
+    };
+    let opts = envoy_options(&args.listen, cwd.clone(), filter.clone());
+    crate::envoy::check_dev_sign_in(dev_sign_in, &opts).map_err(|e| anyhow!(e))?;
     let authsvc_bin = if needs_authsvc {
         Some(locate::authsvc(
             args.authsvc.as_deref(),

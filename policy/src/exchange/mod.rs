@@ -247,7 +247,9 @@ impl Exchange {
     ) -> Flow {
         self.request = request;
         if health::is_ready_probe(&self.request.method, &self.request.path) {
-            return self.reply(health::readiness(Some(gw.config())));
+            // Not ready while tokens cannot be checked (no revocation list yet: a 503).
+            let unready = host.revoked().filter(|r| r.status == 503);
+            return self.reply(unready.unwrap_or_else(|| health::readiness(Some(gw.config()))));
         }
         let head = gw.on_headers(&self.request.view());
         // A revoked token is refused before anything else is answered on the MCP path.
@@ -379,12 +381,14 @@ impl Exchange {
         if self.request.accept.as_deref() != Some(FORWARD_ACCEPT) {
             ops.push(HeaderOp::Set("accept".into(), FORWARD_ACCEPT.into()));
         }
+        // Only an allowlist of the client's headers, and none of its query, reach a backend.
         ops.extend(
             self.request
                 .strip
                 .iter()
                 .map(|n| HeaderOp::Remove(n.clone())),
         );
+        ops.push(HeaderOp::Set(":path".into(), gw.config().mcp_path.clone()));
         session_headers(&mut ops, cached.as_ref(), &call.fwd.protocol_version);
         self.actions.push_back(Action::EditRequestHeaders(ops));
         self.actions.push_back(Action::Route(call.fwd.env.clone()));

@@ -18,16 +18,39 @@ pub struct Request {
     pub mcp_param_env: Option<String>,
     /// The caller's `Accept`.
     pub accept: Option<String>,
-    /// Headers the client sent that are the gateway's alone and are removed when the call is
-    /// forwarded (its credentials, its session, every `mcp-*` routing header). Only those
-    /// present are listed: each removal is a host call.
+    /// Headers the client sent that a forwarded call must not carry: every one not on
+    /// [`FORWARDED_CLIENT_HEADERS`] (its credentials, its session, every `mcp-*` routing
+    /// header, cookies, `x-forwarded-*`, `x-envoy-*`, anything custom). Only those present are
+    /// listed: each removal is a host call.
     pub strip: Vec<String>,
     /// The client session id the gateway gave this client at `initialize`.
     pub client_session: Option<String>,
 }
 
-/// Client headers never forwarded (besides every `mcp-param-*`).
-const STRIPPED: [&str; 4] = ["authorization", "mcp-session-id", "mcp-method", "mcp-name"];
+/// The client's headers a forwarded call keeps (besides the ones the gateway sets itself:
+/// `content-length`, `accept`, `mcp-protocol-version`, `mcp-session-id`). Every other header
+/// the client sent is removed before the call reaches a backend: cookies, `x-forwarded-*`,
+/// `x-envoy-*`, `forwarded`, `via`, `baggage`, `accept-encoding` (the gateway rewrites answers,
+/// so they must not be compressed), anything custom. The README lists them.
+pub const FORWARDED_CLIENT_HEADERS: [&str; 5] = [
+    "content-type",
+    "user-agent",
+    "traceparent",
+    "tracestate",
+    // Envoy makes its own for a caller from outside; kept so logs can be matched.
+    "x-request-id",
+];
+
+/// Headers the forward sets itself (`accept` only when the client's differs), that framing
+/// needs, or that Envoy sets: with `use_remote_address` it overwrites a client's
+/// `x-forwarded-proto` with the connection's scheme, and its router finds no route for a
+/// request without one.
+const SET_BY_GATEWAY: [&str; 4] = [
+    "content-length",
+    "accept",
+    "transfer-encoding",
+    "x-forwarded-proto",
+];
 
 impl Request {
     pub fn from_headers<'h>(headers: impl IntoIterator<Item = (&'h str, &'h str)>) -> Self {
@@ -50,7 +73,11 @@ impl Request {
                 "mcp-param-env" => r.mcp_param_env = value(),
                 _ => {}
             }
-            if STRIPPED.contains(&name) || name.starts_with("mcp-param-") {
+            if !name.starts_with(':')
+                && !FORWARDED_CLIENT_HEADERS.contains(&name)
+                && !SET_BY_GATEWAY.contains(&name)
+                && !r.strip.iter().any(|n| n == name)
+            {
                 r.strip.push(name.to_owned());
             }
         }

@@ -292,6 +292,52 @@ fn the_gateways_own_headers_never_reach_the_backend() {
 }
 
 #[test]
+fn only_allowlisted_client_headers_and_no_query_are_forwarded() {
+    let mut host = FakeHost::with_session("Prod", None);
+    let mut ex = Exchange::new();
+    let head = Request::from_headers([
+        (":method", "POST"),
+        (":path", "/mcp?tenant=other"),
+        ("content-type", "application/json"),
+        ("content-length", "99"),
+        ("user-agent", "ua"),
+        ("traceparent", "00-1-2-01"),
+        ("cookie", "sid=1"),
+        ("x-forwarded-for", "10.0.0.1"),
+        ("x-envoy-retry-on", "5xx"),
+        ("x-tenant", "other"),
+        ("cookie", "sid=2"),
+    ]);
+    send(
+        &mut ex,
+        &mut host,
+        head,
+        &call_body(json!(1), "Prod", json!({})),
+    );
+    let ops = request_header_ops(&drain(&mut ex));
+    for h in ["cookie", "x-forwarded-for", "x-envoy-retry-on", "x-tenant"] {
+        assert!(ops.contains(&HeaderOp::Remove(h.into())), "{h}: {ops:?}");
+    }
+    let removed: Vec<_> = ops
+        .iter()
+        .filter_map(|op| match op {
+            HeaderOp::Remove(n) => Some(n.as_str()),
+            HeaderOp::Set(..) => None,
+        })
+        .collect();
+    for h in [
+        "content-type",
+        "content-length",
+        "user-agent",
+        "traceparent",
+    ] {
+        assert!(!removed.contains(&h), "{h} removed: {ops:?}");
+    }
+    assert_eq!(removed.iter().filter(|n| **n == "cookie").count(), 1);
+    assert!(ops.contains(&HeaderOp::Set(":path".into(), "/mcp".into())));
+}
+
+#[test]
 fn callers_reusing_ids_never_meet_in_a_shared_session() {
     let mut host = FakeHost::with_session("Prod", Some("s1"));
     let mut a = Exchange::new();

@@ -37,15 +37,21 @@ pub fn services(compose: &Value) -> Vec<(String, Value)> {
 
 pub const CONFIG_IN_CONTAINER: &str = "/etc/meshmux/config.yaml";
 
-/// The Fernet key default compose.yaml gives its services (`${MESHMUX_FERNET_KEY:-…}`).
+/// A Fernet key for these tests only: compose.yaml has none (issue 9: a default key in a
+/// public file protects nothing), so the tests pass one in as a user does.
+pub const TEST_FERNET_KEY: &str = "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE=";
+
+/// The key compose.yaml gives `svc`: it must be required from the environment, with no
+/// default (`${MESHMUX_FERNET_KEY:?message}`); the tests then use [`TEST_FERNET_KEY`].
 pub fn fernet_default(svc: &Value) -> String {
     let raw = svc["environment"]["MESHMUX_FERNET_KEY"]
         .as_str()
         .expect("MESHMUX_FERNET_KEY is set");
-    raw.strip_prefix("${MESHMUX_FERNET_KEY:-")
-        .and_then(|r| r.strip_suffix('}'))
-        .unwrap_or(raw)
-        .to_owned()
+    assert!(
+        raw.starts_with("${MESHMUX_FERNET_KEY:?") && raw.ends_with('}'),
+        "compose.yaml must require MESHMUX_FERNET_KEY, with no default: {raw}"
+    );
+    TEST_FERNET_KEY.to_owned()
 }
 
 /// The host file mounted at the config path of `svc`, relative to the repository root.
