@@ -5,6 +5,7 @@
 
 mod backend;
 mod envoy;
+mod instructions;
 mod net;
 mod peer;
 mod report;
@@ -32,15 +33,23 @@ pub struct Args {
     seconds: u32,
     /// `--only tokens`: just the tools/list size table, printed (no load runs, no RESULTS.md).
     only_tokens: bool,
+    /// `--only instructions`: Envoy's instructions per forwarded call under callgrind, printed
+    /// and written next to RESULTS.md as INSTRUCTIONS.md (no load runs).
+    only_instructions: bool,
+    /// `--baseline FILTER.wasm` (repeatable): other filter builds counted beside this one.
+    baselines: Vec<PathBuf>,
+    /// Measured requests per target for `--only instructions`.
+    requests: u32,
 }
 
-const USAGE: &str =
-    "use --envoy --filter --meshmux --peer [--out] [--work] [--seconds] [--only tokens]";
+const USAGE: &str = "use --envoy --filter --meshmux --peer [--out] [--work] [--seconds] \
+     [--only tokens|instructions [--baseline FILTER.wasm]... [--requests N]]";
 
 fn parse_args() -> Result<Args> {
     let mut args = std::env::args().skip(1);
     let (mut envoy, mut filter, mut meshmux, mut peer) = (None, None, None, None);
-    let mut only_tokens = false;
+    let (mut only_tokens, mut only_instructions) = (false, false);
+    let (mut baselines, mut requests) = (Vec::new(), 1000);
     let (mut out, mut work, mut seconds) = (
         PathBuf::from("bench/RESULTS.md"),
         PathBuf::from("target/bench"),
@@ -58,8 +67,13 @@ fn parse_args() -> Result<Args> {
             "--seconds" => seconds = value()?.parse().context("--seconds")?,
             "--only" => match value()?.as_str() {
                 "tokens" => only_tokens = true,
-                other => bail!("--only {other}: the only part that runs alone is `tokens`"),
+                "instructions" => only_instructions = true,
+                other => {
+                    bail!("--only {other}: the parts that run alone are `tokens`, `instructions`")
+                }
             },
+            "--baseline" => baselines.push(PathBuf::from(value()?)),
+            "--requests" => requests = value()?.parse().context("--requests")?,
             other => bail!("unknown flag {other}; {USAGE}"),
         }
     }
@@ -72,6 +86,9 @@ fn parse_args() -> Result<Args> {
         work,
         seconds,
         only_tokens,
+        only_instructions,
+        baselines,
+        requests,
     })
 }
 
@@ -113,7 +130,6 @@ fn main() -> Result<()> {
         print!("{}", report::tokens_section(&tokens::table(&args)?));
         return Ok(());
     }
-    let started = report::Machine::now(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -142,6 +158,17 @@ fn main() -> Result<()> {
         ("tools/list", list_body),
     ];
 
+    if args.only_instructions {
+        let counts =
+            instructions::table(&args, backend_port, &env_bodies[0].1, &plain_bodies[0].1)?;
+        let text = instructions::section(&args, &counts);
+        let out = args.out.with_file_name("INSTRUCTIONS.md");
+        std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+        print!("{text}");
+        return Ok(());
+    }
+
+    let started = report::Machine::now(&args)?;
     let mut rows = Vec::new();
     let mut rss = Vec::new();
 

@@ -24,8 +24,7 @@ pub fn headers(map: MapType) -> Headers {
 
 /// A header value as text, without a copy when it is valid UTF-8 (nearly always).
 fn utf8_lossy(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// One response header. Call it only from the response-headers callback, where Envoy holds

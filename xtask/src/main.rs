@@ -155,6 +155,9 @@ fn test() -> Result<()> {
 /// mcp-env-mux (installed from PyPI into `.venv-peers`), written to bench/RESULTS.md.
 fn bench(args: &[String]) -> Result<()> {
     tools::apt_install(&["wrk"])?;
+    if args.iter().any(|a| a == "instructions") {
+        tools::apt_install(&["valgrind"])?;
+    }
     let envoy = tools::envoy()?;
     let peer = peers::mcp_env_mux()?;
     let filter = wasm::build()?;
