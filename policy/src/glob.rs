@@ -79,33 +79,42 @@ impl Glob {
 
     /// Whether `text` matches the whole pattern.
     pub fn matches(&self, text: &str) -> bool {
-        let text: Vec<char> = text.chars().collect();
-        let (mut t, mut p) = (0usize, 0usize);
-        // Where to resume after the last `*`: (pattern index after it, text index it matched to).
-        let mut backtrack: Option<(usize, usize)> = None;
-        loop {
-            match (self.tokens.get(p), text.get(t)) {
-                (Some(Token::Star), _) => {
-                    backtrack = Some((p + 1, t));
-                    p += 1;
-                    continue;
-                }
-                (Some(token), Some(&c)) if token_matches(token, c) => {
-                    p += 1;
-                    t += 1;
-                    continue;
-                }
-                (None, None) => return true,
-                _ => {}
+        // Names are nearly always ASCII: match their bytes without collecting the chars.
+        if text.is_ascii() {
+            run(&self.tokens, text.as_bytes(), |b| char::from(*b))
+        } else {
+            run(&self.tokens, &text.chars().collect::<Vec<_>>(), |c| *c)
+        }
+    }
+}
+
+/// Matches `text` (its items read as chars by `char_of`) against the whole of `tokens`.
+fn run<T>(tokens: &[Token], text: &[T], char_of: impl Fn(&T) -> char) -> bool {
+    let (mut t, mut p) = (0usize, 0usize);
+    // Where to resume after the last `*`: (pattern index after it, text index it matched to).
+    let mut backtrack: Option<(usize, usize)> = None;
+    loop {
+        match (tokens.get(p), text.get(t)) {
+            (Some(Token::Star), _) => {
+                backtrack = Some((p + 1, t));
+                p += 1;
+                continue;
             }
-            match backtrack {
-                Some((bp, bt)) if bt < text.len() => {
-                    backtrack = Some((bp, bt + 1));
-                    p = bp;
-                    t = bt + 1;
-                }
-                _ => return false,
+            (Some(token), Some(c)) if token_matches(token, char_of(c)) => {
+                p += 1;
+                t += 1;
+                continue;
             }
+            (None, None) => return true,
+            _ => {}
+        }
+        match backtrack {
+            Some((bp, bt)) if bt < text.len() => {
+                backtrack = Some((bp, bt + 1));
+                p = bp;
+                t = bt + 1;
+            }
+            _ => return false,
         }
     }
 }
@@ -150,6 +159,12 @@ mod tests {
         check("[a-c]x", "dx", false);
         check("[]]", "]", true);
         check("**a", "bba", true);
+        // Not ASCII: matched by chars, not bytes.
+        check("?", "é", true);
+        check("caf?", "café", true);
+        check("[à-ê]*", "était", true);
+        check("*é", "café", true);
+        check("??", "é", false);
     }
 
     #[test]
