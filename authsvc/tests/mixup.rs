@@ -38,14 +38,10 @@ struct Idp {
 }
 
 async fn discovery(State(idp): State<Arc<Idp>>) -> axum::Json<Value> {
-    let i = &idp.issuer;
-    axum::Json(json!({
-        "issuer": i,
-        "authorization_endpoint": format!("{i}/authorize"),
-        "token_endpoint": format!("{i}/token"),
-        "jwks_uri": format!("{i}/jwks"),
-        "authorization_response_iss_parameter_supported": idp.iss_supported,
-    }))
+    axum::Json(idp_discovery(
+        &idp.issuer,
+        json!({"authorization_response_iss_parameter_supported": idp.iss_supported}),
+    ))
 }
 
 async fn jwks(State(idp): State<Arc<Idp>>) -> axum::Json<Value> {

@@ -38,14 +38,10 @@ struct Idp {
 }
 
 async fn discovery(State(idp): State<Arc<Idp>>) -> axum::Json<Value> {
-    let i = &idp.issuer;
-    axum::Json(json!({
-        "issuer": i,
-        "authorization_endpoint": format!("{i}/authorize"),
-        "token_endpoint": format!("{i}/token"),
-        "jwks_uri": format!("{i}/jwks"),
-        "token_endpoint_auth_methods_supported": idp.methods,
-    }))
+    axum::Json(idp_discovery(
+        &idp.issuer,
+        json!({"token_endpoint_auth_methods_supported": idp.methods}),
+    ))
 }
 
 async fn jwks(State(idp): State<Arc<Idp>>) -> axum::Json<Value> {

@@ -356,3 +356,17 @@ pub async fn reuse_revokes_the_family(rs: &[Router]) {
     let a = refresh(&rs[0], &other_family, &other_client).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }
+
+/// A stand-in IdP's discovery document: its endpoints under `issuer`, then `extra`'s fields.
+pub fn idp_discovery(issuer: &str, extra: Value) -> Value {
+    let mut doc = serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+    });
+    if let (Some(doc), Value::Object(extra)) = (doc.as_object_mut(), extra) {
+        doc.extend(extra);
+    }
+    doc
+}
