@@ -75,6 +75,10 @@ pub(super) fn jwt_filter(auth: &AuthTarget, mcp_path: &str, open_paths: &[String
                         // is retried after `failed_refetch_duration` (1 s by default).
                         "async_fetch": {}
                     },
+                    // Only `Authorization: Bearer`: without `from_headers` jwt_authn also
+                    // takes a token from an `access_token` query parameter, which the MCP
+                    // spec forbids (tokens in URLs end up in logs and histories).
+                    "from_headers": [{ "name": "authorization", "value_prefix": "Bearer " }],
                     "payload_in_metadata": PAYLOAD_KEY,
                     "forward": false
                 }
