@@ -279,6 +279,12 @@ pub struct RedisConfig {
     pub port: u16,
     #[serde(default)]
     pub encryption_key: Option<String>,
+    /// Redis `AUTH`: the password (`requirepass`, or an ACL user's), and the ACL user name
+    /// (absent: the `default` user).
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
 }
 
 fn default_redis_host() -> String {

@@ -521,3 +521,45 @@ fn signing_key(config: &Path) -> String {
     let c: Value = serde_json::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
     c["auth"]["signing_key_file"].as_str().unwrap().to_owned()
 }
+
+#[test]
+fn redis_needs_its_password_and_a_wrong_one_keeps_authsvc_unready() -> anyhow::Result<()> {
+    let redis = Redis::start()?;
+    let probe = tests::http::client()?;
+    let ready = |base: &str| -> anyhow::Result<(u16, Value)> {
+        let resp = probe.get(format!("{base}/readyz")).send()?;
+        Ok((resp.status().as_u16(), resp.json()?))
+    };
+
+    // The server refuses anyone without the password.
+    let anonymous = redis.command_unauthenticated(&["SET", "meshmux:probe", "x"])?;
+    assert!(anonymous.starts_with("-NOAUTH"), "{anonymous}");
+
+    // authsvc with the wrong password: up, but not ready, saying why.
+    let mut wrong = redis.auth_block();
+    wrong["password"] = json!("not-the-password");
+    let (authsvc, base) = authsvc_with_redis(&redis, json!({ "redis": wrong }))?;
+    let (status, body) = ready(&base)?;
+    assert_eq!(status, 503, "{body:#}");
+    assert!(
+        body["checks"]["store"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("unavailable")),
+        "{body:#}"
+    );
+    let log = std::fs::read_to_string(authsvc.log())?;
+    assert!(!log.contains("not-the-password"), "the password was logged");
+    authsvc.stop();
+
+    // With it (`auth_block` carries it, URL-unsafe characters and all): ready, and storing.
+    let (authsvc, base) = authsvc_with_redis(&redis, json!({}))?;
+    let (status, body) = ready(&base)?;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(body["store"], "redis", "{body:#}");
+    let mut b = Browser::new();
+    register(&mut b, &base, "http://127.0.0.1:1/callback");
+    let keys = redis.command(&["DBSIZE"])?;
+    assert_ne!(keys, ":0", "nothing was stored");
+    drop(authsvc);
+    Ok(())
+}

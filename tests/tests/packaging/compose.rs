@@ -10,8 +10,9 @@ use tests::process::Proc;
 use tests::{Backend, envoy_validate, logs, prereq};
 
 use super::support::{
-    CONFIG_IN_CONTAINER, command, compose, config_source, copy_parts, demo_backends, dockerfile,
-    fernet_default, flag, load_config, mount_at, root, service, services, with_flag,
+    CONFIG_IN_CONTAINER, TEST_REDIS_PASSWORD, assert_required, command, compose, config_source,
+    copy_parts, demo_backends, dockerfile, fernet_default, flag, load_config, mount_at, root,
+    service, services, with_flag,
 };
 
 #[test]
@@ -118,8 +119,23 @@ fn the_compose_config_is_the_demo_and_names_the_services() {
     settings.check_listen(listen).unwrap();
     let redis = auth.redis.as_ref().unwrap();
     assert!(redis.enabled);
-    service(&compose, &redis.host);
+    let redis_svc = service(&compose, &redis.host);
     assert_eq!(redis.port, 6379, "redis-server's default port");
+    // Redis wants a password, the same one authsvc is given, and publishes no port.
+    for svc in [redis_svc, authsvc, discovery] {
+        assert_required(svc, "MESHMUX_REDIS_PASSWORD");
+    }
+    assert_eq!(redis.password.as_deref(), Some(TEST_REDIS_PASSWORD));
+    let redis_cmd = command(redis_svc).join(" ");
+    assert!(
+        // Compose turns `$$` into `$`, so the shell expands the variable, not compose.
+        redis_cmd.contains(r#"--requirepass "$$MESHMUX_REDIS_PASSWORD""#),
+        "{redis_cmd}"
+    );
+    assert!(
+        redis_svc.get("ports").is_none(),
+        "Redis must not be published"
+    );
     authsvc::store::fernet::Fernet::new(&fernet).unwrap();
 
     // Envoy reaches authsvc at auth.authsvc_url: on loopback, so authsvc shares its network.
@@ -255,7 +271,8 @@ fn the_compose_config_generates_an_envoy_config_that_validates() {
     let args = with_flag(&args, "--filter", Some(&wasm.display().to_string()));
     let mut cmd = Command::new(prereq::meshmux().unwrap());
     cmd.args(&args[1..])
-        .env("MESHMUX_FERNET_KEY", fernet_default(discovery));
+        .env("MESHMUX_FERNET_KEY", fernet_default(discovery))
+        .env("MESHMUX_REDIS_PASSWORD", TEST_REDIS_PASSWORD);
     let mut proc = Proc::spawn("compose-discover", &mut cmd).unwrap();
     let status = proc.wait_exit(Duration::from_secs(60)).unwrap();
     assert!(

@@ -41,16 +41,25 @@ pub const CONFIG_IN_CONTAINER: &str = "/etc/meshmux/config.yaml";
 /// public file protects nothing), so the tests pass one in as a user does.
 pub const TEST_FERNET_KEY: &str = "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE=";
 
+/// A Redis password for these tests only (compose.yaml requires one, with no default).
+pub const TEST_REDIS_PASSWORD: &str = "test-only-redis-password";
+
+/// Asserts that compose.yaml gives `svc` the secret `var` only from the environment, with no
+/// default (`${VAR:?message}`).
+pub fn assert_required(svc: &Value, var: &str) {
+    let raw = svc["environment"][var]
+        .as_str()
+        .unwrap_or_else(|| panic!("{var} is not set for {svc}"));
+    assert!(
+        raw.starts_with(&format!("${{{var}:?")) && raw.ends_with('}'),
+        "compose.yaml must require {var}, with no default: {raw}"
+    );
+}
+
 /// The key compose.yaml gives `svc`: it must be required from the environment, with no
 /// default (`${MESHMUX_FERNET_KEY:?message}`); the tests then use [`TEST_FERNET_KEY`].
 pub fn fernet_default(svc: &Value) -> String {
-    let raw = svc["environment"]["MESHMUX_FERNET_KEY"]
-        .as_str()
-        .expect("MESHMUX_FERNET_KEY is set");
-    assert!(
-        raw.starts_with("${MESHMUX_FERNET_KEY:?") && raw.ends_with('}'),
-        "compose.yaml must require MESHMUX_FERNET_KEY, with no default: {raw}"
-    );
+    assert_required(svc, "MESHMUX_FERNET_KEY");
     TEST_FERNET_KEY.to_owned()
 }
 
@@ -66,7 +75,11 @@ pub fn config_source(svc: &Value) -> String {
 
 pub fn load_config(relative: &str, fernet: &str) -> policy::config::Config {
     let text = std::fs::read_to_string(root().join(relative)).unwrap();
-    let lookup = |var: &str| (var == "MESHMUX_FERNET_KEY").then(|| fernet.to_owned());
+    let lookup = |var: &str| match var {
+        "MESHMUX_FERNET_KEY" => Some(fernet.to_owned()),
+        "MESHMUX_REDIS_PASSWORD" => Some(TEST_REDIS_PASSWORD.to_owned()),
+        _ => None,
+    };
     policy::config::Config::parse(&text, policy::config::Format::Yaml, relative, &lookup)
         .unwrap_or_else(|e| panic!("{relative} does not load: {e}"))
 }
