@@ -322,6 +322,7 @@ pub fn envoy_options(args: &EnvoyArgs, out_dir: PathBuf, filter_path: PathBuf) -
         admin_port: args.admin_port,
         host_defaults: Default::default(),
         dev_sign_in_published_on_loopback: args.dev_sign_in_published_on_loopback,
+        ops_allow_from: None,
     }
 }
 

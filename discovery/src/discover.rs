@@ -94,8 +94,10 @@ pub fn write(discovery: &Discovery, opts: &envoy::Options) -> Result<Vec<Outcome
         .gateway
         .host_policy(opts.host_defaults.clone());
     let auth = catalog::auth_target(&discovery.config).map_err(|e| anyhow!(e))?;
+    let mut opts = opts.clone();
+    opts.ops_allow_from = discovery.config.gateway.ops_allow_from();
     let mut files =
-        envoy::generate(&targets, auth.as_ref(), &filter, opts).map_err(|e| anyhow!(e))?;
+        envoy::generate(&targets, auth.as_ref(), &filter, &opts).map_err(|e| anyhow!(e))?;
     let mut manifest =
         serde_json::to_string_pretty(&discovery.manifest).context("serializing the manifest")?;
     manifest.push('\n');

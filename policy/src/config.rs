@@ -136,9 +136,56 @@ pub struct GatewayConfig {
     /// not restricted). Absent: loopback pages (`http://localhost:*` …).
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
+    /// Source address ranges (`10.0.0.0/8`, `::1/128`, a bare address) allowed to read
+    /// `/readyz` and the metrics path on the gateway listener, which name envs, tools and
+    /// callers. Absent: anyone who reaches the listener, as before.
+    #[serde(default)]
+    pub ops_allow_from: Option<Vec<String>>,
+}
+
+/// One address range of `gateway.ops_allow_from`: an address and a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRange {
+    pub address: std::net::IpAddr,
+    pub prefix_len: u8,
+}
+
+impl std::str::FromStr for AddressRange {
+    type Err = String;
+
+    /// `a.b.c.d/n`, `x::y/n`, or a bare address (the whole address).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let address: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix_len = match len {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(AddressRange {
+            address,
+            prefix_len,
+        })
+    }
 }
 
 impl GatewayConfig {
+    /// `ops_allow_from` parsed (checked when the config loads).
+    pub fn ops_allow_from(&self) -> Option<Vec<AddressRange>> {
+        self.ops_allow_from
+            .as_ref()
+            .map(|list| list.iter().filter_map(|r| r.parse().ok()).collect())
+    }
+
     /// The Host/Origin policy these keys give, with `default` for what they leave out.
     pub fn host_policy(&self, default: HostPolicy) -> HostPolicy {
         HostPolicy {
@@ -161,6 +208,7 @@ impl Default for GatewayConfig {
             env_descriptions: EnvDescriptions::PerTool,
             allowed_hosts: None,
             allowed_origins: None,
+            ops_allow_from: None,
         }
     }
 }
@@ -435,6 +483,21 @@ impl Config {
                     "gateway.allowed_origins",
                     format!("{origin:?} {why}"),
                 ));
+            }
+        }
+        if let Some(ranges) = &g.ops_allow_from {
+            if ranges.is_empty() {
+                return Err(invalid(
+                    "gateway.ops_allow_from",
+                    "an empty list would refuse every probe and scrape; leave the key out to \
+                     allow any source, or name the ranges (e.g. [\"127.0.0.1/32\", \"10.0.0.0/8\"])"
+                        .into(),
+                ));
+            }
+            for range in ranges {
+                range
+                    .parse::<AddressRange>()
+                    .map_err(|why| invalid("gateway.ops_allow_from", why))?;
             }
         }
         if let Some(m) = &self.metrics

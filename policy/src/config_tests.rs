@@ -272,3 +272,31 @@ fn allowed_hosts_and_origins_default_per_mode_and_are_validated() {
         check_err(&format!(r#"{{{env}, "gateway": {{{keys}}}}}"#), needles);
     }
 }
+
+#[test]
+fn ops_allow_from_takes_ranges_and_bare_addresses_and_refuses_the_rest() {
+    let with = |ranges: &str| {
+        parse(
+            &format!(
+                r#"{{"environments": {{"Prod": {{"description": "p", "url": "http://p/mcp"}}}},
+                    "gateway": {{"ops_allow_from": {ranges}}}}}"#
+            ),
+            Format::Json,
+        )
+    };
+    let config = with(r#"["10.0.0.0/8", "::1", "2001:db8::/32"]"#).unwrap();
+    let ranges = config.gateway.ops_allow_from().unwrap();
+    assert_eq!(
+        ranges.iter().map(|r| r.prefix_len).collect::<Vec<_>>(),
+        [8, 128, 32]
+    );
+    for bad in [
+        r#"[]"#,
+        r#"["10.0.0.0/33"]"#,
+        r#"["example.com"]"#,
+        r#"["::/129"]"#,
+    ] {
+        let err = with(bad).unwrap_err();
+        assert!(err.contains("gateway.ops_allow_from"), "{bad}: {err}");
+    }
+}

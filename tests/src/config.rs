@@ -27,6 +27,8 @@ pub struct Config {
     port: Option<u16>,
     /// The `metrics` block as written (absent: seed 000's defaults).
     metrics: Option<Value>,
+    /// More `gateway` keys, as written.
+    gateway: Vec<(String, Value)>,
 }
 
 /// The `auth` block: tokens from authsvc at `authsvc_url`, these roles.
@@ -155,6 +157,12 @@ impl Config {
         self
     }
 
+    /// Sets `gateway.<key>` to `value`.
+    pub fn gateway_key(mut self, key: &str, value: Value) -> Self {
+        self.gateway.push((key.to_owned(), value));
+        self
+    }
+
     /// The `metrics` block (`enabled`, `path`, `user_level_metrics`).
     pub fn metrics(mut self, block: Value) -> Self {
         self.metrics = Some(block);
@@ -200,6 +208,9 @@ impl Config {
         }
         if let Some(mode) = &self.env_descriptions {
             gateway.insert("env_descriptions".into(), json!(mode));
+        }
+        for (key, value) in &self.gateway {
+            gateway.insert(key.clone(), value.clone());
         }
         if let (false, Some(obj)) = (gateway.is_empty(), config.as_object_mut()) {
             obj.insert("gateway".into(), Value::Object(gateway));

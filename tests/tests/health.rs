@@ -151,3 +151,38 @@ fn a_dead_env_fails_fast_with_the_health_check_reason_and_recovers() -> anyhow::
     );
     Ok(())
 }
+
+#[test]
+fn readyz_and_metrics_answer_only_the_ops_allow_from_ranges() -> anyhow::Result<()> {
+    let backend = Backend::demo("Prod").start()?;
+    let start = |ranges: Value| {
+        Gateway::builder()
+            .env("Prod", &backend)
+            .gateway_key("ops_allow_from", ranges)
+            .start()
+    };
+
+    // Only a documentation range (RFC 5737) may look: this test, on loopback, may not.
+    let gw = start(json!(["192.0.2.0/24", "2001:db8::/32"]))?;
+    let base = format!("http://127.0.0.1:{}", gw.port());
+    for path in ["/readyz", "/metrics"] {
+        let resp = get(&format!("{base}{path}"));
+        assert_eq!(resp.status, 403, "{path}: {}", resp.text());
+        assert!(!resp.text().contains("Prod"), "{path} said too much");
+    }
+    // Liveness tells nothing and stays open; the MCP path is not affected.
+    assert_eq!(get(&format!("{base}/healthz")).status, 200);
+    let tools = gw.list_tools()?;
+    assert!(tools["tools"].as_array().is_some_and(|t| !t.is_empty()));
+    drop(gw);
+
+    // Loopback, as a bare address, may.
+    let gw = start(json!(["192.0.2.0/24", "127.0.0.1"]))?;
+    let base = format!("http://127.0.0.1:{}", gw.port());
+    let ready = get(&format!("{base}/readyz"));
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let metrics = get(&format!("{base}/metrics"));
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.text().contains("envoy_"), "{}", metrics.text());
+    Ok(())
+}

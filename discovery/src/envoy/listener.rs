@@ -28,10 +28,11 @@ pub(super) fn route_config(
     targets: &[EnvTarget],
     auth_target: Option<&AuthTarget>,
     filter: &FilterConfig,
+    opts: &Options,
 ) -> Value {
     // Health and metrics first, then authsvc's paths: none of them is under the MCP path,
     // but the order states it.
-    let mut routes = ops::routes(filter);
+    let mut routes = ops::routes(filter, opts.ops_allow_from.as_deref());
     if auth_target.is_some() {
         routes.extend(auth::routes());
     }
@@ -71,10 +72,17 @@ pub(super) fn listener(
     ecds_path: &str,
     rds_path: &str,
 ) -> Value {
-    let mut http_filters: Vec<Value> = auth_target
-        .map(|a| auth::jwt_filter(a, &filter.mcp_path, &ops::open_paths(filter)))
+    // RBAC first, so that it refuses a probe from outside `gateway.ops_allow_from` before
+    // the meshmux filter answers `/readyz`. Its rules are per route (the ops routes).
+    let mut http_filters: Vec<Value> = opts
+        .ops_allow_from
+        .as_ref()
+        .map(|_| ops::rbac_filter())
         .into_iter()
         .collect();
+    http_filters.extend(
+        auth_target.map(|a| auth::jwt_filter(a, &filter.mcp_path, &ops::open_paths(filter))),
+    );
     http_filters.push(json!({
         "name": FILTER_NAME,
         "config_discovery": {

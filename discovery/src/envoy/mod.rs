@@ -56,6 +56,9 @@ pub struct Options {
     /// `--dev-sign-in-published-on-loopback`: the listener's address is not loopback, but
     /// only the host's loopback reaches it (a container port published on 127.0.0.1).
     pub dev_sign_in_published_on_loopback: bool,
+    /// `gateway.ops_allow_from`: the only sources that may read `/readyz` and the metrics
+    /// path (Envoy's RBAC on those routes); `None`: anyone.
+    pub ops_allow_from: Option<Vec<policy::config::AddressRange>>,
 }
 
 /// Whether `bind` is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
@@ -117,7 +120,7 @@ pub fn generate(
         // Routes carry the envs' headers (credentials): owner-only.
         file(
             RDS_FILE,
-            &resources(vec![listener::route_config(targets, auth, filter)]),
+            &resources(vec![listener::route_config(targets, auth, filter, opts)]),
             0o600,
         ),
         // No credentials since the routes moved to RDS; owner-only all the same, like the

@@ -2,6 +2,7 @@
 //! into Prometheus labels, the gateway's `/healthz`, `/readyz` and metrics routes, the cluster
 //! that reaches Envoy's own admin for the metrics route, and the env clusters' health checks.
 
+use policy::config::AddressRange;
 use policy::health::{LIVE_PATH, READY_PATH};
 use policy::manifest::FilterConfig;
 use policy::metrics;
@@ -44,7 +45,7 @@ pub(super) fn stats_config() -> Value {
 /// The routes in front of everything else: liveness answered by Envoy, readiness (answered
 /// by the filter; this route only speaks when it did not), and, with metrics on, the
 /// Prometheus text from Envoy's admin. None of them needs a token.
-pub(super) fn routes(filter: &FilterConfig) -> Vec<Value> {
+pub(super) fn routes(filter: &FilterConfig, allow_from: Option<&[AddressRange]>) -> Vec<Value> {
     let json_response = |name: &str, path: &str, status: u16, body: &str| {
         json!({
             "name": name,
@@ -56,12 +57,14 @@ pub(super) fn routes(filter: &FilterConfig) -> Vec<Value> {
             ]
         })
     };
+    let mut ready = json_response("meshmux_readyz", READY_PATH, 503, NOT_READY_BODY);
+    restrict(&mut ready, allow_from);
     let mut routes = vec![
         json_response("meshmux_healthz", LIVE_PATH, 200, "{\"status\":\"ok\"}\n"),
-        json_response("meshmux_readyz", READY_PATH, 503, NOT_READY_BODY),
+        ready,
     ];
     if filter.metrics.enabled {
-        routes.push(json!({
+        let mut metrics = json!({
             "name": "meshmux_metrics",
             "match": {
                 "path": filter.metrics.path,
@@ -74,9 +77,53 @@ pub(super) fn routes(filter: &FilterConfig) -> Vec<Value> {
                 "prefix_rewrite": PROMETHEUS_PATH,
                 "timeout": "10s"
             }
-        }));
+        });
+        restrict(&mut metrics, allow_from);
+        routes.push(metrics);
     }
     routes
+}
+
+const RBAC_FILTER: &str = "envoy.filters.http.rbac";
+
+/// The RBAC filter, enforcing nothing by itself (no `rules`): the ops routes carry the rules.
+pub(super) fn rbac_filter() -> Value {
+    json!({
+        "name": RBAC_FILTER,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+        }
+    })
+}
+
+/// Lets only `allow_from` (the TCP peer's address; the listener is the edge) reach `route`;
+/// anyone else gets Envoy's 403.
+fn restrict(route: &mut Value, allow_from: Option<&[AddressRange]>) {
+    let (Some(ranges), Some(obj)) = (allow_from, route.as_object_mut()) else {
+        return;
+    };
+    let principals: Vec<Value> = ranges
+        .iter()
+        .map(|r| {
+            json!({ "direct_remote_ip": {
+                "address_prefix": r.address.to_string(),
+                "prefix_len": r.prefix_len
+            } })
+        })
+        .collect();
+    obj.insert(
+        "typed_per_filter_config".into(),
+        json!({ RBAC_FILTER: {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
+            "rbac": { "rules": {
+                "action": "ALLOW",
+                "policies": { "ops_allow_from": {
+                    "permissions": [{ "any": true }],
+                    "principals": principals
+                } }
+            } }
+        } }),
+    );
 }
 
 /// The paths jwt_authn must let through without a token (its rules are matched in order, and

@@ -88,6 +88,7 @@ fn generated_for(config: &Config, out_dir: PathBuf, filter_path: PathBuf) -> Vec
         admin_port: 9901,
         host_defaults: Default::default(),
         dev_sign_in_published_on_loopback: false,
+        ops_allow_from: None,
     };
     generate(&targets, auth.as_ref(), &filter, &opts).unwrap()
 }
@@ -562,6 +563,7 @@ fn the_dev_sign_in_is_refused_behind_a_listener_other_machines_reach() {
         admin_port: 9901,
         host_defaults: Default::default(),
         dev_sign_in_published_on_loopback: published,
+        ops_allow_from: None,
     };
     for bind in ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"] {
         assert_eq!(check_dev_sign_in(dev, &opts(bind, false)), Ok(()), "{bind}");
