@@ -98,6 +98,7 @@ async fn discovers_stateful_and_stateless_backends_and_writes_once() {
         admin_port: 9901,
         host_defaults: Default::default(),
         dev_sign_in_published_on_loopback: false,
+        ops_allow_from: None,
     };
     let first = discover::write(&d, &opts).unwrap();
     assert!(first.iter().all(|o| o.written == Written::Created));
