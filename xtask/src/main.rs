@@ -1,6 +1,7 @@
 //! `cargo xtask …`: everything a developer or CI runs, in Rust rather than shell. It builds and
 //! installs; it owns no product behaviour.
 
+mod fuzz;
 mod peers;
 mod tools;
 mod wasm;
@@ -20,6 +21,10 @@ cargo xtask <command>
   bench [--seconds N] [--only tokens]
                          run the benchmark (vs plain Envoy and mcp-env-mux) into bench/RESULTS.md;
                          `--only tokens` prints just the tools/list size table
+  fuzz [--minutes N] [--target T]...
+                         coverage-guided fuzzing of the policy core (cargo fuzz, installed on
+                         demand): each target for its share of N minutes (default 10); fails
+                         on a crash and prints the input's path
 ";
 
 fn main() -> ExitCode {
@@ -42,6 +47,7 @@ fn run() -> Result<()> {
         "up" => up(&rest),
         "test" => test(),
         "bench" => bench(&rest),
+        "fuzz" => fuzz::fuzz(&rest),
         "" | "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())
@@ -123,6 +129,17 @@ fn test() -> Result<()> {
         "--",
         "-D",
         "warnings",
+    ])?;
+    // The fuzz checks over the kept corpus, on stable and without libFuzzer (seconds); the
+    // long runs are `cargo xtask fuzz`.
+    tools::cargo(&["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"])?;
+    tools::cargo(&[
+        "test",
+        "--manifest-path",
+        "fuzz/Cargo.toml",
+        "--no-default-features",
+        "--target-dir",
+        "target/fuzz-replay",
     ])?;
     let envoy = tools::envoy()?;
     let node = tools::node()?;

@@ -97,7 +97,17 @@ enum Skip {
     Str { escape: bool },
     /// Inside a replaced number / literal.
     Scalar,
+    /// Inside a replaced object or array (a backend's id should be neither, but it must
+    /// still go whole): its nesting depth, and whether a string is open.
+    Nested {
+        depth: u32,
+        string: bool,
+        escape: bool,
+    },
 }
+
+/// Bytes of a depth-1 key kept while it is read: enough for `result` written with escapes.
+const KEY_MAX: usize = 48;
 
 /// Streams one JSON-RPC response, replacing its top-level `id` value and opening its
 /// top-level `result` object with `"resultType":"complete"` when asked.
@@ -150,6 +160,50 @@ impl JsonRewrite {
                 self.skip = Skip::Str { escape: false };
                 return;
             }
+            Skip::Start if b == b'{' || b == b'[' => {
+                self.skip = Skip::Nested {
+                    depth: 1,
+                    string: false,
+                    escape: false,
+                };
+                return;
+            }
+            Skip::Nested {
+                depth,
+                string,
+                escape,
+            } => {
+                self.skip = match (string, escape, b) {
+                    (true, true, _) => Skip::Nested {
+                        depth,
+                        string,
+                        escape: false,
+                    },
+                    (true, false, b'\\') => Skip::Nested {
+                        depth,
+                        string,
+                        escape: true,
+                    },
+                    (true, false, b'"') | (false, _, b'"') => Skip::Nested {
+                        depth,
+                        string: !string,
+                        escape: false,
+                    },
+                    (false, _, b'{' | b'[') => Skip::Nested {
+                        depth: depth.saturating_add(1),
+                        string,
+                        escape,
+                    },
+                    (false, _, b'}' | b']') if depth <= 1 => Skip::No,
+                    (false, _, b'}' | b']') => Skip::Nested {
+                        depth: depth - 1,
+                        string,
+                        escape,
+                    },
+                    _ => self.skip,
+                };
+                return;
+            }
             Skip::Start | Skip::Scalar => {
                 if matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace() {
                     self.skip = Skip::No;
@@ -172,27 +226,20 @@ impl JsonRewrite {
             out.push(b);
             if self.escape {
                 self.escape = false;
-                if let Some(k) = &mut self.key {
-                    k.push(b);
-                }
             } else if b == b'\\' {
                 self.escape = true;
-                if let Some(k) = &mut self.key {
-                    k.push(b);
-                }
             } else if b == b'"' {
                 self.in_string = false;
                 if let Some(k) = self.key.take() {
-                    self.last_key = Some(match k.as_slice() {
-                        b"id" => Key::Id,
-                        b"result" => Key::Result,
-                        _ => Key::Other,
-                    });
+                    self.last_key = Some(key_kind(&k));
                 }
-            } else if let Some(k) = &mut self.key {
-                if k.len() < 8 {
+                return;
+            }
+            if let Some(k) = &mut self.key {
+                if k.len() < KEY_MAX {
                     k.push(b);
                 } else {
+                    // Longer than any key we look for.
                     k.clear();
                     k.extend_from_slice(b"\0long");
                 }
@@ -253,6 +300,32 @@ impl JsonRewrite {
     }
 }
 
+/// Which key the raw bytes between a depth-1 key's quotes name: one written with escapes
+/// (`"i\u0064"`) is the same key to every JSON parser, so it is decoded first.
+fn key_kind(raw: &[u8]) -> Key {
+    let decoded;
+    let key = if raw.contains(&b'\\') {
+        let mut quoted = Vec::with_capacity(raw.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(raw);
+        quoted.push(b'"');
+        match serde_json::from_slice::<String>(&quoted) {
+            Ok(k) => {
+                decoded = k;
+                decoded.as_bytes()
+            }
+            Err(_) => return Key::Other,
+        }
+    } else {
+        raw
+    };
+    match key {
+        b"id" => Key::Id,
+        b"result" => Key::Result,
+        _ => Key::Other,
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // text/event-stream: one event at a time.
 
@@ -266,6 +339,11 @@ pub struct SseRewrite {
     held: usize,
     /// An event outgrew [`MAX_EVENT_BYTES`]: an error was written, the rest is dropped.
     overflowed: bool,
+    /// The last line ended with CR: an LF right after it belongs to that line end.
+    after_cr: bool,
+    /// No line has ended yet (a byte-order mark at the start of the stream is dropped, as
+    /// clients drop it).
+    first_line: bool,
 }
 
 impl SseRewrite {
@@ -276,6 +354,8 @@ impl SseRewrite {
             event: Vec::new(),
             held: 0,
             overflowed: false,
+            after_cr: false,
+            first_line: true,
         }
     }
 
@@ -286,10 +366,16 @@ impl SseRewrite {
             return (out, refused);
         }
         for &b in chunk {
-            if b == b'\n' {
+            // A line ends at CR, LF or CRLF, as the clients' SSE parsers end it.
+            let after_cr = std::mem::take(&mut self.after_cr);
+            if b == b'\n' && after_cr {
+                continue;
+            }
+            if b == b'\n' || b == b'\r' {
+                self.after_cr = b == b'\r';
                 let mut line = std::mem::take(&mut self.line);
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+                if std::mem::take(&mut self.first_line) && line.starts_with(BOM) {
+                    line.drain(..BOM.len());
                 }
                 if line.is_empty() {
                     self.flush_event(&mut out, &mut refused);
@@ -307,7 +393,10 @@ impl SseRewrite {
         }
         if end {
             if !self.line.is_empty() {
-                let line = std::mem::take(&mut self.line);
+                let mut line = std::mem::take(&mut self.line);
+                if std::mem::take(&mut self.first_line) && line.starts_with(BOM) {
+                    line.drain(..BOM.len());
+                }
                 self.event.push(line);
             }
             self.flush_event(&mut out, &mut refused);
@@ -369,6 +458,9 @@ impl SseRewrite {
         }
     }
 }
+
+/// UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 fn write_event(out: &mut Vec<u8>, others: &[&[u8]], message: &Value) {
     for line in others {

@@ -149,3 +149,47 @@ fn oversized_events_end_in_an_error_for_the_caller() {
     );
     assert!(r.feed(b"\n\n", true).0.is_empty());
 }
+
+/// Found by the `scanners` fuzz target: a hostile or odd backend must still give the caller
+/// valid JSON with its own id.
+#[test]
+fn json_answers_with_odd_ids_and_escaped_keys() {
+    let check = |body: &str, expected: Value| {
+        let (out, _) = through(edits(false), false, body);
+        let got: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+        assert_eq!(got, expected, "{body}");
+    };
+    // An id that is an object or an array is replaced whole (it was cut at its first `}`).
+    check(
+        r#"{"id":{"a":[1,{"b":"}]"}]},"result":{}}"#,
+        json!({"id": 1, "result": {}}),
+    );
+    check(
+        r#"{"id": [ ] ,"result":{}}"#,
+        json!({"id": 1, "result": {}}),
+    );
+    // A key written with escapes is the same key to every JSON parser.
+    check(
+        r#"{"i\u0064":"mmx-1-9","result":{}}"#,
+        json!({"id": 1, "result": {}}),
+    );
+    let (out, _) = through(edits(true), false, r#"{"id":"mmx-1-9","r\u0065sult":{}}"#);
+    let got: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+    assert_eq!(got, json!({"id": 1, "result": {"resultType": "complete"}}));
+}
+
+/// Found by the `scanners` fuzz target: SSE ends a line at CR, LF or CRLF, and a client skips a
+/// leading byte-order mark; an event the rewrite did not see as one reached the caller with
+/// the gateway's id.
+#[test]
+fn sse_line_ends_and_bom_as_clients_read_them() {
+    for body in [
+        "data: {\"jsonrpc\":\"2.0\",\"id\":\"mmx-1-9\",\"result\":{}}\r\r",
+        "data: \rdata: {\"jsonrpc\":\"2.0\",\"id\":\"mmx-1-9\",\"result\":{}}\r\n\r\n",
+        "\u{feff}data: {\"jsonrpc\":\"2.0\",\"id\":\"mmx-1-9\",\"result\":{}}\n\n",
+    ] {
+        let (out, _) = through(edits(false), true, body);
+        assert!(!out.contains("mmx-1-9"), "{body:?} gave {out:?}");
+        assert!(out.contains(r#""id":1"#), "{body:?} gave {out:?}");
+    }
+}
