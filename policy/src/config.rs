@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::envvars::{self, ExpandError};
 use crate::manifest::EnvDescriptions;
 use crate::origin::{HostPolicy, invalid_host_pattern, invalid_origin_pattern};
+use crate::pin::PinMode;
 
 /// Everything that can be wrong with a config file, each naming the key or value at fault.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +137,14 @@ pub struct GatewayConfig {
     /// not restricted). Absent: loopback pages (`http://localhost:*` …).
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
+    /// `off` (default), `warn` or `block`: what to do with a tool whose definition is not the
+    /// one in the pin file (`meshmux pin`; see `crate::pin`).
+    #[serde(default)]
+    pub pinning: PinMode,
+    /// The pin file. Absent: `<config file stem>.pins.json` next to the config file; a
+    /// relative path is relative to the config file's directory.
+    #[serde(default)]
+    pub pin_file: Option<String>,
 }
 
 impl GatewayConfig {
@@ -161,6 +170,8 @@ impl Default for GatewayConfig {
             env_descriptions: EnvDescriptions::PerTool,
             allowed_hosts: None,
             allowed_origins: None,
+            pinning: PinMode::Off,
+            pin_file: None,
         }
     }
 }
