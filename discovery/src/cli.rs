@@ -318,7 +318,10 @@ async fn pin_cmd(args: PinArgs) -> Result<u8> {
     let (file, kept) = crate::pin::repin(old.as_ref(), &d.results, &crate::state::now());
     let changes = crate::pin::repin_lines(old.as_ref(), &file);
     let written = crate::pin::write(&path, &file)?;
-    print!("{}", written_summary(&[discover::Outcome { path, written }]));
+    print!(
+        "{}",
+        written_summary(&[discover::Outcome { path, written }])
+    );
     for line in &changes {
         println!("  {line}");
     }

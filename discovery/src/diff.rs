@@ -62,7 +62,12 @@ pub fn diff(old: &Discovery, new: &Discovery) -> Vec<String> {
 
 /// Tools that started or stopped drifting from their pins (`gateway.pinning`).
 fn pin_lines(out: &mut Vec<String>, old: &Manifest, new: &Manifest) {
-    let drift = |m: &Manifest| m.pinning.as_ref().map(|p| p.drift.clone()).unwrap_or_default();
+    let drift = |m: &Manifest| {
+        m.pinning
+            .as_ref()
+            .map(|p| p.drift.clone())
+            .unwrap_or_default()
+    };
     let (before, after) = (drift(old), drift(new));
     if let Some(p) = &new.pinning {
         for d in after.iter().filter(|d| !before.contains(d)) {
@@ -70,7 +75,10 @@ fn pin_lines(out: &mut Vec<String>, old: &Manifest, new: &Manifest) {
         }
     }
     for d in before.iter().filter(|d| !after.contains(d)) {
-        out.push(format!("{}: pinning: tool {} matches its pin again", d.env, d.tool));
+        out.push(format!(
+            "{}: pinning: tool {} matches its pin again",
+            d.env, d.tool
+        ));
     }
 }
 

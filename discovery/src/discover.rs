@@ -11,9 +11,9 @@ use policy::manifest::Manifest;
 use policy::pin::{PinFile, PinMode};
 
 use crate::catalog::{self, EnvResult};
-use crate::{envoy, pin};
 use crate::fsutil::{Written, write_if_changed};
 use crate::state::State;
+use crate::{envoy, pin};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 

@@ -32,9 +32,14 @@ pub fn resolve(config: &Path, configured: Option<&str>) -> PathBuf {
 
 /// The config's pin file (resolved by `discover::load_config`).
 pub fn configured_path(config: &policy::config::Config) -> Result<PathBuf> {
-    config.gateway.pin_file.as_deref().map(PathBuf::from).ok_or_else(|| {
-        anyhow!("gateway.pin_file is not set (a config loaded from a file gets a default)")
-    })
+    config
+        .gateway
+        .pin_file
+        .as_deref()
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            anyhow!("gateway.pin_file is not set (a config loaded from a file gets a default)")
+        })
 }
 
 /// Reads and verifies a pin file.
@@ -97,7 +102,12 @@ pub fn apply(mode: PinMode, pins: &PinFile, results: &[EnvResult]) -> (Vec<EnvRe
 pub fn repin(old: Option<&PinFile>, results: &[EnvResult], now: &str) -> (PinFile, Vec<String>) {
     let listed: Vec<(&str, &[Value])> = results
         .iter()
-        .filter_map(|r| r.outcome.as_ref().ok().map(|d| (r.name.as_str(), &d.tools[..])))
+        .filter_map(|r| {
+            r.outcome
+                .as_ref()
+                .ok()
+                .map(|d| (r.name.as_str(), &d.tools[..]))
+        })
         .collect();
     let mut file = pin::pin(listed, now);
     let mut kept = Vec::new();
@@ -222,7 +232,10 @@ pub fn definition_diff(old: &Value, new: &Value) -> Vec<String> {
                 similar::ChangeTag::Insert => "+",
                 similar::ChangeTag::Equal => " ",
             };
-            out.push(format!("  {sign} {}", change.value().trim_end_matches('\n')));
+            out.push(format!(
+                "  {sign} {}",
+                change.value().trim_end_matches('\n')
+            ));
         }
     }
     let strip = |v: &Value| {

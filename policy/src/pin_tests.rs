@@ -159,20 +159,14 @@ fn block_serves_the_pinned_definition_and_leaves_new_tools_out() {
         &[("logs", Change::New)],
     );
     // A removed tool is just gone; a nameless one is left for the merge to report.
-    let nameless = json!({"description": "no name"});
-    check(
-        PinMode::Block,
-        "Prod",
-        &[nameless.clone()],
-        &[nameless],
-        &[],
-    );
+    let nameless = [json!({"description": "no name"})];
+    check(PinMode::Block, "Prod", &nameless, &nameless, &[]);
 }
 
 #[test]
 fn off_ignores_the_pins() {
-    let rug = search("changed");
-    check(PinMode::Off, "Dev", &[rug.clone()], &[rug], &[]);
+    let rug = [search("changed")];
+    check(PinMode::Off, "Dev", &rug, &rug, &[]);
 }
 
 #[test]

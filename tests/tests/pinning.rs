@@ -88,7 +88,11 @@ fn start(mode: &str) -> Result<(Backend, Backend, Site, tests::watch::Watch, Gat
     );
     let pinned = site.pin()?;
     assert_eq!(pinned.code, Some(0), "{}", pinned.output());
-    assert!(pinned.stdout.contains("Prod: + rollback_deployment"), "{}", pinned.stdout);
+    assert!(
+        pinned.stdout.contains("Prod: + rollback_deployment"),
+        "{}",
+        pinned.stdout
+    );
     let file: Value = serde_json::from_str(&std::fs::read_to_string(site.pin_file())?)?;
     assert_eq!(
         file["envs"]["Prod"]["rollback_deployment"]["definition"]["description"],
@@ -114,13 +118,18 @@ fn block_keeps_the_pinned_definition_and_refuses_calls_until_re_pinned() -> Resu
             && o.contains("Prod: pinning: tool restart_service new since pinned: not served")
     })?;
     // The gauge comes from the new manifest in Envoy: the filter has it once it moves.
-    eventually("Envoy's drift gauge for Prod", Duration::from_secs(20), || {
-        Ok(drifted(&gw, "Prod") == Some(2.0))
-    })?;
+    eventually(
+        "Envoy's drift gauge for Prod",
+        Duration::from_secs(20),
+        || Ok(drifted(&gw, "Prod") == Some(2.0)),
+    )?;
     assert_eq!(drifted(&gw, "Staging"), Some(0.0));
 
     let list = gw.list_tools()?;
-    assert_eq!(description(&list, "rollback_deployment").as_deref(), Some(PINNED));
+    assert_eq!(
+        description(&list, "rollback_deployment").as_deref(),
+        Some(PINNED)
+    );
     assert!(tool(&list, "restart_service").is_none(), "{list:#}");
 
     let refused = rollback(&gw)?;
@@ -141,8 +150,18 @@ fn block_keeps_the_pinned_definition_and_refuses_calls_until_re_pinned() -> Resu
     call_ok(&gw, "Staging").map_err(anyhow::Error::msg)?;
     let records = prod.wait_for_records(before + 1)?;
     assert_eq!(records.len(), before + 1, "{records:?}");
-    assert!(records.iter().skip(before).all(|r| r.tool == "list_deployments"));
-    assert!(staging.records()?.iter().all(|r| r.tool == "list_deployments"));
+    assert!(
+        records
+            .iter()
+            .skip(before)
+            .all(|r| r.tool == "list_deployments")
+    );
+    assert!(
+        staging
+            .records()?
+            .iter()
+            .all(|r| r.tool == "list_deployments")
+    );
 
     // `check` shows the diff and fails under block.
     let check = site.meshmux("check", &[])?;
@@ -166,19 +185,31 @@ fn block_keeps_the_pinned_definition_and_refuses_calls_until_re_pinned() -> Resu
         "{}",
         repinned.stdout
     );
-    eventually("the re-pinned tools served", Duration::from_secs(20), || {
-        let list = gw.list_tools()?;
-        Ok(description(&list, "rollback_deployment").as_deref() == Some(RUG_PULL)
-            && tool(&list, "restart_service").is_some())
-    })?;
+    eventually(
+        "the re-pinned tools served",
+        Duration::from_secs(20),
+        || {
+            let list = gw.list_tools()?;
+            Ok(
+                description(&list, "rollback_deployment").as_deref() == Some(RUG_PULL)
+                    && tool(&list, "restart_service").is_some(),
+            )
+        },
+    )?;
     eventually("the gauge back at 0", Duration::from_secs(20), || {
         Ok(drifted(&gw, "Prod") == Some(0.0))
     })?;
     let ok = rollback(&gw)?;
     assert!(!is_error(&ok), "{ok:#}");
-    assert!(result_text(&ok).contains("rolled api back to 1.4.1 in Prod"), "{ok:#}");
+    assert!(
+        result_text(&ok).contains("rolled api back to 1.4.1 in Prod"),
+        "{ok:#}"
+    );
     let records = prod.wait_for_records(before + 2)?;
-    assert_eq!(records.last().map(|r| r.tool.as_str()), Some("rollback_deployment"));
+    assert_eq!(
+        records.last().map(|r| r.tool.as_str()),
+        Some("rollback_deployment")
+    );
     assert_eq!(site.meshmux("check", &[])?.code, Some(0));
     Ok(())
 }
@@ -188,14 +219,20 @@ fn warn_serves_the_change_and_counts_it() -> Result<()> {
     let (prod, _staging, site, mut watch, gw) = start("warn")?;
     prod.set_catalog(&catalog(false))?;
     watch.wait_for("the drift", Duration::from_secs(20), |o| {
-        o.contains("Prod: pinning: tool rollback_deployment changed since pinned: served as changed")
+        o.contains(
+            "Prod: pinning: tool rollback_deployment changed since pinned: served as changed",
+        )
     })?;
-    eventually("the changed description served", Duration::from_secs(20), || {
-        Ok(description(&gw.list_tools()?, "rollback_deployment").as_deref() == Some(RUG_PULL))
-    })?;
-    eventually("Envoy's drift gauge for Prod", Duration::from_secs(20), || {
-        Ok(drifted(&gw, "Prod") == Some(1.0))
-    })?;
+    eventually(
+        "the changed description served",
+        Duration::from_secs(20),
+        || Ok(description(&gw.list_tools()?, "rollback_deployment").as_deref() == Some(RUG_PULL)),
+    )?;
+    eventually(
+        "Envoy's drift gauge for Prod",
+        Duration::from_secs(20),
+        || Ok(drifted(&gw, "Prod") == Some(1.0)),
+    )?;
     assert_eq!(drifted(&gw, "Staging"), Some(0.0));
     let ok = rollback(&gw)?;
     assert!(!is_error(&ok), "{ok:#}");
