@@ -254,6 +254,7 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
         tools: merged.tools,
         warnings: merged.warnings,
         errors: merged.errors,
+        pinning: None,
     }
     .seal())
 }

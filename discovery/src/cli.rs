@@ -1,6 +1,7 @@
 //! The command line: argument parsing (clap) and one function per subcommand. Exit codes:
 //! 0 clean, 1 merge errors, 2 a backend unreachable or invalid, 3 anything else (bad usage,
-//! an unreadable config, a file that could not be written).
+//! an unreadable config, a file that could not be written), 4 tools drifted from their pins
+//! under `gateway.pinning: block`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use policy::pin::PinMode;
 
 use crate::demo::{DemoOptions, Drift};
 use crate::discover::{self, Discovery};
@@ -21,7 +23,8 @@ use crate::{envoy, locate, up};
 /// Dev...) into one catalog with an `env` argument, and generates the Envoy config whose wasm
 /// filter serves that catalog and routes each call to the right environment.
 ///
-/// Exit codes: 0 clean, 1 merge errors, 2 a backend unreachable or invalid, 3 other errors.
+/// Exit codes: 0 clean, 1 merge errors, 2 a backend unreachable or invalid, 3 other errors,
+/// 4 tools drifted from their pins under `gateway.pinning: block`.
 #[derive(Debug, Parser)]
 #[command(name = "meshmux", version)]
 pub struct Cli {
@@ -40,6 +43,13 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// Print the merged tool catalog: every tool, its environments and its parameters.
     List(ListArgs),
+    /// Discover every environment's tools and pin their definitions: write each tool's
+    /// definition and SHA-256, per environment, into the pin file (`gateway.pin_file`,
+    /// default `<config stem>.pins.json` next to the config). With `gateway.pinning: warn` or
+    /// `block`, a tool that later differs from its pin is reported or blocked until you
+    /// review it (`meshmux check`) and run this again. An environment that cannot be reached
+    /// keeps its previous pins.
+    Pin(PinArgs),
     /// Run the local stack: demo backends (or the backends of --config), the generated
     /// config, and Envoy with the meshmux filter. Ctrl-C stops everything it started.
     Up(up::UpArgs),
@@ -73,6 +83,12 @@ pub struct CheckArgs {
     pub format: OutputFormat,
     #[command(flatten)]
     pub state: StateArg,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    #[command(flatten)]
+    pub source: Source,
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +240,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Check(args) => check(args).await,
         Command::Discover(args) => discover_cmd(args).await,
         Command::List(args) => list(args).await,
+        Command::Pin(args) => pin_cmd(args).await,
         Command::Up(args) => up::run(args).await,
         Command::DemoBackend(args) => {
             let opts = DemoOptions {
@@ -268,12 +285,65 @@ async fn check(args: CheckArgs) -> Result<u8> {
     let d = load_and_discover(&args.source, &args.state).await?;
     let name = args.source.config.display().to_string();
     match args.format {
-        OutputFormat::Text => print!("{}", report::check_text(&name, &d.manifest, &d.results)),
+        OutputFormat::Text => print!(
+            "{}",
+            report::check_text(&name, &d.manifest, &d.results, d.pins.as_ref())
+        ),
         OutputFormat::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&report::check_json(&name, &d.manifest, &d.results))?
+            serde_json::to_string_pretty(&report::check_json(
+                &name,
+                &d.manifest,
+                &d.results,
+                d.pins.as_ref()
+            ))?
         ),
     }
+    Ok(report::exit_code(&d.manifest))
+}
+
+async fn pin_cmd(args: PinArgs) -> Result<u8> {
+    let mut config = discover::load_config(&args.source.config)?;
+    let path = crate::pin::configured_path(&config)?;
+    let old = match crate::pin::read_if_present(&path) {
+        Ok(old) => old,
+        Err(e) => {
+            println!("warning: replacing an unusable pin file: {e:#}");
+            None
+        }
+    };
+    // What the backends list now, whatever the current pins say.
+    config.gateway.pinning = PinMode::Off;
+    let d = discover::discover(config, Duration::from_secs(args.source.timeout)).await?;
+    let (file, kept) = crate::pin::repin(old.as_ref(), &d.results, &crate::state::now());
+    let changes = crate::pin::repin_lines(old.as_ref(), &file);
+    let written = crate::pin::write(&path, &file)?;
+    print!(
+        "{}",
+        written_summary(&[discover::Outcome { path, written }])
+    );
+    for line in &changes {
+        println!("  {line}");
+    }
+    for env in &kept {
+        println!("kept: {env} could not be listed; its previous pins stay");
+    }
+    for r in d.results.iter().filter(|r| r.outcome.is_err()) {
+        if !kept.contains(&r.name) {
+            println!("not pinned: {} could not be listed", r.name);
+        }
+    }
+    let tools: usize = file.envs.values().map(|t| t.len()).sum();
+    println!(
+        "{} tools pinned in {} envs; {}",
+        tools,
+        file.envs.len(),
+        if changes.is_empty() {
+            "no change".to_owned()
+        } else {
+            format!("{} changed", changes.len())
+        }
+    );
     Ok(report::exit_code(&d.manifest))
 }
 
@@ -363,6 +433,15 @@ pub fn discovery_notes(d: &Discovery) -> String {
     }
     for w in &d.manifest.warnings {
         out.push_str(&format!("warning: {w}\n"));
+    }
+    if let Some(p) = &d.manifest.pinning {
+        for drift in &p.drift {
+            out.push_str(&format!(
+                "{}: {}\n",
+                drift.env,
+                crate::pin::drift_line(p.mode, drift)
+            ));
+        }
     }
     out.push_str(&format!(
         "{} tools merged; {}\n",

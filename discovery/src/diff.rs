@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use policy::config::Config;
-use policy::manifest::{Diagnostic, EnvEntry};
+use policy::manifest::{Diagnostic, EnvEntry, Manifest};
 use serde_json::{Map, Value};
 
 use crate::catalog::EnvResult;
@@ -56,7 +56,30 @@ pub fn diff(old: &Discovery, new: &Discovery) -> Vec<String> {
         &old.manifest.warnings,
         &new.manifest.warnings,
     );
+    pin_lines(&mut out, &old.manifest, &new.manifest);
     out
+}
+
+/// Tools that started or stopped drifting from their pins (`gateway.pinning`).
+fn pin_lines(out: &mut Vec<String>, old: &Manifest, new: &Manifest) {
+    let drift = |m: &Manifest| {
+        m.pinning
+            .as_ref()
+            .map(|p| p.drift.clone())
+            .unwrap_or_default()
+    };
+    let (before, after) = (drift(old), drift(new));
+    if let Some(p) = &new.pinning {
+        for d in after.iter().filter(|d| !before.contains(d)) {
+            out.push(format!("{}: {}", d.env, crate::pin::drift_line(p.mode, d)));
+        }
+    }
+    for d in before.iter().filter(|d| !after.contains(d)) {
+        out.push(format!(
+            "{}: pinning: tool {} matches its pin again",
+            d.env, d.tool
+        ));
+    }
 }
 
 /// `ok (N tools)`, `stale …` or `unreachable …`.

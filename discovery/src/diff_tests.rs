@@ -69,6 +69,7 @@ fn discovery(
         config,
         results,
         manifest,
+        pins: None,
     }
 }
 

@@ -8,11 +8,12 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow};
 use policy::config::{Config, Format};
 use policy::manifest::Manifest;
+use policy::pin::{PinFile, PinMode};
 
 use crate::catalog::{self, EnvResult};
-use crate::envoy;
 use crate::fsutil::{Written, write_if_changed};
 use crate::state::State;
+use crate::{envoy, pin};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -23,8 +24,15 @@ pub fn load_config(path: &Path) -> Result<Config> {
     let name = path.display().to_string();
     let lookup = |var: &str| std::env::var(var).ok();
     // The error's message already names its cause: no source chain to repeat.
-    Config::parse(&text, Format::from_name(&name), &name, &lookup)
-        .map_err(|e| anyhow!(e.to_string()))
+    let mut config = Config::parse(&text, Format::from_name(&name), &name, &lookup)
+        .map_err(|e| anyhow!(e.to_string()))?;
+    // The pin file is relative to the config file, wherever meshmux runs from.
+    config.gateway.pin_file = Some(
+        pin::resolve(path, config.gateway.pin_file.as_deref())
+            .display()
+            .to_string(),
+    );
+    Ok(config)
 }
 
 /// A config with what its backends said, merged.
@@ -36,6 +44,9 @@ pub struct Discovery {
     /// Sealed; unreachable envs recorded with their reason and no tools, stale ones with
     /// their reason and their last good tools.
     pub manifest: Manifest,
+    /// The pin file this discovery was compared with (`gateway.pinning` not `off`); `results`
+    /// stay as listed, the manifest serves what the pins allow.
+    pub pins: Option<PinFile>,
 }
 
 /// Lists every env's tools (concurrently, each within `timeout`) and merges them.
@@ -63,7 +74,23 @@ pub async fn discover_with(
         Some(state) => state.apply(&config, raw, &crate::state::now()),
         None => (raw, BTreeMap::new()),
     };
-    let manifest = catalog::build_manifest(&config, &results).map_err(|e| anyhow!(e))?;
+    let mode = config.gateway.pinning;
+    let (manifest, pins) = if mode == PinMode::Off {
+        let manifest = catalog::build_manifest(&config, &results).map_err(|e| anyhow!(e))?;
+        (manifest, None)
+    } else {
+        // Read on every discovery, so a re-pin reaches a running watch on its next cycle.
+        let pins = pin::read(&pin::configured_path(&config)?).with_context(|| {
+            format!(
+                "gateway.pinning is `{}`, which needs a pin file",
+                mode.as_str()
+            )
+        })?;
+        let (served, report) = pin::apply(mode, &pins, &results);
+        let mut manifest = catalog::build_manifest(&config, &served).map_err(|e| anyhow!(e))?;
+        manifest.pinning = Some(report);
+        (manifest.seal(), Some(pins))
+    };
     let manifest = if stale.is_empty() {
         manifest
     } else {
@@ -73,6 +100,7 @@ pub async fn discover_with(
         config,
         results,
         manifest,
+        pins,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod discover;
 pub mod envoy;
 pub mod fsutil;
 pub mod locate;
+pub mod pin;
 pub mod report;
 pub mod state;
 pub mod up;

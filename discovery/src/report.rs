@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use policy::manifest::{Diagnostic, Manifest, ToolEntry};
+use policy::pin::{PinFile, PinMode};
 use serde_json::{Value, json};
 
 use crate::catalog::EnvResult;
@@ -19,6 +20,10 @@ pub mod exit {
     pub const BACKEND_FAILED: u8 = 2;
     /// The config could not be loaded or the output not written.
     pub const USAGE: u8 = 3;
+    /// `gateway.pinning: block` and a tool's definition is not its pinned one (changed or
+    /// new): review with `meshmux check`, then `meshmux pin`. Under `warn` drift is reported
+    /// but exits 0. Backend failures and merge errors win over it.
+    pub const PINS_DRIFTED: u8 = 4;
 }
 
 pub fn exit_code(manifest: &Manifest) -> u8 {
@@ -30,6 +35,12 @@ pub fn exit_code(manifest: &Manifest) -> u8 {
         exit::BACKEND_FAILED
     } else if !manifest.errors.is_empty() {
         exit::MERGE_ERRORS
+    } else if manifest
+        .pinning
+        .as_ref()
+        .is_some_and(|p| p.mode == PinMode::Block && !p.drift.is_empty())
+    {
+        exit::PINS_DRIFTED
     } else {
         exit::CLEAN
     }
@@ -66,6 +77,17 @@ pub fn verdict(manifest: &Manifest) -> String {
     }
     if !manifest.warnings.is_empty() {
         parts.push(plural(manifest.warnings.len(), "warning", "warnings"));
+    }
+    if let Some(p) = manifest.pinning.as_ref().filter(|p| !p.drift.is_empty()) {
+        parts.push(format!(
+            "{} drifted from the pins ({})",
+            plural(p.drift.len(), "tool", "tools"),
+            if p.mode == PinMode::Block {
+                "blocked"
+            } else {
+                "served, pinning is warn"
+            }
+        ));
     }
     let summary = if parts.is_empty() {
         "all tools merged cleanly".to_owned()
@@ -153,8 +175,35 @@ fn environments(out: &mut String, manifest: &Manifest, results: &[EnvResult]) {
     }
 }
 
+/// The pinning block of `check`: the mode, then every drifted tool with its diff.
+fn pinning(out: &mut String, manifest: &Manifest, results: &[EnvResult], pins: Option<&PinFile>) {
+    let (Some(report), Some(pins)) = (&manifest.pinning, pins) else {
+        return;
+    };
+    if report.drift.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nPinning ({}): every tool matches its pin",
+            report.mode.as_str()
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nPinning ({}): {} drifted from the pin file; review, then run `meshmux pin`:",
+        report.mode.as_str(),
+        plural(report.drift.len(), "tool", "tools")
+    );
+    out.push_str(&crate::pin::drift_text(report, pins, results));
+}
+
 /// `meshmux check` as text.
-pub fn check_text(source: &str, manifest: &Manifest, results: &[EnvResult]) -> String {
+pub fn check_text(
+    source: &str,
+    manifest: &Manifest,
+    results: &[EnvResult],
+    pins: Option<&PinFile>,
+) -> String {
     let mut out = format!("meshmux check: {source}\n\n");
     environments(&mut out, manifest, results);
     let _ = writeln!(
@@ -164,12 +213,18 @@ pub fn check_text(source: &str, manifest: &Manifest, results: &[EnvResult]) -> S
     );
     diagnostics(&mut out, "Errors", &manifest.errors);
     diagnostics(&mut out, "Warnings", &manifest.warnings);
+    pinning(&mut out, manifest, results, pins);
     let _ = writeln!(out, "\n{}", verdict(manifest));
     out
 }
 
 /// `meshmux check --format json`: one document for CI.
-pub fn check_json(source: &str, manifest: &Manifest, results: &[EnvResult]) -> Value {
+pub fn check_json(
+    source: &str,
+    manifest: &Manifest,
+    results: &[EnvResult],
+    pins: Option<&PinFile>,
+) -> Value {
     let envs: Vec<Value> = manifest
         .envs
         .iter()
@@ -196,14 +251,31 @@ pub fn check_json(source: &str, manifest: &Manifest, results: &[EnvResult]) -> V
             }
         })
         .collect();
-    json!({
+    let mut doc = json!({
         "config": source,
         "exit_code": exit_code(manifest),
         "envs": envs,
         "tools": manifest.tools.len(),
         "errors": manifest.errors,
         "warnings": manifest.warnings,
-    })
+    });
+    if let (Some(report), Some(obj)) = (&manifest.pinning, doc.as_object_mut()) {
+        let drift: Vec<Value> = report
+            .drift
+            .iter()
+            .map(|d| {
+                let empty = PinFile::default();
+                let (what, diff) =
+                    crate::pin::drift_lines(report.mode, d, pins.unwrap_or(&empty), results);
+                json!({"env": d.env, "tool": d.tool, "change": d.change, "effect": what, "diff": diff})
+            })
+            .collect();
+        obj.insert(
+            "pinning".into(),
+            json!({"mode": report.mode, "drift": drift}),
+        );
+    }
+    doc
 }
 
 /// `meshmux list`: the merged catalog as a person reads it.

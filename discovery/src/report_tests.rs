@@ -65,13 +65,13 @@ fn exit_codes() {
 #[test]
 fn check_text_names_tools_envs_and_reasons() {
     let (m, results) = scenario(true, true);
-    insta::assert_snapshot!(check_text("ops.json", &m, &results));
+    insta::assert_snapshot!(check_text("ops.json", &m, &results, None));
 }
 
 #[test]
 fn check_json_is_one_document() {
     let (m, results) = scenario(false, true);
-    let doc = check_json("ops.json", &m, &results);
+    let doc = check_json("ops.json", &m, &results, None);
     assert_eq!(doc["exit_code"], 2);
     assert_eq!(doc["envs"][0]["status"], "ok");
     assert_eq!(doc["envs"][0]["tools"], 6);
@@ -117,7 +117,7 @@ fn a_stale_env_is_reported_with_its_tools_reason_and_times() {
         "{}",
         verdict(&m)
     );
-    let text = check_text("ops.json", &m, &results);
+    let text = check_text("ops.json", &m, &results, None);
     assert!(
         text.contains(
             "DOWN Dev      http://127.0.0.1:3/mcp  5 tools served as listed at 2026-11-22T06:00:00Z"
@@ -128,7 +128,7 @@ fn a_stale_env_is_reported_with_its_tools_reason_and_times() {
         text.contains("down since 2026-11-22T07:00:00Z: initialize failed: connection refused"),
         "{text}"
     );
-    let doc = check_json("ops.json", &m, &results);
+    let doc = check_json("ops.json", &m, &results, None);
     assert_eq!(doc["envs"][2]["status"], "stale");
     assert_eq!(doc["envs"][2]["tools"], 5);
     assert_eq!(doc["envs"][2]["down_since"], "2026-11-22T07:00:00Z");

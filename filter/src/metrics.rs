@@ -170,3 +170,40 @@ impl Tally {
         record(series.size, size);
     }
 }
+
+/// Sets each env's drifted-tools gauge from a new manifest (`gateway.pinning`; nothing when
+/// pinning is off or metrics are disabled) and logs what drifted. Every env is set, 0
+/// included, so a re-pin brings the gauge back down.
+pub fn pin_drift(gateway: &policy::Gateway) {
+    let config = gateway.config();
+    let Some(pinning) = &config.manifest.pinning else {
+        return;
+    };
+    for d in &pinning.drift {
+        warn!(
+            "tool pinning ({}): tool `{}` in env `{}` is {} since it was pinned{}",
+            pinning.mode.as_str(),
+            d.tool,
+            d.env,
+            match d.change {
+                policy::pin::Change::Changed => "changed",
+                policy::pin::Change::New => "new",
+            },
+            if pinning.mode == policy::pin::PinMode::Block {
+                "; its calls are refused until re-pinned"
+            } else {
+                ""
+            }
+        );
+    }
+    if !config.metrics.enabled {
+        return;
+    }
+    for env in &config.manifest.envs {
+        let count = pinning.drifted_in(&env.name);
+        record(
+            define(MetricType::Gauge, &metrics::pin_drift(&env.name)),
+            u64::try_from(count).unwrap_or(u64::MAX),
+        );
+    }
+}

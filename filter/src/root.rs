@@ -68,6 +68,7 @@ impl RootContext for Root {
                 if let Err(s) = hostcalls::set_tick_period(Duration::from_millis(tick)) {
                     warn!("setting the tick period: {s:?}");
                 }
+                crate::metrics::pin_drift(&gateway);
                 self.gateway = Some(Rc::new(gateway));
                 // Fetch the revocation list now rather than a tick from now: the MCP path
                 // answers 503 until this Envoy has one.

@@ -37,6 +37,7 @@ fn main() {
         tools: merged.tools,
         warnings: vec![],
         errors: vec![],
+        pinning: None,
     };
     let g = Gateway::new(FilterConfig {
         manifest,

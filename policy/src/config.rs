@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::envvars::{self, ExpandError};
 use crate::manifest::EnvDescriptions;
 use crate::origin::{HostPolicy, invalid_host_pattern, invalid_origin_pattern};
+use crate::pin::PinMode;
 
 /// Everything that can be wrong with a config file, each naming the key or value at fault.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +142,14 @@ pub struct GatewayConfig {
     /// callers. Absent: anyone who reaches the listener, as before.
     #[serde(default)]
     pub ops_allow_from: Option<Vec<String>>,
+    /// `off` (default), `warn` or `block`: what to do with a tool whose definition is not the
+    /// one in the pin file (`meshmux pin`; see `crate::pin`).
+    #[serde(default)]
+    pub pinning: PinMode,
+    /// The pin file. Absent: `<config file stem>.pins.json` next to the config file; a
+    /// relative path is relative to the config file's directory.
+    #[serde(default)]
+    pub pin_file: Option<String>,
 }
 
 /// One address range of `gateway.ops_allow_from`: an address and a prefix length.
@@ -209,6 +218,8 @@ impl Default for GatewayConfig {
             allowed_hosts: None,
             allowed_origins: None,
             ops_allow_from: None,
+            pinning: PinMode::Off,
+            pin_file: None,
         }
     }
 }

@@ -300,3 +300,36 @@ fn ops_allow_from_takes_ranges_and_bare_addresses_and_refuses_the_rest() {
         assert!(err.contains("gateway.ops_allow_from"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn pinning_defaults_to_off_and_is_validated() {
+    let env = r#""environments": {"P": {"description": "p", "url": "http://x/mcp"}}"#;
+    let cfg = parse(&format!("{{{env}}}"), Format::Json).unwrap();
+    assert_eq!(cfg.gateway.pinning, PinMode::Off);
+    assert_eq!(cfg.gateway.pin_file, None);
+    let yaml = "environments:\n  P:\n    description: p\n    url: http://x/mcp\ngateway:\n  pinning: block\n  pin_file: ${REDIS_HOST}/pins.json\n";
+    let cfg = parse(yaml, Format::Yaml).unwrap();
+    assert_eq!(cfg.gateway.pinning, PinMode::Block);
+    assert_eq!(
+        cfg.gateway.pin_file.as_deref(),
+        Some("redis.internal/pins.json")
+    );
+    check_err(
+        &format!(r#"{{{env}, "gateway": {{"pinning": "strict"}}}}"#),
+        &[
+            "gateway",
+            "unknown variant `strict`",
+            "off",
+            "warn",
+            "block",
+        ],
+    );
+    check_err(
+        &format!(r#"{{{env}, "gateway": {{"pinning": "warn", "pin_file": "$NO_SUCH_VAR"}}}}"#),
+        &["gateway.pin_file", "NO_SUCH_VAR"],
+    );
+    check_err(
+        &format!(r#"{{{env}, "gateway": {{"pins": "x"}}}}"#),
+        &["unknown field `pins`"],
+    );
+}

@@ -481,3 +481,7 @@ fn mismatch(id: &Value, header: &str, body_value: &str) -> LocalReply {
 #[cfg(test)]
 #[path = "gateway_tests.rs"]
 pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "gateway_pin_tests.rs"]
+mod pin_tests;

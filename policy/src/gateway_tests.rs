@@ -90,6 +90,7 @@ fn gateway_in(auth: bool, described: EnvDescriptions) -> Gateway {
         tools: merged.tools,
         warnings: merged.warnings,
         errors: merged.errors,
+        pinning: None,
     }
     .seal();
     let auth = auth.then(|| FilterAuth {

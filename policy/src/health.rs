@@ -112,6 +112,7 @@ mod tests {
             tools: vec![],
             warnings: vec![],
             errors: vec![],
+            pinning: None,
         }
         .seal();
         serde_json::from_value(json!({ "manifest": manifest })).unwrap()

@@ -17,6 +17,7 @@ pub mod merge;
 pub mod metrics;
 pub mod origin;
 pub mod outcome_scan;
+pub mod pin;
 pub mod protocol;
 pub mod rbac;
 pub mod reply;

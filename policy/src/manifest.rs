@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::metrics::MetricsSettings;
 use crate::origin::HostPolicy;
+use crate::pin::PinReport;
 use crate::rbac::Roles;
 use crate::revocation::RevocationSource;
 
@@ -32,6 +33,10 @@ pub struct Manifest {
     /// Merge errors; the tools they name are left out of `tools`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<Diagnostic>,
+    /// `gateway.pinning` and the tools whose definition is not the pinned one (`crate::pin`).
+    /// Left out when pinning is off, so manifests (and their hashes) from before are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinning: Option<PinReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,6 +281,7 @@ mod tests {
             tools: vec![],
             warnings: vec![],
             errors: vec![],
+            pinning: None,
         };
         let a = m.clone().seal();
         let b = a.clone().seal();

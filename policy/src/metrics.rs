@@ -28,6 +28,10 @@ pub const IN_FLIGHT: &str = "meshmux_tool_requests_in_flight";
 /// Tool calls per caller (only with `metrics.user_level_metrics`).
 pub const USER_CALLS: &str = "meshmux_user_tool_calls_total";
 
+/// Tools of one env whose definition is not the pinned one (`gateway.pinning`), a gauge set
+/// from every new manifest: changed and new tools, served or blocked.
+pub const PIN_DRIFT: &str = "meshmux_pinning_drifted_tools";
+
 /// The label of callers without a token (no `auth` block).
 pub const ANONYMOUS: &str = "anonymous";
 
@@ -86,6 +90,11 @@ pub fn errors(env: &str, tool: &str, error_type: ErrorType) -> String {
     )
 }
 
+/// The stat name of one env's drifted-tools gauge.
+pub fn pin_drift(env: &str) -> String {
+    format!("{PIN_DRIFT}.env={env}")
+}
+
 /// The stat name of one caller's call counter.
 pub fn user_calls(principal: &str) -> String {
     format!("{USER_CALLS}.principal={principal}")
@@ -97,7 +106,7 @@ pub fn stats_tags() -> [(&'static str, &'static str); 4] {
     [
         (
             "env",
-            r"^wasmcustom\.meshmux_\w+(\.env=([^=]+))\.(?:error_type|tool)=",
+            r"^wasmcustom\.meshmux_\w+(\.env=([^=]+))(?:\.(?:error_type|tool)=|$)",
         ),
         (
             "error_type",
@@ -237,6 +246,10 @@ mod tests {
                     ("tool", "query_metrics.debug"),
                 ],
             );
+        }
+        // A per-env series: the env runs to the end, dots included.
+        for env in ["Prod", "eu.tool.prod"] {
+            check(pin_drift(env), PIN_DRIFT, &[("env", env)]);
         }
         check(
             user_calls("bot:ci.runner@example.com"),

@@ -29,6 +29,8 @@ pub struct Config {
     metrics: Option<Value>,
     /// More `gateway` keys, as written.
     gateway: Vec<(String, Value)>,
+    /// `gateway.pinning` (absent: `off`).
+    pinning: Option<String>,
 }
 
 /// The `auth` block: tokens from authsvc at `authsvc_url`, these roles.
@@ -91,6 +93,13 @@ impl Config {
     /// Where the envs' descriptions go (`gateway.env_descriptions`: `per_tool`, `instructions`).
     pub fn env_descriptions(mut self, mode: &str) -> Self {
         self.env_descriptions = Some(mode.to_owned());
+        self
+    }
+
+    /// Tool pinning (`gateway.pinning`: `off`, `warn`, `block`) against the default pin file
+    /// next to the config (`config.pins.json`, which `meshmux pin` writes).
+    pub fn pinning(mut self, mode: &str) -> Self {
+        self.pinning = Some(mode.to_owned());
         self
     }
 
@@ -211,6 +220,9 @@ impl Config {
         }
         for (key, value) in &self.gateway {
             gateway.insert(key.clone(), value.clone());
+        }
+        if let Some(mode) = &self.pinning {
+            gateway.insert("pinning".into(), json!(mode));
         }
         if let (false, Some(obj)) = (gateway.is_empty(), config.as_object_mut()) {
             obj.insert("gateway".into(), Value::Object(gateway));

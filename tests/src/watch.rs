@@ -93,6 +93,34 @@ impl Site {
         })
     }
 
+    /// `meshmux <command> --config <this config> <args>`, however it ends.
+    pub fn meshmux(&self, command: &str, args: &[&str]) -> Result<CheckRun> {
+        let stdout = logs::unique_path(&format!("meshmux-{command}"), ".stdout")?;
+        let mut cmd = Command::new(prereq::meshmux()?);
+        cmd.arg(command)
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["--timeout", &self.timeout_secs.to_string()])
+            .args(args);
+        let mut proc = Proc::spawn_capturing(&format!("meshmux-{command}"), &mut cmd, &stdout)?;
+        let status = proc.wait_exit(Duration::from_secs(60))?;
+        Ok(CheckRun {
+            code: status.code(),
+            stdout: std::fs::read_to_string(&stdout).unwrap_or_default(),
+            stderr: std::fs::read_to_string(proc.log()).unwrap_or_default(),
+        })
+    }
+
+    /// `meshmux pin` on this config: pins what every env lists now.
+    pub fn pin(&self) -> Result<CheckRun> {
+        self.meshmux("pin", &[])
+    }
+
+    /// The pin file `meshmux pin` writes for this config (the default, next to it).
+    pub fn pin_file(&self) -> PathBuf {
+        self.config_path.with_file_name("config.pins.json")
+    }
+
     /// Starts `meshmux discover --watch INTERVAL` (cycles logged at info) and waits until its
     /// first pass has written every file.
     pub fn watch(&self, interval: &str) -> Result<Watch> {

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::{Caller, Forward, ForwardKind, Gateway, Outcome, RequestHead, mismatch};
 use crate::manifest::EnvEntry;
 use crate::merge::ENV_PARAM;
+use crate::pin::Change;
 use crate::protocol;
 use crate::reply;
 use crate::rpc::code;
@@ -46,7 +47,10 @@ impl Gateway {
             .enumerate()
             .find(|(_, t)| t.name() == name)
         else {
-            return invalid(format!("Unknown tool: {name}"));
+            // A tool new since the pins (under `block`) is not served at all.
+            return self
+                .pin_refusal(&id, &name, params, caller)
+                .unwrap_or_else(|| invalid(format!("Unknown tool: {name}")));
         };
         let allowed = self.allowed_envs(tool, caller);
         if allowed.is_empty() {
@@ -90,6 +94,9 @@ impl Gateway {
             return Outcome::Reply(mismatch(&id, "Mcp-Param-Env", &env));
         }
         let Some(tool_env) = tool.envs.iter().find(|e| e.env == env) else {
+            if let Some(refusal) = self.pin_refusal(&id, &name, params, caller) {
+                return refusal;
+            }
             return Outcome::Reply(reply::tool_error(
                 &id,
                 &format!("Unknown env `{env}` for tool `{name}`. Valid envs: {choices}."),
@@ -106,6 +113,9 @@ impl Gateway {
                 tool: name,
                 env,
             };
+        }
+        if let Some(refusal) = self.pin_refusal(&id, &name, params, caller) {
+            return refusal;
         }
         // A tool that asks the client something during the call (elicitation, sampling,
         // roots) needs a server-to-client request on the call's stream, which 2026-07-28
@@ -170,6 +180,44 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// Under `gateway.pinning: block`, a call to a tool whose definition drifted from its pin
+    /// in the env the call names (and that the caller may call there): refused, never
+    /// forwarded, counted as a denial. An `isError` result like the other denials, so the
+    /// model reads why; the text tells the operator what to do.
+    fn pin_refusal(
+        &self,
+        id: &Value,
+        name: &str,
+        params: &Map<String, Value>,
+        caller: &Caller,
+    ) -> Option<Outcome> {
+        let pinning = self.config.manifest.pinning.as_ref()?;
+        let env = params
+            .get("arguments")
+            .and_then(|a| a.get(ENV_PARAM))
+            .and_then(Value::as_str)?;
+        let drift = pinning.blocked(env, name)?;
+        if !self.policy.allows(caller, env, name) {
+            return None;
+        }
+        let why = match drift.change {
+            Change::Changed => {
+                "its definition changed since it was pinned (this gateway still lists the pinned definition)"
+            }
+            Change::New => "it is new since the tools were pinned and is not served until pinned",
+        };
+        Some(Outcome::Denied {
+            reply: reply::tool_error(
+                id,
+                &format!(
+                    "Tool `{name}` in env `{env}` is blocked by tool pinning: {why}. An operator must review the change (`meshmux check`) and re-pin (`meshmux pin`) before it can be called."
+                ),
+            ),
+            tool: name.to_owned(),
+            env: env.to_owned(),
+        })
+    }
+
     /// A client's answer to a request the gateway relayed from `env`'s backend (its id is
     /// one [`crate::exchange::ids::server_request`] made): sent to that env with the
     /// backend's own id. Anything else is accepted and dropped, as before.
