@@ -98,6 +98,7 @@ fn build() -> Gateway {
         tools: merged.tools,
         warnings: merged.warnings,
         errors: merged.errors,
+        pinning: None,
     }
     .seal();
     let roles = serde_json::from_value(json!({
