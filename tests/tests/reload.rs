@@ -64,7 +64,7 @@ fn a_new_tool_and_a_changed_description_reach_a_busy_client_without_a_failed_cal
     );
     // The watch said what changed, per env.
     let out = watch.wait_for("the diff", Duration::from_secs(5), |o| {
-        o.contains("Prod: + tool restart_service")
+        o.contains("Prod: + tool restart_service") && o.contains("Prod: ~ tool rollback_deployment")
     })?;
     assert!(
         out.contains(
@@ -107,13 +107,13 @@ fn a_backend_that_never_answers_holds_a_cycle_up_for_the_timeout_at_most() -> Re
     )?;
     site.timeout_secs = 2;
     let mut watch = site.watch("1s")?;
-    let first = watch.stdout();
-    assert!(
-        first.contains(&format!(
-            "unreachable: Hole (serving none of its tools): no answer from {hole_url} within 2 s"
-        )),
-        "{first}"
+    // The summary is printed after the files are written: wait for it.
+    let unreachable = format!(
+        "unreachable: Hole (serving none of its tools): no answer from {hole_url} within 2 s"
     );
+    watch.wait_for("the first pass's summary", Duration::from_secs(10), |o| {
+        o.contains(&unreachable)
+    })?;
 
     prod.set_catalog(CATALOG)?;
     watch.wait_for("Prod's new tool", Duration::from_secs(20), |o| {
