@@ -33,6 +33,8 @@ fn main() {
             server_info: None,
             unreachable: None,
             stale: None,
+            server: None,
+            label: None,
         }],
         tools: merged.tools,
         warnings: vec![],

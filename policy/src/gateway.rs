@@ -131,13 +131,20 @@ impl Gateway {
         }
         for tool in &config.manifest.tools {
             for env in &tool.envs {
-                if config.manifest.env(&env.env).is_none() {
+                if config.manifest.env(env.backend()).is_none() {
                     return Err(format!(
                         "tool `{}` names env `{}`, which the manifest does not list",
                         tool.name(),
-                        env.env
+                        env.backend()
                     ));
                 }
+            }
+            if tool.implicit_env && tool.envs.len() != 1 {
+                return Err(format!(
+                    "tool `{}` takes no `env` but lists {} envs",
+                    tool.name(),
+                    tool.envs.len()
+                ));
             }
         }
         let policy = match &config.auth {
@@ -485,3 +492,7 @@ pub(crate) mod tests;
 #[cfg(test)]
 #[path = "gateway_pin_tests.rs"]
 mod pin_tests;
+
+#[cfg(test)]
+#[path = "gateway_servers_tests.rs"]
+mod servers_tests;

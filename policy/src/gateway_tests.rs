@@ -75,6 +75,8 @@ fn gateway_in(auth: bool, described: EnvDescriptions) -> Gateway {
             server_info: None,
             unreachable: None,
             stale: None,
+            server: None,
+            label: None,
         })
         .collect();
     let manifest = Manifest {

@@ -95,6 +95,8 @@ mod tests {
             server_info: None,
             unreachable: unreachable.map(str::to_owned),
             stale: None,
+            server: None,
+            label: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod rbac;
 pub mod reply;
 pub mod revocation;
 pub mod rpc;
+pub mod servers;
 pub mod session;
 pub mod upstream;
 

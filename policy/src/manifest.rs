@@ -98,6 +98,20 @@ pub struct EnvEntry {
     /// fast while it is really down). `unreachable` stays for envs with no known tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale: Option<Stale>,
+    /// The `mcpServers` entry this backend belongs to (absent for a seed-000 env).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The env name callers pass for this backend when it differs from `name` (a server's
+    /// env `Prod` is backend `<server>.Prod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+impl EnvEntry {
+    /// What callers, roles and reports call this backend: its env label, else its name.
+    pub fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// Why an env's tools come from an earlier discovery, and since when.
@@ -121,12 +135,24 @@ pub struct ToolEntry {
     pub tool: Map<String, Value>,
     /// The envs that have this tool, in config order, with the parameters each supports.
     pub envs: Vec<ToolEnv>,
+    /// The tool's name at its backends when the served name differs (a server prefix, a
+    /// rename in the config). Calls are sent with this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// The tool has no injected `env` argument: it belongs to a server with one backend, and
+    /// every call goes to its only env.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub implicit_env: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolEnv {
+    /// The env as callers name it (the `env` argument) and roles match it.
     pub env: String,
+    /// The backend (`Manifest::envs` name) when it differs from `env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
     pub params: Vec<String>,
     /// Client capabilities (`elicitation`, `sampling`, `roots`) this env's backend listed the
     /// tool only for: discovery saw it with them and not without. Left out when empty, so
@@ -155,6 +181,18 @@ impl ToolEntry {
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or_default()
+    }
+
+    /// The name calls carry to the backend.
+    pub fn upstream_name(&self) -> &str {
+        self.upstream.as_deref().unwrap_or_else(|| self.name())
+    }
+}
+
+impl ToolEnv {
+    /// The `Manifest::envs` entry calls in this env go to.
+    pub fn backend(&self) -> &str {
+        self.backend.as_deref().unwrap_or(&self.env)
     }
 }
 

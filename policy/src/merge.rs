@@ -36,6 +36,17 @@ pub fn merge(envs: &[EnvTools<'_>]) -> MergeOutput {
 
 /// [`merge`], with the envs' descriptions stated where `descriptions` says.
 pub fn merge_with(envs: &[EnvTools<'_>], descriptions: EnvDescriptions) -> MergeOutput {
+    merge_envs(envs, descriptions, true)
+}
+
+/// [`merge_with`]; without `inject_env` (a server with one backend) the tools are served as
+/// the backend defines them, an `env` parameter of their own included, and marked
+/// `implicit_env`.
+pub fn merge_envs(
+    envs: &[EnvTools<'_>],
+    descriptions: EnvDescriptions,
+    inject_env: bool,
+) -> MergeOutput {
     let mut out = MergeOutput::default();
     // name → [(env, tool object)], in order of first appearance.
     let mut groups: Vec<(String, Vec<Member<'_, '_>>)> = Vec::new();
@@ -62,7 +73,7 @@ pub fn merge_with(envs: &[EnvTools<'_>], descriptions: EnvDescriptions) -> Merge
         }
     }
     for (name, members) in &groups {
-        if let Some(entry) = merge_group(name, members, descriptions, &mut out) {
+        if let Some(entry) = merge_group(name, members, descriptions, inject_env, &mut out) {
             out.tools.push(entry);
         }
     }
@@ -99,6 +110,7 @@ fn merge_group(
     name: &str,
     members: &[Member<'_, '_>],
     where_described: EnvDescriptions,
+    inject_env: bool,
     out: &mut MergeOutput,
 ) -> Option<ToolEntry> {
     let empty = Map::new();
@@ -149,7 +161,7 @@ fn merge_group(
             }
         }
     }
-    if params.iter().any(|(p, _)| p == ENV_PARAM) {
+    if inject_env && params.iter().any(|(p, _)| p == ENV_PARAM) {
         out.errors.push(diag(
             name,
             format!(
@@ -261,12 +273,22 @@ fn merge_group(
         .iter()
         .map(|(env, s)| ToolEnv {
             env: (*env).to_owned(),
+            backend: None,
             params: properties(s)
                 .map(|p| p.keys().cloned().collect())
                 .unwrap_or_default(),
             requires: Vec::new(),
         })
         .collect();
+    if !inject_env {
+        // One backend: its definition as it is.
+        return Some(ToolEntry {
+            tool,
+            envs: tool_envs,
+            upstream: None,
+            implicit_env: true,
+        });
+    }
     let env_descriptions: Vec<(&str, &str)> = members
         .iter()
         .map(|(e, _)| (e.env, e.description))
@@ -287,6 +309,8 @@ fn merge_group(
     Some(ToolEntry {
         tool,
         envs: tool_envs,
+        upstream: None,
+        implicit_env: false,
     })
 }
 

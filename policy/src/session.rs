@@ -250,6 +250,8 @@ mod tests {
             server_info: None,
             unreachable: None,
             stale: None,
+            server: None,
+            label: None,
         }
     }
 

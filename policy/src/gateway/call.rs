@@ -64,6 +64,12 @@ impl Gateway {
         };
         let choices = allowed.join(", ");
         let env = match arguments.get(ENV_PARAM) {
+            // A server with one backend: its tools take no `env` (an `env` argument is the
+            // tool's own and goes through).
+            _ if tool.implicit_env => match tool.envs.first() {
+                Some(only) => only.env.clone(),
+                None => return invalid(format!("Unknown tool: {name}")),
+            },
             None => {
                 return Outcome::Reply(reply::tool_error(
                     &id,
@@ -85,6 +91,7 @@ impl Gateway {
         // The served schema declares `x-mcp-header: Env` on `env`, so a 2026-07-28 client
         // must send `Mcp-Param-Env`, equal to the body's value.
         if header_era
+            && !tool.implicit_env
             && head
                 .mcp_param_env
                 .and_then(protocol::decode_header_value)
@@ -129,7 +136,7 @@ impl Gateway {
                 ),
             ));
         }
-        let Some(entry) = self.config.manifest.env(&env) else {
+        let Some(entry) = self.config.manifest.env(tool_env.backend()) else {
             return Outcome::Reply(reply::error(
                 200,
                 &id,
@@ -138,7 +145,9 @@ impl Gateway {
             ));
         };
         // Strip `env` and every parameter some other env has but this one lacks.
-        arguments.remove(ENV_PARAM);
+        if !tool.implicit_env {
+            arguments.remove(ENV_PARAM);
+        }
         if let Some(all) = self.all_params.get(index) {
             for p in all {
                 if !tool_env.params.contains(p) {
@@ -160,12 +169,18 @@ impl Gateway {
         let log_level =
             meta("io.modelcontextprotocol/logLevel").and_then(|l| l.as_str().map(str::to_owned));
         if let Some(params) = object.get_mut("params").and_then(Value::as_object_mut) {
+            if tool.upstream.is_some() {
+                params.insert(
+                    "name".into(),
+                    Value::String(tool.upstream_name().to_owned()),
+                );
+            }
             params.insert("arguments".into(), Value::Object(arguments));
             strip_era_meta(params);
         }
         Outcome::Forward(Box::new(Forward {
             kind: ForwardKind::Call,
-            env: env.clone(),
+            env: entry.name.clone(),
             cluster: entry.cluster.clone(),
             tool: name,
             id: id.clone(),

@@ -18,13 +18,15 @@ impl Gateway {
         if manifest.server.env_descriptions != EnvDescriptions::Instructions {
             return configured;
         }
+        // The envs callers pass as `env` (a server with one backend takes none).
         let usable: Vec<&EnvEntry> = manifest
             .envs
             .iter()
             .filter(|env| {
                 manifest.tools.iter().any(|t| {
-                    t.envs.iter().any(|e| e.env == env.name)
-                        && self.policy.allows(caller, &env.name, t.name())
+                    !t.implicit_env
+                        && t.envs.iter().any(|e| e.backend() == env.name)
+                        && self.policy.allows(caller, env.label(), t.name())
                 })
             })
             .collect();
@@ -34,7 +36,14 @@ impl Gateway {
         let mut text = configured.map_or_else(String::new, |c| c + "\n\n");
         text.push_str("Environments (the `env` argument of every tool):");
         for env in usable {
-            text.push_str(&format!("\n- {}: {}", env.name, env.description));
+            match &env.server {
+                Some(server) => text.push_str(&format!(
+                    "\n- {} (server {server}): {}",
+                    env.label(),
+                    env.description
+                )),
+                None => text.push_str(&format!("\n- {}: {}", env.name, env.description)),
+            }
         }
         Some(text)
     }
@@ -94,17 +103,19 @@ impl Gateway {
         if allowed.is_empty() {
             return None;
         }
-        if allowed.len() == tool.envs.len() {
+        if allowed.len() == tool.envs.len() || tool.implicit_env {
             return Some(tool.tool.clone());
         }
-        let described: Vec<(&str, &str)> = allowed
+        let described: Vec<(&str, &str)> = tool
+            .envs
             .iter()
+            .filter(|e| allowed.contains(&e.env.as_str()))
             .map(|e| {
                 (
-                    *e,
+                    e.env.as_str(),
                     self.config
                         .manifest
-                        .env(e)
+                        .env(e.backend())
                         .map_or("", |entry| entry.description.as_str()),
                 )
             })
