@@ -44,12 +44,26 @@ pub enum ConfigError {
     },
 }
 
+#[path = "config_servers.rs"]
+mod servers;
+
+pub use servers::{Bridge, BridgeKind, McpServers, ServerEntry, Transport, valid_server_name};
+
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Environment name → backend, in file order (the order tools list their envs in).
+    /// Every backend, in file order (the order tools list their envs in): seed 000's
+    /// environments as written, then one per `mcpServers` entry (`<server>`) or per env of
+    /// an entry with `environments` (`<server>.<env>`), added when the file is loaded.
+    #[serde(default)]
     pub environments: Environments,
+    /// Many servers, in the Claude Desktop / mcp-proxy shape (meshmux; see `servers`).
+    #[serde(default, rename = "mcpServers")]
+    pub mcp_servers: McpServers,
+    /// How the backends group into servers (filled in when the file is loaded).
+    #[serde(skip)]
+    pub servers: Vec<crate::servers::ServerSpec>,
     #[serde(default)]
     pub auth: Option<AuthConfig>,
     #[serde(default)]
@@ -87,6 +101,9 @@ pub struct Environment {
     /// Per-call upstream timeout in seconds (meshmux; default 60).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// A stdio or legacy SSE server, served at `url` by `meshmux bridge` (`mcpServers` only).
+    #[serde(skip)]
+    pub bridge: Option<Bridge>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -406,7 +423,7 @@ impl Config {
                 source,
             }
         })?;
-        let config: Config = serde_path_to_error::deserialize(raw).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(raw).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
             ConfigError::Shape {
@@ -418,8 +435,43 @@ impl Config {
                 },
             }
         })?;
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            source_name: source_name.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        config.servers =
+            servers::normalize(&mut config.environments, &config.mcp_servers, &invalid)?;
         config.validate(source_name)?;
         Ok(config)
+    }
+
+    /// The backends a `meshmux bridge` serves (stdio and legacy SSE servers).
+    pub fn bridged(&self) -> impl Iterator<Item = (&str, &Bridge)> {
+        self.environments
+            .0
+            .iter()
+            .filter_map(|(name, env)| env.bridge.as_ref().map(|b| (name.as_str(), b)))
+    }
+
+    /// Where backend `name`'s `field` is written in the file.
+    pub fn key_of(&self, backend: &str, field: &str) -> String {
+        for server in &self.servers {
+            if server.name.is_empty() {
+                continue;
+            }
+            if let Some(env) = server.envs.iter().find(|e| e.backend == backend) {
+                return if server.env_arg {
+                    format!(
+                        "mcpServers.{}.environments.{}.{field}",
+                        server.name, env.label
+                    )
+                } else {
+                    format!("mcpServers.{}.{field}", server.name)
+                };
+            }
+        }
+        format!("environments.{backend}.{field}")
     }
 
     fn validate(&self, source_name: &str) -> Result<(), ConfigError> {
@@ -431,7 +483,7 @@ impl Config {
         if self.environments.0.is_empty() {
             return Err(invalid(
                 "environments",
-                "must name at least one environment".into(),
+                "must name at least one environment (or give `mcpServers`)".into(),
             ));
         }
         for (name, env) in &self.environments.0 {
@@ -442,9 +494,23 @@ impl Config {
                 ));
             }
             let url_ok = env.url.starts_with("http://") || env.url.starts_with("https://");
-            if !url_ok {
+            // A bridge without `listen` gets its URL when `meshmux up` starts it.
+            let unassigned = env.bridge.as_ref().is_some_and(|b| b.listen.is_none());
+            let sse_ok = match env.bridge.as_ref().map(|b| &b.kind) {
+                Some(BridgeKind::Sse { url, .. }) => {
+                    url.starts_with("http://") || url.starts_with("https://")
+                }
+                _ => true,
+            };
+            if !sse_ok {
                 return Err(invalid(
-                    &format!("environments.{name}.url"),
+                    &self.key_of(name, "url"),
+                    "is not an http:// or https:// URL".into(),
+                ));
+            }
+            if !url_ok && !unassigned {
+                return Err(invalid(
+                    &self.key_of(name, "url"),
                     format!("{:?} is not an http:// or https:// URL", env.url),
                 ));
             }
@@ -455,7 +521,7 @@ impl Config {
                         .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
                 if !ok {
                     return Err(invalid(
-                        &format!("environments.{name}.headers"),
+                        &self.key_of(name, "headers"),
                         format!("{header:?} is not a valid HTTP header name"),
                     ));
                 }
@@ -678,3 +744,7 @@ fn expand_strings(
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "config_servers_tests.rs"]
+mod servers_tests;
