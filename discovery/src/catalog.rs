@@ -8,11 +8,11 @@ use policy::manifest::{
     BackendAccess, EnvEntry, FilterAuth, FilterConfig, MANIFEST_FORMAT, Manifest, ServerInfo,
     Stale, cluster_name,
 };
-use policy::merge::{EnvTools, merge_with};
 use policy::metrics::MetricsSettings;
 use policy::origin::HostPolicy;
 use policy::rbac::RoleRules;
 use policy::revocation::RevocationSource;
+use policy::servers::{BackendTools, assemble};
 use serde_json::Value;
 
 /// Where jwt_authn puts the token payload in the config meshmux generates.
@@ -98,8 +98,16 @@ pub fn targets(config: &Config) -> Result<Vec<EnvTarget>, String> {
         .0
         .iter()
         .map(|(name, env)| {
+            if env.url.is_empty() && env.bridge.is_some() {
+                return Err(format!(
+                    "{}: this server runs behind `meshmux bridge`; give it `listen` (where its \
+                     bridge serves, e.g. a sidecar on 127.0.0.1:7801) or start it with `meshmux up`, \
+                     which runs the bridge itself",
+                    config.key_of(name, "listen").trim_end_matches(".listen")
+                ));
+            }
             let mut url =
-                BackendUrl::parse(&env.url).map_err(|e| format!("environments.{name}.url: {e}"))?;
+                BackendUrl::parse(&env.url).map_err(|e| format!("{}: {e}", config.key_of(name, "url")))?;
             let (host, headers) = split_host(&env.headers);
             if let Some(host) = host {
                 url.authority = host;
@@ -207,8 +215,8 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
         let outcome = find(name).map(|r| &r.outcome);
         let (protocol_version, server_info, unreachable) = match outcome {
             Some(Ok(d)) => {
-                inputs.push(EnvTools {
-                    env: name,
+                inputs.push(BackendTools {
+                    backend: name,
                     description: &env.description,
                     tools: &d.tools,
                 });
@@ -217,7 +225,10 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
             Some(Err(e)) => (unknown_version(), None, Some(e.clone())),
             None => (unknown_version(), None, Some("not discovered".to_owned())),
         };
+        let (server, label) = server_of(config, name);
         envs.push(EnvEntry {
+            server,
+            label,
             name: name.clone(),
             description: env.description.clone(),
             cluster: target.cluster.clone(),
@@ -231,11 +242,11 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
         });
     }
     let gateway = &config.gateway;
-    let mut merged = merge_with(&inputs, gateway.env_descriptions);
+    let mut merged = assemble(&config.servers, &inputs, gateway.env_descriptions);
     for tool in &mut merged.tools {
-        let name = tool.name().to_owned();
+        let name = tool.upstream_name().to_owned();
         for te in &mut tool.envs {
-            let listed = find(&te.env).and_then(|r| r.outcome.as_ref().ok());
+            let listed = find(te.backend()).and_then(|r| r.outcome.as_ref().ok());
             if let Some(caps) = listed.and_then(|d| d.requires.get(&name)) {
                 te.requires = caps.clone();
             }
@@ -257,6 +268,23 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
         pinning: None,
     }
     .seal())
+}
+
+/// The `mcpServers` entry backend `name` belongs to, and its env label when that differs
+/// from `name` (none for seed-000 envs).
+fn server_of(config: &Config, name: &str) -> (Option<String>, Option<String>) {
+    config
+        .servers
+        .iter()
+        .filter(|s| !s.name.is_empty())
+        .find_map(|s| {
+            let env = s.envs.iter().find(|e| e.backend == name)?;
+            Some((
+                Some(s.name.clone()),
+                (env.label != env.backend).then(|| env.label.clone()),
+            ))
+        })
+        .unwrap_or((None, None))
 }
 
 /// Marks the envs in `stale` (env name → why and since when) as served from their last good

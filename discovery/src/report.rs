@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use policy::manifest::{Diagnostic, Manifest, ToolEntry};
+use policy::manifest::{Diagnostic, EnvEntry, Manifest, ToolEntry};
 use policy::pin::{PinFile, PinMode};
 use serde_json::{Value, json};
 
@@ -287,6 +287,7 @@ pub fn list_text(manifest: &Manifest) -> String {
         plural(names.len(), "environment", "environments"),
         names.join(", ")
     );
+    servers(&mut out, manifest);
     for tool in &manifest.tools {
         list_tool(&mut out, tool);
     }
@@ -312,9 +313,68 @@ pub fn list_text(manifest: &Manifest) -> String {
     out
 }
 
+/// The servers block of `list` (files with `mcpServers`): each server, its envs and how
+/// many tools it serves.
+fn servers(out: &mut String, manifest: &Manifest) {
+    let mut names: Vec<&str> = Vec::new();
+    for env in &manifest.envs {
+        let name = env.server.as_deref().unwrap_or("");
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if names.iter().all(|n| n.is_empty()) {
+        return;
+    }
+    let _ = writeln!(out, "\nServers:");
+    for name in names {
+        let envs: Vec<&EnvEntry> = manifest
+            .envs
+            .iter()
+            .filter(|e| e.server.as_deref().unwrap_or("") == name)
+            .collect();
+        let tools = manifest
+            .tools
+            .iter()
+            .filter(|t| {
+                t.envs
+                    .iter()
+                    .any(|te| envs.iter().any(|e| e.name == te.backend()))
+            })
+            .count();
+        let title = if name.is_empty() {
+            "(environments)"
+        } else {
+            name
+        };
+        let _ = writeln!(out, "  {title}: {}", plural(tools, "tool", "tools"));
+        for env in envs {
+            let state = if env.unreachable.is_some() {
+                "  (unreachable)"
+            } else if env.stale.is_some() {
+                "  (down)"
+            } else {
+                ""
+            };
+            if env.label.is_some() || name.is_empty() {
+                let _ = writeln!(out, "    env {}: {}{state}", env.label(), env.url);
+            } else {
+                let _ = writeln!(out, "    {}{state}", env.url);
+            }
+        }
+    }
+}
+
 fn list_tool(out: &mut String, tool: &ToolEntry) {
     let envs: Vec<&str> = tool.envs.iter().map(|e| e.env.as_str()).collect();
-    let _ = writeln!(out, "\n{}  [env: {}]", tool.name(), envs.join(" | "));
+    if tool.implicit_env {
+        let _ = writeln!(out, "\n{}  [server: {}]", tool.name(), envs.join(""));
+    } else {
+        let _ = writeln!(out, "\n{}  [env: {}]", tool.name(), envs.join(" | "));
+    }
+    if let Some(upstream) = &tool.upstream {
+        let _ = writeln!(out, "  (calls `{upstream}` on the server)");
+    }
     let field = |key: &str| tool.tool.get(key).and_then(Value::as_str);
     if let Some(title) = field("title") {
         let _ = writeln!(out, "  title: {title}");
@@ -334,7 +394,7 @@ fn list_tool(out: &mut String, tool: &ToolEntry) {
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     for (name, prop) in props.into_iter().flatten() {
-        if name == policy::merge::ENV_PARAM {
+        if name == policy::merge::ENV_PARAM && !tool.implicit_env {
             continue;
         }
         let kind = prop.get("type").map_or("any".to_owned(), |t| match t {

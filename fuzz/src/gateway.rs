@@ -83,6 +83,8 @@ fn build() -> Gateway {
             server_info: None,
             unreachable: None,
             stale: None,
+            server: None,
+            label: None,
         })
         .collect();
     let manifest = Manifest {

@@ -157,6 +157,11 @@ const withDeadline = (promise, ms) =>
     );
   });
 
+// A server's tool prefix (`everything__`) and whether its tools take `env` (a server with one
+// backend takes none).
+const prefix = spec.prefix ?? "";
+const envArg = spec.env_arg ?? true;
+
 async function callOne(tool, env, args, check, asks) {
   const started = performance.now();
   const entry = { tool, env, isError: null, text: null };
@@ -164,7 +169,10 @@ async function callOne(tool, env, args, check, asks) {
     const options = { timeout: timeoutMs };
     if (tool === "trigger-long-running-operation") options.onprogress = () => (progress += 1);
     const result = await withDeadline(
-      client.callTool({ name: tool, arguments: { env, ...args } }, ...(sdk === "v1" ? [undefined, options] : [options])),
+      client.callTool(
+        { name: prefix + tool, arguments: envArg ? { env, ...args } : args },
+        ...(sdk === "v1" ? [undefined, options] : [options]),
+      ),
       timeoutMs + 5000,
     );
     const text = textOf(result);
@@ -212,7 +220,11 @@ try {
     cursor = page.nextCursor;
   } while (cursor);
   out.tools = tools.map((t) => t.name);
-  for (const tool of tools) {
+  // Behind a server prefix, only this server's tools, called by their served names.
+  const own = tools
+    .filter((t) => t.name.startsWith(prefix))
+    .map((t) => ({ ...t, name: t.name.slice(prefix.length) }));
+  for (const tool of own) {
     if (tool.execution?.taskSupport === "required") {
       out.calls.push({
         tool: tool.name,

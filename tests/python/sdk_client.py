@@ -176,8 +176,8 @@ async def call_one(
     try:
         with anyio.fail_after(timeout + 5):
             result = await client.call_tool(
-                tool,
-                {"env": env, **args},
+                PREFIX + tool,
+                {"env": env, **args} if ENV_ARG else args,
                 read_timeout_seconds=timeout,
                 progress_callback=on_progress if tool == "trigger-long-running-operation" else None,
             )
@@ -225,6 +225,8 @@ async def use(client: Client, out: dict[str, Any], env: str, other: str | None, 
                 break
     out["tools"] = [t.name for t in tools]
     table = expectations(mode, env)
+    # Behind a server prefix, only this server's tools, called by their served names.
+    tools = [t.model_copy(update={"name": t.name[len(PREFIX):]}) for t in tools if t.name.startswith(PREFIX)]
     for tool in tools:
         execution = getattr(tool, "execution", None)
         if execution is not None and getattr(execution, "task_support", None) == "required":
@@ -248,7 +250,16 @@ async def use(client: Client, out: dict[str, Any], env: str, other: str | None, 
         out["calls"].append(entry)
 
 
+# A server's tool prefix (`everything__`) and whether its tools take `env` (a server with one
+# backend takes none); set from the spec.
+PREFIX = ""
+ENV_ARG = True
+
+
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    global PREFIX, ENV_ARG
+    PREFIX = spec.get("prefix", "")
+    ENV_ARG = spec.get("env_arg", True)
     mode = spec.get("mode", "auto")
     env = spec["env"]
     other = spec.get("other_env")

@@ -31,6 +31,8 @@ pub struct Config {
     gateway: Vec<(String, Value)>,
     /// `gateway.pinning` (absent: `off`).
     pinning: Option<String>,
+    /// `mcpServers` entries as written, in order.
+    servers: Vec<(String, Value)>,
 }
 
 /// The `auth` block: tokens from authsvc at `authsvc_url`, these roles.
@@ -50,6 +52,12 @@ struct AuthConfig {
 impl Config {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Adds `mcpServers.<name>`, written as `entry` says.
+    pub fn server(mut self, name: &str, entry: Value) -> Self {
+        self.servers.push((name.to_owned(), entry));
+        self
     }
 
     /// Adds env `name` served by `backend`, described as "`<name>` environment".
@@ -207,7 +215,15 @@ impl Config {
             }
             environments.insert(e.name.clone(), env);
         }
-        let mut config = json!({"environments": environments});
+        let mut config = if self.servers.is_empty() || !environments.is_empty() {
+            json!({"environments": environments})
+        } else {
+            json!({})
+        };
+        if let (false, Some(obj)) = (self.servers.is_empty(), config.as_object_mut()) {
+            let servers: Map<String, Value> = self.servers.iter().cloned().collect();
+            obj.insert("mcpServers".into(), Value::Object(servers));
+        }
         if let (Some(block), Some(obj)) = (&self.metrics, config.as_object_mut()) {
             obj.insert("metrics".into(), block.clone());
         }

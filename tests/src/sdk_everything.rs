@@ -76,7 +76,44 @@ pub fn run(
     other_env: &str,
     call_timeout: Duration,
 ) -> Result<Summary> {
+    run_as(sdk, url, Target::Env { env, other_env }, call_timeout)
+}
+
+/// Which tools a client calls: server-everything's behind the `env` argument, or a
+/// server's, named `<prefix>__<tool>`, with or without `env`.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Env {
+        env: &'a str,
+        other_env: &'a str,
+    },
+    Server {
+        prefix: &'a str,
+        /// The server's envs take `env`: this one.
+        env: Option<&'a str>,
+        /// What server-everything's `get-env` reports (`MESHMUX_TEST_ENV`).
+        reports: &'a str,
+    },
+}
+
+/// [`run`] against any [`Target`].
+pub fn run_as(sdk: Sdk, url: &str, target: Target<'_>, call_timeout: Duration) -> Result<Summary> {
+    let (env, other_env, prefix, env_arg) = match target {
+        Target::Env { env, other_env } => (env, other_env, String::new(), true),
+        Target::Server {
+            prefix,
+            env,
+            reports,
+        } => (
+            env.unwrap_or(reports),
+            "",
+            format!("{prefix}__"),
+            env.is_some(),
+        ),
+    };
     let spec = json!({
+        "prefix": prefix,
+        "env_arg": env_arg,
         "url": url,
         "mode": sdk.mode(),
         "sdk": if matches!(sdk, Sdk::TsV1) { "v1" } else { "v2" },
@@ -120,7 +157,12 @@ pub fn run(
             logs::tail(proc.log(), 20)
         )
     })?;
-    Ok(Summary { sdk, value })
+    Ok(Summary {
+        sdk,
+        value,
+        prefix,
+        other_env: !other_env.is_empty(),
+    })
 }
 
 /// What a client printed.
@@ -128,6 +170,10 @@ pub fn run(
 pub struct Summary {
     pub sdk: Sdk,
     pub value: Value,
+    /// The served names' prefix (`<server>__`), empty for a seed-000 catalog.
+    pub prefix: String,
+    /// The run called `get-env` on another env too.
+    pub other_env: bool,
 }
 
 impl Summary {
@@ -214,8 +260,9 @@ impl Summary {
         };
         let tools = self.tools();
         for t in BASE_TOOLS.iter().chain(ASKING_TOOLS) {
-            if !tools.contains(t) {
-                problems.push(format!("{t} is not listed"));
+            let served = format!("{}{t}", self.prefix);
+            if !tools.contains(&served.as_str()) {
+                problems.push(format!("{served} is not listed"));
             }
         }
         for c in self.calls() {
@@ -251,7 +298,10 @@ impl Summary {
                 field(&self.value, "progress")
             ));
         }
-        if self.verdict("get-env@other").is_none() && field(&self.value, "error").is_null() {
+        if self.other_env
+            && self.verdict("get-env@other").is_none()
+            && field(&self.value, "error").is_null()
+        {
             problems.push("get-env on the other env was not called".into());
         }
         problems
