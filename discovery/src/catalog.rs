@@ -273,18 +273,13 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
 /// The `mcpServers` entry backend `name` belongs to, and its env label when that differs
 /// from `name` (none for seed-000 envs).
 fn server_of(config: &Config, name: &str) -> (Option<String>, Option<String>) {
-    config
-        .servers
-        .iter()
-        .filter(|s| !s.name.is_empty())
-        .find_map(|s| {
-            let env = s.envs.iter().find(|e| e.backend == name)?;
-            Some((
-                Some(s.name.clone()),
-                (env.label != env.backend).then(|| env.label.clone()),
-            ))
-        })
-        .unwrap_or((None, None))
+    match policy::servers::server_of(&config.servers, name) {
+        Some((s, env)) if !s.name.is_empty() => (
+            Some(s.name.clone()),
+            (env.label != env.backend).then(|| env.label.clone()),
+        ),
+        _ => (None, None),
+    }
 }
 
 /// Marks the envs in `stale` (env name → why and since when) as served from their last good

@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result, anyhow};
 use policy::config::{Config, Format};
 use policy::manifest::Manifest;
 use policy::pin::{PinFile, PinMode};
+use policy::servers;
 
 use crate::catalog::{self, EnvResult};
 use crate::fsutil::{Written, write_if_changed};
@@ -86,7 +87,15 @@ pub async fn discover_with(
                 mode.as_str()
             )
         })?;
-        let (served, report) = pin::apply(mode, &pins, &results);
+        let (served, mut report) = pin::apply(mode, &pins, &results);
+        // The gateway refuses calls by the names callers use.
+        for d in &mut report.drift {
+            if let Some((server, env)) = servers::server_of(&config.servers, &d.env) {
+                let name = server.served_from_upstream(&d.tool);
+                d.served = (name != d.tool).then_some(name);
+                d.label = (env.label != env.backend).then(|| env.label.clone());
+            }
+        }
         let mut manifest = catalog::build_manifest(&config, &served).map_err(|e| anyhow!(e))?;
         manifest.pinning = Some(report);
         (manifest.seal(), Some(pins))

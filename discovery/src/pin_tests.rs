@@ -146,11 +146,15 @@ fn drift_text_says_what_happens_and_shows_new_tools_whole() {
                 env: "Prod".into(),
                 tool: "add".into(),
                 change: Change::New,
+                served: None,
+                label: None,
             },
             Drift {
                 env: "Prod".into(),
                 tool: "search".into(),
                 change: Change::Changed,
+                served: None,
+                label: None,
             },
         ],
     };

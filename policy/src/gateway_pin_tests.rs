@@ -17,11 +17,15 @@ fn pinned(mode: PinMode, auth: bool) -> Gateway {
                 env: "Prod".into(),
                 tool: "search_logs".into(),
                 change: Change::Changed,
+                served: None,
+                label: None,
             },
             Drift {
                 env: "Staging".into(),
                 tool: "deploy".into(),
                 change: Change::New,
+                served: None,
+                label: None,
             },
         ],
     });
@@ -94,6 +98,8 @@ fn block_refuses_a_new_tool_by_name() {
             env: "Dev".into(),
             tool: "rollback".into(),
             change: Change::New,
+            served: None,
+            label: None,
         });
     }
     let g = Gateway::new(config).unwrap();

@@ -295,3 +295,61 @@ fn a_manifest_whose_implicit_env_tool_lists_two_envs_is_refused() {
     tool.envs.push(extra);
     assert!(Gateway::new(config).unwrap_err().contains("takes no `env`"));
 }
+
+#[test]
+fn pinning_blocks_a_drifted_tool_by_its_served_name_with_or_without_env() {
+    use crate::pin::{Change, Drift, PinMode, PinReport};
+    let mut config = gateway(false).config().clone();
+    config.manifest.pinning = Some(PinReport {
+        mode: PinMode::Block,
+        drift: vec![
+            Drift {
+                env: "github".into(),
+                tool: "search_code".into(),
+                change: Change::Changed,
+                served: Some("github__search".into()),
+                label: None,
+            },
+            Drift {
+                env: "obs.Prod".into(),
+                tool: "query".into(),
+                change: Change::Changed,
+                served: Some("obs__query".into()),
+                label: Some("Prod".into()),
+            },
+        ],
+    });
+    let gw = Gateway::new(config).unwrap();
+    let out = gw.on_body(
+        &post(),
+        &call("github__search", json!({"q": "x"})),
+        &Caller::Unrestricted,
+    );
+    assert!(matches!(out, Outcome::Denied { .. }), "{out:?}");
+    assert!(
+        reply_text(&out).contains("blocked by tool pinning"),
+        "{out:?}"
+    );
+    let out = gw.on_body(
+        &post(),
+        &call("obs__query", json!({"env": "Prod"})),
+        &Caller::Unrestricted,
+    );
+    assert!(
+        reply_text(&out).contains("blocked by tool pinning"),
+        "{out:?}"
+    );
+    // Staging did not drift.
+    let f = forwarded(gw.on_body(
+        &post(),
+        &call("obs__query", json!({"env": "Staging"})),
+        &Caller::Unrestricted,
+    ));
+    assert_eq!(f.env, "obs.Staging");
+    // The deploy tool did not drift either.
+    forwarded(gw.on_body(
+        &post(),
+        &call("github__deploy", json!({})),
+        &Caller::Unrestricted,
+    ));
+}

@@ -76,9 +76,28 @@ pub enum Change {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Drift {
+    /// The backend (`Manifest::envs` name) and the tool's name there, as pinned.
     pub env: String,
     pub tool: String,
     pub change: Change,
+    /// What callers name the tool and the env when that differs (a server's prefix or
+    /// rename; a server's env label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+impl Drift {
+    /// The tool's name in `tools/list`.
+    pub fn served_name(&self) -> &str {
+        self.served.as_deref().unwrap_or(&self.tool)
+    }
+
+    /// The env as callers name it.
+    pub fn env_label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.env)
+    }
 }
 
 /// What the manifest carries for the filter: the mode, and every drifted tool (under
@@ -93,12 +112,15 @@ pub struct PinReport {
 }
 
 impl PinReport {
-    /// The drift that blocks calls to `tool` in `env`, if any.
-    pub fn blocked(&self, env: &str, tool: &str) -> Option<&Drift> {
+    /// The drift that blocks calls to `tool` (as served) in `env` (as callers name it; `None`
+    /// for a call that names none: any of the tool's envs), if any.
+    pub fn blocked(&self, env: Option<&str>, tool: &str) -> Option<&Drift> {
         if self.mode != PinMode::Block {
             return None;
         }
-        self.drift.iter().find(|d| d.env == env && d.tool == tool)
+        self.drift
+            .iter()
+            .find(|d| d.served_name() == tool && env.is_none_or(|e| d.env_label() == e))
     }
 
     /// How many of `env`'s tools drifted.
@@ -225,6 +247,8 @@ pub fn apply(mode: PinMode, pins: &PinFile, env: &str, tools: &[Value]) -> Appli
             env: env.to_owned(),
             tool: name.to_owned(),
             change,
+            served: None,
+            label: None,
         });
         match (mode, change, pins.get(env, name)) {
             (PinMode::Block, Change::Changed, Some(p)) => out.tools.push(p.definition.clone()),

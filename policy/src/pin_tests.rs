@@ -176,25 +176,29 @@ fn the_report_blocks_only_under_block() {
             env: "Prod".into(),
             tool: "search".into(),
             change: Change::Changed,
+            served: None,
+            label: None,
         },
         Drift {
             env: "Prod".into(),
             tool: "exfil".into(),
             change: Change::New,
+            served: None,
+            label: None,
         },
     ];
     let block = PinReport {
         mode: PinMode::Block,
         drift: drift.clone(),
     };
-    assert!(block.blocked("Prod", "search").is_some());
-    assert!(block.blocked("Staging", "search").is_none());
-    assert!(block.blocked("Prod", "logs").is_none());
+    assert!(block.blocked(Some("Prod"), "search").is_some());
+    assert!(block.blocked(Some("Staging"), "search").is_none());
+    assert!(block.blocked(Some("Prod"), "logs").is_none());
     assert_eq!(block.drifted_in("Prod"), 2);
     assert_eq!(block.drifted_in("Staging"), 0);
     let warn = PinReport {
         mode: PinMode::Warn,
         drift,
     };
-    assert!(warn.blocked("Prod", "search").is_none());
+    assert!(warn.blocked(Some("Prod"), "search").is_none());
 }

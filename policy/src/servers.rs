@@ -30,6 +30,36 @@ pub struct ServerSpec {
     pub envs: Vec<ServerEnv>,
 }
 
+impl ServerSpec {
+    /// A tool's name in `tools/list`, from its name in this server (after any rename).
+    pub fn served(&self, local: &str) -> String {
+        match &self.prefix {
+            Some(prefix) => format!("{prefix}{SEPARATOR}{local}"),
+            None => local.to_owned(),
+        }
+    }
+
+    /// A tool's name in `tools/list`, from its name at the backend.
+    pub fn served_from_upstream(&self, upstream: &str) -> String {
+        let local = self
+            .tools
+            .get(upstream)
+            .and_then(|o| o.name.as_deref())
+            .unwrap_or(upstream);
+        self.served(local)
+    }
+}
+
+/// The server `backend` belongs to, and its env there.
+pub fn server_of<'s>(
+    servers: &'s [ServerSpec],
+    backend: &str,
+) -> Option<(&'s ServerSpec, &'s ServerEnv)> {
+    servers
+        .iter()
+        .find_map(|s| s.envs.iter().find(|e| e.backend == backend).map(|e| (s, e)))
+}
+
 /// One env of a server: what callers call it, and the backend that serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerEnv {
@@ -96,10 +126,7 @@ pub fn assemble(
             })
             .collect();
         let merged = merge_envs(&inputs, descriptions, server.env_arg);
-        let served = |name: &str| match &server.prefix {
-            Some(prefix) => format!("{prefix}{SEPARATOR}{name}"),
-            None => name.to_owned(),
-        };
+        let served = |name: &str| server.served(name);
         for mut entry in merged.tools {
             let local = entry.name().to_owned();
             let upstream = upstream_name(&local, &server.tools).to_owned();

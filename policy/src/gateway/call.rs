@@ -48,8 +48,12 @@ impl Gateway {
             .find(|(_, t)| t.name() == name)
         else {
             // A tool new since the pins (under `block`) is not served at all.
+            let env = params
+                .get("arguments")
+                .and_then(|a| a.get(ENV_PARAM))
+                .and_then(Value::as_str);
             return self
-                .pin_refusal(&id, &name, params, caller)
+                .pin_refusal(&id, &name, env, caller)
                 .unwrap_or_else(|| invalid(format!("Unknown tool: {name}")));
         };
         let allowed = self.allowed_envs(tool, caller);
@@ -101,7 +105,7 @@ impl Gateway {
             return Outcome::Reply(mismatch(&id, "Mcp-Param-Env", &env));
         }
         let Some(tool_env) = tool.envs.iter().find(|e| e.env == env) else {
-            if let Some(refusal) = self.pin_refusal(&id, &name, params, caller) {
+            if let Some(refusal) = self.pin_refusal(&id, &name, Some(&env), caller) {
                 return refusal;
             }
             return Outcome::Reply(reply::tool_error(
@@ -121,7 +125,7 @@ impl Gateway {
                 env,
             };
         }
-        if let Some(refusal) = self.pin_refusal(&id, &name, params, caller) {
+        if let Some(refusal) = self.pin_refusal(&id, &name, Some(&env), caller) {
             return refusal;
         }
         // A tool that asks the client something during the call (elicitation, sampling,
@@ -203,15 +207,12 @@ impl Gateway {
         &self,
         id: &Value,
         name: &str,
-        params: &Map<String, Value>,
+        env: Option<&str>,
         caller: &Caller,
     ) -> Option<Outcome> {
         let pinning = self.config.manifest.pinning.as_ref()?;
-        let env = params
-            .get("arguments")
-            .and_then(|a| a.get(ENV_PARAM))
-            .and_then(Value::as_str)?;
         let drift = pinning.blocked(env, name)?;
+        let env = drift.env_label();
         if !self.policy.allows(caller, env, name) {
             return None;
         }
