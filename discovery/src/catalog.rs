@@ -260,6 +260,7 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
             version: env!("CARGO_PKG_VERSION").to_owned(),
             instructions: gateway.instructions.clone(),
             env_descriptions: gateway.env_descriptions,
+            tool_exposure: gateway.tool_exposure,
         },
         envs,
         tools: merged.tools,

@@ -95,6 +95,7 @@ fn build() -> Gateway {
             version: "fuzz".into(),
             instructions: Some("hi".into()),
             env_descriptions: EnvDescriptions::PerTool,
+            tool_exposure: Default::default(),
         },
         envs,
         tools: merged.tools,

@@ -21,6 +21,7 @@ fn main() {
             version: "1".into(),
             instructions: None,
             env_descriptions: Default::default(),
+            tool_exposure: Default::default(),
         },
         envs: vec![EnvEntry {
             name: "Bench".into(),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::envvars::{self, ExpandError};
-use crate::manifest::EnvDescriptions;
+use crate::manifest::{EnvDescriptions, ToolExposure};
 use crate::origin::{HostPolicy, invalid_host_pattern, invalid_origin_pattern};
 use crate::pin::PinMode;
 
@@ -145,6 +145,10 @@ pub struct GatewayConfig {
     /// parameters keep only their enum, parameter notes and a short pointer (fewer tokens).
     #[serde(default)]
     pub env_descriptions: EnvDescriptions,
+    /// `all` (default) or `search`: callers get `find_tools` and `call_tool` instead of the
+    /// whole catalog (for catalogs of hundreds of tools).
+    #[serde(default)]
+    pub tool_exposure: ToolExposure,
     /// `Host` values the MCP endpoint accepts (`policy::origin` patterns: exact, `*` for any
     /// run of characters). Absent: any Host for `discover`, the loopback names with the
     /// listener port for `up`.
@@ -232,6 +236,7 @@ impl Default for GatewayConfig {
             server_name: default_server_name(),
             instructions: None,
             env_descriptions: EnvDescriptions::PerTool,
+            tool_exposure: ToolExposure::All,
             allowed_hosts: None,
             allowed_origins: None,
             ops_allow_from: None,

@@ -13,6 +13,7 @@ pub use crate::rbac::Caller;
 
 mod call;
 mod list;
+mod search;
 
 use list::list_result;
 
@@ -496,3 +497,7 @@ mod pin_tests;
 #[cfg(test)]
 #[path = "gateway_servers_tests.rs"]
 mod servers_tests;
+
+#[cfg(test)]
+#[path = "gateway_search_tests.rs"]
+mod search_tests;

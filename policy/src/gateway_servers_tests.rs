@@ -97,6 +97,7 @@ fn gateway(auth: bool) -> Gateway {
             version: "test".into(),
             instructions: None,
             env_descriptions: EnvDescriptions::PerTool,
+            tool_exposure: Default::default(),
         },
         envs: vec![
             backend("github", None, "github"),

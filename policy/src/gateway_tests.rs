@@ -87,6 +87,7 @@ fn gateway_in(auth: bool, described: EnvDescriptions) -> Gateway {
             version: "test".into(),
             instructions: Some("hi".into()),
             env_descriptions: described,
+            tool_exposure: Default::default(),
         },
         envs,
         tools: merged.tools,

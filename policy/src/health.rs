@@ -109,6 +109,7 @@ mod tests {
                 version: "1".into(),
                 instructions: None,
                 env_descriptions: Default::default(),
+                tool_exposure: Default::default(),
             },
             envs,
             tools: vec![],

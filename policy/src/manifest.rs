@@ -50,6 +50,25 @@ pub struct ServerInfo {
     /// their hashes) from before this field existed are unchanged.
     #[serde(default, skip_serializing_if = "EnvDescriptions::is_per_tool")]
     pub env_descriptions: EnvDescriptions,
+    /// How callers see the catalog (`gateway.tool_exposure`); left out when `all`.
+    #[serde(default, skip_serializing_if = "ToolExposure::is_all")]
+    pub tool_exposure: ToolExposure,
+}
+
+/// `all`: `tools/list` is the catalog. `search`: it is `find_tools` and `call_tool`, for
+/// catalogs too big to put in a model's context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolExposure {
+    #[default]
+    All,
+    Search,
+}
+
+impl ToolExposure {
+    pub fn is_all(&self) -> bool {
+        *self == ToolExposure::All
+    }
 }
 
 /// Where the gateway states what each env is (config key `gateway.env_descriptions`).
@@ -314,6 +333,7 @@ mod tests {
                 version: "0".into(),
                 instructions: None,
                 env_descriptions: EnvDescriptions::PerTool,
+                tool_exposure: Default::default(),
             },
             envs: vec![],
             tools: vec![],

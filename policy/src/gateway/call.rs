@@ -3,8 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use super::search;
 use super::{Caller, Forward, ForwardKind, Gateway, Outcome, RequestHead, mismatch};
-use crate::manifest::EnvEntry;
+use crate::manifest::{EnvEntry, ToolExposure};
 use crate::merge::ENV_PARAM;
 use crate::pin::Change;
 use crate::protocol;
@@ -37,6 +38,20 @@ impl Gateway {
             let header = head.mcp_name.and_then(protocol::decode_header_value);
             if header.as_deref() != Some(name.as_str()) {
                 return Outcome::Reply(mismatch(&id, "Mcp-Name", &name));
+            }
+        }
+        if self.config.manifest.server.tool_exposure == ToolExposure::Search {
+            let arguments = params
+                .get("arguments")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            match name.as_str() {
+                search::FIND_TOOLS => return self.find_tools(&id, &arguments, caller),
+                search::CALL_TOOL => {
+                    return self.call_found_tool(head, header_era, id, object, caller);
+                }
+                _ => {}
             }
         }
         let Some((index, tool)) = self

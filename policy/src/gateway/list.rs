@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{Caller, Gateway};
-use crate::manifest::{EnvDescriptions, EnvEntry, ToolEntry};
+use crate::manifest::{EnvDescriptions, EnvEntry, ToolEntry, ToolExposure};
 use crate::merge::{ENV_PARAM, HEADER_HINT, env_property, params_only_on};
 use crate::reply::{self, LocalReply};
 use crate::rpc::code;
@@ -73,6 +73,20 @@ impl Gateway {
                 id,
                 code::INVALID_PARAMS,
                 "Invalid cursor: this gateway returns every tool in one page",
+            );
+        }
+        if self.config.manifest.server.tool_exposure == ToolExposure::Search {
+            let visible = self
+                .config
+                .manifest
+                .tools
+                .iter()
+                .filter(|t| !self.allowed_envs(t, caller).is_empty())
+                .count();
+            let tools = super::search::search_tools(visible);
+            return reply::result_raw(
+                id,
+                &list_result(&tools.iter().collect::<Vec<_>>(), header_era),
             );
         }
         if *caller == Caller::Unrestricted {
