@@ -5,6 +5,7 @@
 
 mod backend;
 mod envoy;
+mod exposure;
 mod instructions;
 mod net;
 mod peer;
@@ -127,7 +128,9 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&args.work)
         .with_context(|| format!("creating {}", args.work.display()))?;
     if args.only_tokens {
-        print!("{}", report::tokens_section(&tokens::table(&args)?));
+        let (sizes, exposure) = tokens::table(&args)?;
+        print!("{}", report::tokens_section(&sizes));
+        print!("{}", exposure::section(&exposure));
         return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -247,10 +250,11 @@ fn main() -> Result<()> {
     drop(mux);
 
     eprintln!("tools/list sizes for 2, 3 and 5 envs …");
-    let sizes = tokens::table(&args)?;
+    let (sizes, exposure) = tokens::table(&args)?;
 
     let finished = report::Machine::now(&args)?;
-    let text = report::render(&args, &started, &finished, &rows, &rss, &sizes);
+    let mut text = report::render(&args, &started, &finished, &rows, &rss, &sizes);
+    text.push_str(&exposure::section(&exposure));
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -90,7 +90,7 @@ fn instructions_of(answer: &str) -> Result<String> {
         .to_owned())
 }
 
-pub fn table(args: &Args) -> Result<Vec<SizeRow>> {
+pub fn table(args: &Args) -> Result<(Vec<SizeRow>, crate::exposure::Exposure)> {
     let counter = Counter(tiktoken_rs::o200k_base().context("loading the o200k_base encoding")?);
     // One demo backend per env (`meshmux demo-backend`, the same rmcp servers the tests use).
     let mut backends = Vec::new();
@@ -190,8 +190,10 @@ pub fn table(args: &Args) -> Result<Vec<SizeRow>> {
             peer: None,
         });
     }
+    let prod = per_env.first().map(|e| e.3.as_slice()).unwrap_or_default();
+    let exposure = crate::exposure::measure(prod, &|text| counter.tokens(text))?;
     drop(backends);
-    Ok(rows)
+    Ok((rows, exposure))
 }
 
 /// What an aggregator without a merge sends: each env's tools again, renamed `<env>_<tool>`
