@@ -97,6 +97,7 @@ fn parse_args() -> Result<Args> {
 pub const DIRECT: &str = "none (direct)";
 pub const PLAIN: &str = "plain Envoy";
 pub const MESHMUX: &str = "Envoy + meshmux";
+pub const SERVERS: &str = "Envoy + meshmux, 5 servers";
 pub const PEER: &str = "mcp-env-mux";
 
 pub struct Row {
@@ -142,15 +143,7 @@ fn main() -> Result<()> {
     runtime.spawn(async move { axum::serve(listener, backend::router()).await });
     let backend_url = format!("http://127.0.0.1:{backend_port}/mcp");
 
-    let call_body = |env: Option<&str>| {
-        let mut arguments = json!({"query": "x".repeat(1024)});
-        if let (Some(env), Some(obj)) = (env, arguments.as_object_mut()) {
-            obj.insert("env".into(), json!(env));
-        }
-        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-               "params": {"name": "search_logs", "arguments": arguments}})
-        .to_string()
-    };
+    let call_body = |env: Option<&str>| call_body_named("search_logs", env);
     let list_body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
     let plain_bodies = [
         ("tools/call", call_body(None)),
@@ -203,7 +196,7 @@ fn main() -> Result<()> {
     drop(plain);
 
     // One env, "Bench", as both multiplexers are configured: seed 000's format.
-    let env = [("Bench", "Benchmark backend", backend_url)];
+    let env = [("Bench", "Benchmark backend", backend_url.clone())];
 
     // (c) Envoy + meshmux, configured by `meshmux discover` exactly as a user would.
     let (port, admin) = (free_port()?, free_port()?);
@@ -235,6 +228,47 @@ fn main() -> Result<()> {
     rss.push((MESHMUX, meshmux.peak_rss_mib()?));
     drop(meshmux);
 
+    // (c') The same, fronting 5 servers (3 of them in 3 envs: 11 backends, all this backend):
+    // a call to one namespaced tool in one env, the list of every server's tools.
+    let (port, admin) = (free_port()?, free_port()?);
+    let config = args.work.join("meshmux-servers-config.json");
+    let out_dir = args.work.join("meshmux-servers-out");
+    std::fs::write(&config, servers_config(&backend_url))?;
+    envoy::discover(
+        &args.meshmux,
+        &args.filter,
+        &config,
+        &out_dir,
+        (port, admin),
+        false,
+    )?;
+    let mut servers = envoy::start(
+        &args.envoy,
+        &out_dir.join("envoy.yaml"),
+        &args.work.join("meshmux-servers-envoy.log"),
+        admin,
+    )?;
+    let server_bodies = [
+        (
+            "tools/call",
+            call_body_named("obs3__search_logs", Some("Staging")),
+        ),
+        (
+            "tools/list",
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string(),
+        ),
+    ];
+    measure(
+        &args,
+        Some(&mut servers),
+        SERVERS,
+        port,
+        &server_bodies,
+        &mut rows,
+    )?;
+    rss.push((SERVERS, servers.peak_rss_mib()?));
+    drop(servers);
+
     // (d) mcp-env-mux 0.3.7 from PyPI.
     let port = free_port()?;
     let config = args.work.join("mcp-env-mux-config.json");
@@ -261,6 +295,39 @@ fn main() -> Result<()> {
     std::fs::write(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
     print!("{text}");
     Ok(())
+}
+
+/// A tools/call of `name` with 1 KB of arguments (and `env` when given).
+fn call_body_named(name: &str, env: Option<&str>) -> String {
+    let mut arguments = json!({"query": "x".repeat(1024)});
+    if let (Some(env), Some(obj)) = (env, arguments.as_object_mut()) {
+        obj.insert("env".into(), json!(env));
+    }
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+           "params": {"name": name, "arguments": arguments}})
+    .to_string()
+}
+
+/// An `mcpServers` config of 5 servers, `obs1`..`obs3` in Prod, Staging and Dev and `svc4`,
+/// `svc5` with one backend, every backend at `url`.
+fn servers_config(url: &str) -> String {
+    let mut servers = serde_json::Map::new();
+    for i in 1..=3 {
+        let envs: serde_json::Map<String, serde_json::Value> = ["Prod", "Staging", "Dev"]
+            .iter()
+            .map(|e| {
+                (
+                    (*e).to_owned(),
+                    json!({"description": format!("{e} environment"), "url": url}),
+                )
+            })
+            .collect();
+        servers.insert(format!("obs{i}"), json!({"environments": envs}));
+    }
+    for i in 4..=5 {
+        servers.insert(format!("svc{i}"), json!({"url": url}));
+    }
+    json!({"mcpServers": servers}).to_string()
 }
 
 /// Fails unless `body` gets a correct answer: 200, a JSON-RPC result, not a tool error.

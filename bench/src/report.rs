@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::Result;
 
 use crate::tokens::{Size, SizeRow};
-use crate::{Args, CONNECTIONS, DIRECT, MESHMUX, PEER, PLAIN, Row, peer};
+use crate::{Args, CONNECTIONS, DIRECT, MESHMUX, PEER, PLAIN, Row, SERVERS, peer};
 
 /// What the numbers were measured on, read at the start and the end of the run.
 pub struct Machine {
@@ -169,6 +169,30 @@ pub fn render(
                 .map_or("–".into(), |c| format!("{c:.1}")),
             r.load.socket_errors
         );
+    }
+
+    let _ = writeln!(s, "\n## Many servers (requests/s, same run)\n");
+    let _ = writeln!(
+        s,
+        "`{SERVERS}`: an `mcpServers` config of 5 servers, 3 of them in Prod, Staging and Dev (11\n\
+         backends, all the same fast backend); tools/call calls one namespaced tool in one env,\n\
+         tools/list lists every server's tools (answered by meshmux).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| method | connections | 5 servers / one env | 5 servers / plain Envoy |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    for method in ["tools/call", "tools/list"] {
+        for c in CONNECTIONS {
+            let x = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2}×"));
+            let _ = writeln!(
+                s,
+                "| {method} | {c} | {} | {} |",
+                x(ratio(rows, SERVERS, MESHMUX, method, c)),
+                x(ratio(rows, SERVERS, PLAIN, method, c))
+            );
+        }
     }
 
     let _ = writeln!(s, "\n## Ratios (requests/s, same run)\n");
