@@ -53,6 +53,10 @@ pub enum Command {
     /// Run the local stack: demo backends (or the backends of --config), the generated
     /// config, and Envoy with the meshmux filter. Ctrl-C stops everything it started.
     Up(up::UpArgs),
+    /// Serve one stdio MCP server (`-- COMMAND ARGS`) or legacy HTTP+SSE MCP server
+    /// (--sse-url) over MCP Streamable HTTP on a local port: one backend per HTTP session,
+    /// every message relayed both ways. `meshmux up` runs one per stdio/SSE server.
+    Bridge(crate::bridge::BridgeArgs),
     /// Serve one demo MCP backend (ops tools that differ per environment).
     DemoBackend(DemoArgs),
 }
@@ -242,6 +246,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::List(args) => list(args).await,
         Command::Pin(args) => pin_cmd(args).await,
         Command::Up(args) => up::run(args).await,
+        Command::Bridge(args) => crate::bridge::run(args).await,
         Command::DemoBackend(args) => {
             let opts = DemoOptions {
                 env: args.env,

@@ -4,6 +4,7 @@
 //! re-implement anything `policy` decides (config rules, the merge, the manifest's shape).
 
 pub mod backend;
+pub mod bridge;
 pub mod catalog;
 pub mod cli;
 pub mod demo;
