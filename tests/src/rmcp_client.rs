@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow};
-use rmcp::model::{CallToolRequestParams, ClientConfig, ProtocolVersion};
+use rmcp::model::{
+    CallToolRequestParams, ClientConfig, GetPromptRequestParams, ProtocolVersion,
+    ReadResourceRequestParams,
+};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -119,6 +122,59 @@ impl RmcpClient {
             .map_err(|_| anyhow!("tools/call {name} timed out after {TIMEOUT:?}"))?
             .with_context(|| format!("tools/call {name} through rmcp"))?;
         serde_json::to_value(result).context("serializing a tool result")
+    }
+
+    /// Every resource, through rmcp's paginating `list_all_resources`, as JSON.
+    pub fn list_all_resources(&self) -> Result<Vec<Value>> {
+        let service = self.service()?;
+        let all = self
+            .rt
+            .block_on(async { tokio::time::timeout(TIMEOUT, service.list_all_resources()).await })
+            .map_err(|_| anyhow!("resources/list timed out after {TIMEOUT:?}"))?
+            .context("resources/list through rmcp")?;
+        all.into_iter()
+            .map(|r| serde_json::to_value(r).context("serializing a resource"))
+            .collect()
+    }
+
+    /// Reads the resource at `uri`; the result as JSON.
+    pub fn read_resource(&self, uri: &str) -> Result<Value> {
+        let service = self.service()?;
+        let params = ReadResourceRequestParams::new(uri.to_owned());
+        let result = self
+            .rt
+            .block_on(async { tokio::time::timeout(TIMEOUT, service.read_resource(params)).await })
+            .map_err(|_| anyhow!("resources/read timed out after {TIMEOUT:?}"))?
+            .with_context(|| format!("resources/read {uri} through rmcp"))?;
+        serde_json::to_value(result).context("serializing a resource")
+    }
+
+    /// Every prompt, through rmcp's paginating `list_all_prompts`, as JSON.
+    pub fn list_all_prompts(&self) -> Result<Vec<Value>> {
+        let service = self.service()?;
+        let all = self
+            .rt
+            .block_on(async { tokio::time::timeout(TIMEOUT, service.list_all_prompts()).await })
+            .map_err(|_| anyhow!("prompts/list timed out after {TIMEOUT:?}"))?
+            .context("prompts/list through rmcp")?;
+        all.into_iter()
+            .map(|p| serde_json::to_value(p).context("serializing a prompt"))
+            .collect()
+    }
+
+    /// Gets prompt `name` with `arguments`; the result as JSON.
+    pub fn get_prompt(&self, name: &str, arguments: Value) -> Result<Value> {
+        let service = self.service()?;
+        let Value::Object(arguments) = arguments else {
+            return Err(anyhow!("prompt arguments must be a JSON object"));
+        };
+        let params = GetPromptRequestParams::new(name.to_owned()).with_arguments(arguments);
+        let result = self
+            .rt
+            .block_on(async { tokio::time::timeout(TIMEOUT, service.get_prompt(params)).await })
+            .map_err(|_| anyhow!("prompts/get {name} timed out after {TIMEOUT:?}"))?
+            .with_context(|| format!("prompts/get {name} through rmcp"))?;
+        serde_json::to_value(result).context("serializing a prompt")
     }
 }
 

@@ -78,6 +78,7 @@ pub struct Supervisor {
     path: String,
     log: PathBuf,
     restarts: Arc<AtomicU32>,
+    pid: Arc<AtomicU32>,
     stop: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -95,6 +96,7 @@ impl Supervisor {
         let addr = SocketAddr::new(spec.listen.ip(), port);
         let stop = CancellationToken::new();
         let restarts = Arc::new(AtomicU32::new(0));
+        let pid = Arc::new(AtomicU32::new(child.id().unwrap_or(0)));
         let task = tokio::spawn(supervise(Run {
             exe: exe.to_owned(),
             spec: spec.clone(),
@@ -103,6 +105,7 @@ impl Supervisor {
             log: log.clone(),
             stop: stop.clone(),
             restarts: restarts.clone(),
+            pid: pid.clone(),
             child: Some(child),
         }));
         Ok(Self {
@@ -111,6 +114,7 @@ impl Supervisor {
             path: spec.path,
             log,
             restarts,
+            pid,
             stop,
             task: Some(task),
         })
@@ -138,6 +142,11 @@ impl Supervisor {
     /// How many times the bridge was restarted.
     pub fn restarts(&self) -> u32 {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The process id of the bridge running now (0 while it is being restarted).
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Ordering::Relaxed)
     }
 
     /// Stops the bridge (SIGTERM, SIGKILL after a grace period) and waits until it is gone.
@@ -251,6 +260,7 @@ struct Run {
     log: PathBuf,
     stop: CancellationToken,
     restarts: Arc<AtomicU32>,
+    pid: Arc<AtomicU32>,
     child: Option<Child>,
 }
 
@@ -268,6 +278,7 @@ async fn supervise(mut run: Run) {
             },
             None => "not started".to_owned(),
         };
+        run.pid.store(0, Ordering::Relaxed);
         if started.elapsed() >= HEALTHY_AFTER {
             backoff = BACKOFF_MIN;
         }
@@ -283,6 +294,7 @@ async fn supervise(mut run: Run) {
         started = Instant::now();
         run.child = match spawn(&run.exe, &run.spec, run.addr, &run.port_file, &run.log) {
             Ok(child) => {
+                run.pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
                 run.restarts.fetch_add(1, Ordering::Relaxed);
                 Some(child)
             }
