@@ -113,15 +113,20 @@ fn resources_and_prompts(url: &str) -> Result<()> {
         .context("no resource listed")?
         .to_owned();
     let read = client.read_resource(&uri)?;
-    assert_eq!(read["contents"][0]["uri"], json!(uri), "{read}");
+    assert_eq!(read.pointer("/contents/0/uri"), Some(&json!(uri)), "{read}");
     let prompts = client.list_all_prompts()?;
     assert!(
-        prompts.iter().any(|p| p["name"] == "simple-prompt"),
+        prompts
+            .iter()
+            .any(|p| p.get("name") == Some(&json!("simple-prompt"))),
         "{prompts:?}"
     );
     let prompt = client.get_prompt("simple-prompt", json!({}))?;
     assert!(
-        prompt["messages"].as_array().is_some_and(|m| !m.is_empty()),
+        prompt
+            .get("messages")
+            .and_then(Value::as_array)
+            .is_some_and(|m| !m.is_empty()),
         "{prompt}"
     );
     Ok(())
@@ -136,7 +141,7 @@ fn a_stdio_server_behind_the_bridge_serves_every_feature_to_a_real_client() -> R
     let env = summary
         .calls()
         .iter()
-        .find(|c| c["tool"] == "get-env")
+        .find(|c| c.get("tool") == Some(&json!("get-env")))
         .map(text_of)
         .context("get-env was not called")?;
     assert!(env.contains("\"MESHMUX_TEST_ENV\": \"Alpha\""), "{env}");

@@ -106,7 +106,7 @@ fn parse_env(entries: &[String]) -> Result<Vec<(String, String)>> {
     entries
         .iter()
         .map(|e| match e.split_once('=') {
-            Some((k, _)) if k.is_empty() => bail!("--env {e:?} has no variable name"),
+            Some(("", _)) => bail!("--env {e:?} has no variable name"),
             Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
             None => std::env::var(e)
                 .map(|v| (e.clone(), v))
