@@ -67,7 +67,7 @@ pub struct BridgeArgs {
     pub sse_url: Option<Url>,
     /// A header sent to the SSE server (`Name: value`); more in $MESHMUX_BRIDGE_HEADERS (a
     /// JSON object).
-    #[arg(long = "header", value_name = "NAME: VALUE", requires = "sse_url")]
+    #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// How many sessions (stdio children, SSE streams) may be open at once.
     #[arg(long, default_value_t = 8)]
@@ -152,6 +152,9 @@ impl BridgeArgs {
                     headers,
                 },
             ));
+        }
+        if !self.headers.is_empty() {
+            bail!("--header is for --sse-url; a stdio server takes --env");
         }
         let Some((command, args)) = self.command.split_first() else {
             bail!("give the stdio server's command after `--`, or --sse-url");

@@ -76,7 +76,11 @@ fn bad_flags_are_refused_with_a_reason() {
         .is_err()
     );
     // Headers without --sse-url.
-    assert!(parse(&["--listen", "127.0.0.1:0", "--header", "A: b", "--", "x"]).is_err());
+    let e = parse(&["--listen", "127.0.0.1:0", "--header", "A: b", "--", "x"])
+        .unwrap()
+        .backend()
+        .unwrap_err();
+    assert!(e.to_string().contains("--header is for --sse-url"), "{e}");
     let e = parse(&["--listen", "127.0.0.1:0", "--sse-url", "ftp://h/sse"])
         .unwrap()
         .backend()
