@@ -70,7 +70,7 @@ pub struct BridgeArgs {
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// How many sessions (stdio children, SSE streams) may be open at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     pub max_sessions: usize,
     /// The stdio server to run, after `--`: `-- npx -y @modelcontextprotocol/server-time`.
     #[arg(last = true, value_name = "COMMAND")]
