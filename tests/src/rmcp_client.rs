@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow};
 use rmcp::model::{
-    CallToolRequestParams, ClientConfig, GetPromptRequestParams, ProtocolVersion,
-    ReadResourceRequestParams,
+    CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams,
+    ProtocolVersion, ReadResourceRequestParams,
 };
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -26,12 +26,12 @@ pub struct RmcpClient {
 impl RmcpClient {
     /// Connects with the `initialize` handshake (the 2025 eras).
     pub fn connect(url: &str) -> Result<Self> {
-        Self::start(url, None, ClientLifecycleMode::Initialize)
+        Self::start(url, None, ClientLifecycleMode::Initialize, None)
     }
 
     /// Connects with the `initialize` handshake, sending `Authorization: Bearer <token>`.
     pub fn connect_with_token(url: &str, token: &str) -> Result<Self> {
-        Self::start(url, Some(token), ClientLifecycleMode::Initialize)
+        Self::start(url, Some(token), ClientLifecycleMode::Initialize, None)
     }
 
     /// Connects as a 2026-07-28 client: `server/discover`, no `initialize`, and every request
@@ -43,10 +43,29 @@ impl RmcpClient {
             ClientLifecycleMode::Discover {
                 preferred_versions: vec![ProtocolVersion::V_2026_07_28],
             },
+            None,
         )
     }
 
-    fn start(url: &str, token: Option<&str>, mode: ClientLifecycleMode) -> Result<Self> {
+    /// Connects with the `initialize` handshake, declaring `capabilities` (a JSON object such
+    /// as `{"sampling": {}}`; rmcp's default handler refuses what the server then asks).
+    pub fn connect_declaring(url: &str, capabilities: Value) -> Result<Self> {
+        let capabilities =
+            serde_json::from_value(capabilities).context("parsing client capabilities")?;
+        Self::start(
+            url,
+            None,
+            ClientLifecycleMode::Initialize,
+            Some(capabilities),
+        )
+    }
+
+    fn start(
+        url: &str,
+        token: Option<&str>,
+        mode: ClientLifecycleMode,
+        capabilities: Option<ClientCapabilities>,
+    ) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -62,7 +81,7 @@ impl RmcpClient {
                 let transport = StreamableHttpClientTransport::from_config(config);
                 tokio::time::timeout(
                     TIMEOUT,
-                    ClientConfig::default().serve_with_lifecycle(transport, mode),
+                    client_config(capabilities).serve_with_lifecycle(transport, mode),
                 )
                 .await
             })
@@ -176,6 +195,14 @@ impl RmcpClient {
             .with_context(|| format!("prompts/get {name} through rmcp"))?;
         serde_json::to_value(result).context("serializing a prompt")
     }
+}
+
+fn client_config(capabilities: Option<ClientCapabilities>) -> ClientConfig {
+    let mut config = ClientConfig::default();
+    if let Some(c) = capabilities {
+        config.capabilities = c;
+    }
+    config
 }
 
 impl Drop for RmcpClient {

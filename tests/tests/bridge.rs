@@ -182,6 +182,38 @@ fn a_legacy_sse_server_behind_the_bridge_serves_every_feature_to_a_real_client()
 }
 
 #[test]
+fn a_server_request_during_two_calls_is_refused_not_sent_to_a_guess() -> Result<()> {
+    let (_bridge, url) = stdio_bridge()?;
+    // server-everything lists trigger-sampling-request only to a client that can sample.
+    let client = RmcpClient::connect_declaring(&url, json!({"sampling": {}}))?;
+    let (slow, asked) = std::thread::scope(|s| {
+        let slow = s.spawn(|| {
+            client.call_tool(
+                "trigger-long-running-operation",
+                json!({"duration": 3, "steps": 3}),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let asked = client.call_tool(
+            "trigger-sampling-request",
+            json!({"prompt": "hi", "maxTokens": 5}),
+        );
+        (slow.join(), asked)
+    });
+    let slow = slow.map_err(|_| anyhow::anyhow!("the calling thread panicked"))?;
+    assert!(slow.is_ok(), "{slow:?}");
+    let asked = match asked {
+        Ok(result) => result.to_string(),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        asked.contains("cannot tell which of the 2 requests in flight"),
+        "{asked}"
+    );
+    Ok(())
+}
+
+#[test]
 fn a_child_that_dies_fails_its_calls_by_name_and_a_new_session_gets_a_fresh_one() -> Result<()> {
     let (mut bridge, url) = stdio_bridge()?;
     let bridge_pid = bridge.id().context("the bridge has no pid")?;

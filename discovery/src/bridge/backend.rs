@@ -17,7 +17,8 @@ use tokio::process::Child;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::proxy::{Link, ProxyClient, Routes};
+use super::proxy::{Link, ProxyClient};
+use super::routes::{Ordered, Routes};
 use super::sse::SseTransport;
 use super::{Backend, Shared};
 
@@ -75,7 +76,7 @@ pub async fn start(shared: &Arc<Shared>, client: ProxyClient, routes: Arc<Routes
                 let _permit = permit;
                 watch_child(child, watch_stop, ended_tx).await;
             });
-            handshake(client, (stdout, stdin), &stop).await?
+            handshake(client, (stdout, stdin), &routes, &stop).await?
         }
         Backend::Sse { url, headers } => {
             let transport = SseTransport::connect(url, headers.clone(), ended_tx)
@@ -86,7 +87,7 @@ pub async fn start(shared: &Arc<Shared>, client: ProxyClient, routes: Arc<Routes
                 let _permit = permit;
                 session_stop.cancelled().await;
             });
-            handshake(client, transport, &stop).await?
+            handshake(client, transport, &routes, &stop).await?
         }
     };
     Ok(Link::new(running, routes, ended, stop.drop_guard()))
@@ -95,6 +96,7 @@ pub async fn start(shared: &Arc<Shared>, client: ProxyClient, routes: Arc<Routes
 async fn handshake<T, E, A>(
     client: ProxyClient,
     transport: T,
+    routes: &Arc<Routes>,
     stop: &CancellationToken,
 ) -> Result<rmcp::service::RunningService<rmcp::RoleClient, ProxyClient>>
 where
@@ -103,7 +105,11 @@ where
 {
     let started = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        serve_client_with_ct(client, transport, stop.child_token()),
+        serve_client_with_ct(
+            client,
+            Ordered::new(transport.into_transport(), routes.clone()),
+            stop.child_token(),
+        ),
     )
     .await;
     match started {

@@ -17,6 +17,7 @@
 pub mod backend;
 mod handler;
 pub mod proxy;
+pub mod routes;
 pub mod sse;
 pub mod supervisor;
 

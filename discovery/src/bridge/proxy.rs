@@ -9,11 +9,12 @@
 //! small maps per session: the backend's progress token -> the caller's (progress for a
 //! request the caller gave no token for is dropped, as the spec wants), and the HTTP
 //! requests in flight, so that a server request the backend sends while one runs rides that
-//! request's SSE stream (stdio carries no association; the newest one is used).
+//! request's SSE stream (stdio carries no association: with several in flight the server
+//! request is refused, never sent to a caller it may not belong to; with none it goes on the
+//! standalone stream).
 //! Cancellation crosses as cancellation of the matching request on the other side.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rmcp::model::{
@@ -29,23 +30,11 @@ use rmcp::{RoleClient, RoleServer, Service, ServiceError};
 use tokio::sync::watch;
 use tokio_util::sync::DropGuard;
 
+use super::routes::{Routes, lock};
 use super::{Shared, backend};
 
 /// How long a failed request waits to learn why the backend went away.
 const DEATH_GRACE: Duration = Duration::from_secs(2);
-
-/// What both sides of one session share.
-#[derive(Default)]
-pub struct Routes {
-    /// Backend progress token -> the caller's.
-    progress: Mutex<HashMap<ProgressToken, ProgressToken>>,
-    /// HTTP request ids being forwarded, oldest first.
-    inflight: Mutex<Vec<RequestId>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Removes a forwarded request's routes when it ends, however it ends.
 struct Route<'a> {
@@ -244,7 +233,7 @@ impl ProxyServer {
             lock(&link.routes.progress).insert(handle.progress_token.clone(), t);
         }
         lock(&link.routes.inflight).push(ctx.id.clone());
-        let _route = Route {
+        let route = Route {
             routes: &link.routes,
             id: ctx.id.clone(),
             token: handle.progress_token.clone(),
@@ -252,7 +241,11 @@ impl ProxyServer {
         let (peer, id) = (handle.peer.clone(), handle.id.clone());
         tokio::select! {
             result = handle.await_response() => match result {
-                Ok(r) => Ok(r),
+                Ok(r) => {
+                    // The progress the backend sent before answering goes out first.
+                    link.routes.drained(&route.token, DEATH_GRACE).await;
+                    Ok(r)
+                }
                 Err(e) => Err(link.error(&self.shared.name, e).await),
             },
             () = ctx.ct.cancelled() => {
@@ -312,7 +305,24 @@ impl Service<RoleClient> for ProxyClient {
         ctx: RequestContext<RoleClient>,
     ) -> Result<ClientResult, ErrorData> {
         *request.get_meta_mut() = ctx.meta;
-        if let Some(origin) = lock(&self.routes.inflight).last().cloned() {
+        // Which caller's request this belongs to: stdio and SSE carry no association, so it is
+        // only known when one request is in flight. With several (the gateway shares a
+        // session between callers) it is refused rather than risk asking the wrong caller.
+        let origin = match lock(&self.routes.inflight).as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            many => {
+                return Err(ErrorData::internal_error(
+                    format!(
+                        "meshmux bridge cannot tell which of the {} requests in flight this \
+                         server request belongs to; retry when the others have finished",
+                        many.len()
+                    ),
+                    None,
+                ));
+            }
+        };
+        if let Some(origin) = origin {
             request
                 .extensions_mut()
                 .insert(OriginatingRequestId(origin));
@@ -350,13 +360,19 @@ impl Service<RoleClient> for ProxyClient {
         match &mut notification {
             ServerNotification::CancelledNotification(_) => return Ok(()),
             ServerNotification::ProgressNotification(p) => {
-                let caller = lock(&self.routes.progress)
-                    .get(&p.params.progress_token)
-                    .cloned();
-                match caller {
-                    Some(t) => p.params.progress_token = t,
-                    None => return Ok(()),
-                }
+                let token = p.params.progress_token.clone();
+                let caller = lock(&self.routes.progress).get(&token).cloned();
+                let Some(caller) = caller else {
+                    self.routes.relayed(&token);
+                    return Ok(());
+                };
+                p.params.progress_token = caller;
+                *notification.get_meta_mut() = ctx.meta;
+                let sent = self.http.send_notification(notification).await;
+                self.routes.relayed(&token);
+                return sent.map_err(|e| {
+                    ErrorData::internal_error(format!("forwarding a notification: {e}"), None)
+                });
             }
             _ => {}
         }
