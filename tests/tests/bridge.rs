@@ -307,8 +307,20 @@ fn the_supervisor_serves_restarts_a_dead_bridge_on_its_port_and_stops_it() -> Re
         },
     )?;
     assert_ne!(sup.pid(), first);
+    // Stopping it stops the stdio server of a session still open.
+    let open = RmcpClient::connect(&url)?;
+    open.call_tool("echo", json!({"message": "open"}))?;
+    let kids = children(sup.pid());
+    assert_eq!(kids.len(), 1, "{kids:?}");
     let port = sup.addr().port();
     rt.block_on(sup.shutdown());
     assert!(!ports::is_listening(port), "the bridge still listens");
+    for k in kids {
+        assert!(
+            !PathBuf::from(format!("/proc/{k}")).exists(),
+            "the stdio server {k} outlived its bridge"
+        );
+    }
+    drop(open);
     Ok(())
 }
