@@ -71,6 +71,31 @@ impl BridgeSpec {
     }
 }
 
+impl BridgeSpec {
+    /// The spec for backend `name`'s `bridge` in the config: its `listen` (`host:port`, a
+    /// literal IP), or `127.0.0.1:0` (a free port, chosen once) when the config has none.
+    pub fn from_config(name: &str, bridge: &policy::config::Bridge) -> Result<Self> {
+        let listen = match &bridge.listen {
+            Some(l) => l.parse::<SocketAddr>().with_context(|| {
+                format!("backend {name}: listen {l:?} is not an IP address and port")
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let backend = match &bridge.kind {
+            policy::config::BridgeKind::Stdio { command, args, env } => BridgeBackend::Stdio {
+                command: command.clone(),
+                args: args.clone(),
+                env: env.clone(),
+            },
+            policy::config::BridgeKind::Sse { url, headers } => BridgeBackend::Sse {
+                url: url.clone(),
+                headers: headers.clone(),
+            },
+        };
+        Ok(Self::new(name, backend, listen))
+    }
+}
+
 /// A running, supervised bridge.
 pub struct Supervisor {
     name: String,
@@ -341,4 +366,43 @@ fn tail(path: &Path, lines: usize) -> String {
         .copied()
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy::config::{Bridge, BridgeKind};
+
+    #[test]
+    fn a_config_bridge_becomes_a_spec() {
+        let stdio = Bridge {
+            kind: BridgeKind::Stdio {
+                command: "npx".into(),
+                args: vec!["-y".into(), "server-time".into()],
+                env: [("TZ".to_owned(), "UTC".to_owned())].into(),
+            },
+            listen: Some("127.0.0.1:7801".into()),
+        };
+        let spec = BridgeSpec::from_config("time", &stdio).unwrap();
+        assert_eq!(spec.listen, "127.0.0.1:7801".parse().unwrap());
+        assert_eq!(spec.path, "/mcp");
+        assert!(
+            matches!(spec.backend, BridgeBackend::Stdio { ref command, .. } if command == "npx")
+        );
+        let sse = Bridge {
+            kind: BridgeKind::Sse {
+                url: "http://127.0.0.1:3001/sse".into(),
+                headers: Default::default(),
+            },
+            listen: None,
+        };
+        let spec = BridgeSpec::from_config("legacy", &sse).unwrap();
+        assert_eq!(spec.listen.port(), 0);
+        let bad = Bridge {
+            listen: Some("localhost:7801".into()),
+            ..sse
+        };
+        let e = BridgeSpec::from_config("legacy", &bad).unwrap_err();
+        assert!(e.to_string().contains("legacy"), "{e}");
+    }
 }
