@@ -163,8 +163,13 @@ async fn run_helper(backend: &str, argv: &[String], timeout: Duration) -> Result
             )
         })?
         .map_err(|e| format!("running the credential helper {program:?}: {e}"))?;
+    // Its stderr is the only clue when it fails: at `warn` then, at `info` otherwise.
     for line in String::from_utf8_lossy(&output.stderr).lines() {
-        tracing::info!(backend, helper = %program, "credential helper stderr: {line}");
+        if output.status.success() {
+            tracing::info!(backend, helper = %program, "credential helper stderr: {line}");
+        } else {
+            tracing::warn!(backend, helper = %program, "credential helper stderr: {line}");
+        }
     }
     if !output.status.success() {
         return Err(format!(
