@@ -32,10 +32,18 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A credential that could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub why: String,
+    /// The last value fetched is sent meanwhile (a failed renewal, not a first fetch).
+    pub kept_last: bool,
+}
+
 /// Adds every backend's credential header to its `headers`. Returns the backends whose
-/// credential could not be fetched, with why; those keep the last value fetched for them (if
-/// any) so a failed renewal does not take the header away from Envoy.
-pub async fn apply(config: &mut Config) -> BTreeMap<String, String> {
+/// credential could not be fetched; those keep the last value fetched for them (if any) so a
+/// failed renewal does not take the header away from Envoy.
+pub async fn apply(config: &mut Config) -> BTreeMap<String, Failure> {
     let mut cache = CACHE.lock().await;
     let names: Vec<String> = config
         .environments
@@ -59,10 +67,12 @@ pub async fn apply(config: &mut Config) -> BTreeMap<String, String> {
                         cache.put(name, &credentials, lease);
                         Some(header)
                     }
-                    Err(e) => {
-                        tracing::warn!(backend = %name, "credentials: {e}");
-                        failed.insert(name.clone(), e);
-                        cache.last(name, &credentials).map(|l| l.header.clone())
+                    Err(why) => {
+                        tracing::warn!(backend = %name, "credentials: {why}");
+                        let last = cache.last(name, &credentials).map(|l| l.header.clone());
+                        let kept_last = last.is_some();
+                        failed.insert(name.clone(), Failure { why, kept_last });
+                        last
                     }
                 },
             },

@@ -122,7 +122,7 @@ async fn discover_with_credentials(config: &mut Config, timeout: Duration) -> Ve
     let flagged = crate::backend::discover_all_flagged(config, timeout).await;
     let mut results = Vec::with_capacity(flagged.len());
     for (mut result, refused) in flagged {
-        if refused {
+        if refused && !failed.contains_key(&result.name) {
             match crate::credentials::renew_refused(config, &result.name).await {
                 Ok(true) => {
                     tracing::info!(backend = %result.name, "credentials refused; fetched new ones");
@@ -146,8 +146,14 @@ async fn discover_with_credentials(config: &mut Config, timeout: Duration) -> Ve
                 }
             }
         }
-        if let (Err(e), Some(why)) = (&mut result.outcome, failed.get(&result.name)) {
-            *e = format!("credentials: {why}; {e}");
+        match (&mut result.outcome, failed.get(&result.name)) {
+            (Err(e), Some(failure)) => *e = format!("credentials: {}; {e}", failure.why),
+            // Listed without its credential: the backend may serve anonymous callers
+            // something else than the gateway's; report it rather than merge it.
+            (Ok(_), Some(failure)) if !failure.kept_last => {
+                result.outcome = Err(format!("credentials: {}", failure.why));
+            }
+            _ => {}
         }
         results.push(result);
     }

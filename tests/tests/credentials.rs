@@ -239,7 +239,7 @@ fn a_failing_helper_or_a_wrong_client_secret_is_a_clear_error_naming_the_env() -
             json!({"type": "oauth_client_credentials", "token_url": idp.token_url(),
                    "client_id": "gw", "client_secret": "wrong-secret"}),
         );
-    let run = config.check()?;
+    let run = config.check_text()?;
     let out = run.output();
     assert_ne!(run.code, Some(0), "{out}");
     assert!(
@@ -263,7 +263,7 @@ fn a_failing_helper_or_a_wrong_client_secret_is_a_clear_error_naming_the_env() -
         .env("Staging", &staging)
         .env_header("Staging", "authorization", "Bearer x")
         .env_credentials("Staging", json!({"type": "bearer", "token": "y"}));
-    let run = clash.check()?;
+    let run = clash.check_text()?;
     assert!(
         run.output().contains(
             "environments.Staging.credentials: sets `Authorization`, which `headers` also sets"
