@@ -98,6 +98,17 @@ fn last_authorization(backend: &Backend) -> Result<Option<String>> {
         .map(str::to_owned))
 }
 
+/// The HTTP status the backend itself answers an `initialize` with, sent with `token` as a
+/// bearer token (or none): the backends here really check.
+fn direct_status(backend: &Backend, token: Option<&str>) -> Result<u16> {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let mut request = tests::http::Request::post(tests::http::client()?, &backend.url(), body);
+    if let Some(token) = token {
+        request = request.header("authorization", &format!("Bearer {token}"));
+    }
+    Ok(request.send()?.status)
+}
+
 /// No generated file holds `secret` except the owner-only ones, and the manifest never does.
 fn assert_secret_kept(site: &Site, secret: &str) -> Result<()> {
     for entry in std::fs::read_dir(&site.found.out)? {
@@ -123,6 +134,9 @@ fn a_command_credential_rotates_through_envoy_without_a_failed_call() -> Result<
         .record()
         .require_bearer_file(&accepted.0)
         .start()?;
+    assert_eq!(direct_status(&prod, None)?, 401);
+    assert_eq!(direct_status(&prod, Some("cred-token-two"))?, 401);
+    assert_eq!(direct_status(&prod, Some("cred-token-one"))?, 200);
     let helper = Helper::new("cred-token-one")?;
     // Re-run every second: each watch cycle asks the helper again.
     let config = Gateway::builder()
@@ -297,6 +311,8 @@ fn an_oauth_client_credentials_token_is_renewed_before_it_expires_without_a_fail
             "prod-backend:backend-client-secret",
         )
         .start()?;
+    assert_eq!(direct_status(&prod, None)?, 401);
+    assert_eq!(direct_status(&prod, Some("made-up-token"))?, 401);
     let site = Site::new(&Gateway::builder().env("Prod", &prod).env_credentials(
         "Prod",
         json!({"type": "oauth_client_credentials", "token_url": idp.token_url(),
@@ -331,11 +347,69 @@ fn an_oauth_client_credentials_token_is_renewed_before_it_expires_without_a_fail
     assert!(!watch.log().contains(token), "a token was logged");
     assert!(!watch.log().contains("gw-client-secret"));
     assert_secret_kept(&site, token)?;
+    // The first token is still valid at the provider (renewed early), and checked for real.
+    assert_eq!(direct_status(&prod, Some(token))?, 200);
     let idp_log = std::fs::read_to_string(idp.log())?;
     assert!(
         idp_log.matches("grant.success for meshmux-gw").count() >= 2,
         "{idp_log}"
     );
     assert!(watch.terminate()?.success());
+    Ok(())
+}
+
+#[test]
+fn meshmux_up_resolves_a_command_credential() -> Result<()> {
+    use std::process::Command;
+    use tests::http::{Request, client};
+    use tests::{ports, prereq, process::Proc};
+
+    let accepted = Accepted::new(&["up-token"])?;
+    let prod = Backend::demo("Prod")
+        .require_bearer_file(&accepted.0)
+        .start()?;
+    let helper = Helper::new("up-token")?;
+    let dir = logs::unique_path("up", "")?;
+    let config_path = Gateway::builder()
+        .env("Prod", &prod)
+        .env_credentials("Prod", helper.credentials(300))
+        .write(&dir)?;
+    let port = ports::free_port()?;
+    let mut cmd = Command::new(prereq::meshmux()?);
+    cmd.args(["up", "--no-auth"])
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .arg("--envoy")
+        .arg(prereq::envoy()?)
+        .arg("--filter")
+        .arg(prereq::filter()?)
+        .args(["--port", &port.to_string()])
+        .args(["--admin-port", &ports::free_port()?.to_string()]);
+    let stdout = dir.join("up.stdout");
+    let mut up = Proc::spawn_capturing("meshmux-up", &mut cmd, &stdout)?.graceful();
+    let http = client()?;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let call = tests::http::tools_call(
+        1,
+        "list_deployments",
+        &json!({"env": "Prod", "service": "api"}),
+    );
+    up.wait_until(
+        "a call through up's gateway",
+        Duration::from_secs(60),
+        || {
+            let result = Request::post(http.clone(), &url, call.clone())
+                .send()?
+                .result()?;
+            Ok(tests::result_text(&result).starts_with("[Prod] list_deployments"))
+        },
+    )?;
+    let printed = std::fs::read_to_string(&stdout)?;
+    assert!(!printed.contains("unreachable"), "{printed}");
+    assert!(!printed.contains("up-token"), "{printed}");
+    assert_eq!(helper.runs(), 1);
+    up.stop();
     Ok(())
 }
