@@ -413,3 +413,68 @@ fn meshmux_up_resolves_a_command_credential() -> Result<()> {
     up.stop();
     Ok(())
 }
+
+#[test]
+fn mcp_servers_take_a_credential_per_server_with_per_environment_overrides() -> Result<()> {
+    let accepted = Accepted::new(&["server-default-token", "prod-helper-token"])?;
+    let prod = Backend::demo("Prod")
+        .record()
+        .require_bearer_file(&accepted.0)
+        .start()?;
+    let staging = Backend::demo("Staging")
+        .record()
+        .require_bearer_file(&accepted.0)
+        .start()?;
+    let solo = Backend::demo("Solo")
+        .record()
+        .require_bearer_file(&accepted.0)
+        .start()?;
+    let helper = Helper::new("prod-helper-token")?;
+    let gw = Gateway::builder()
+        .server(
+            "ops",
+            json!({
+                "credentials": {"type": "bearer", "token": "server-default-token"},
+                "environments": {
+                    "Prod": {"description": "Production", "url": prod.url(),
+                             "credentials": helper.credentials(300)},
+                    "Staging": {"description": "Staging", "url": staging.url()}
+                }
+            }),
+        )
+        .server(
+            "solo",
+            json!({"url": solo.url(),
+                   "credentials": {"type": "header", "name": "Authorization",
+                                   "value": "Bearer server-default-token"}}),
+        )
+        .start()?;
+    for (env, backend, token) in [
+        ("Prod", &prod, "prod-helper-token"),
+        ("Staging", &staging, "server-default-token"),
+    ] {
+        let result = gw.call_tool(
+            "ops__list_deployments",
+            json!({"env": env, "service": "api"}),
+        )?;
+        assert!(
+            tests::result_text(&result).starts_with(&format!("[{env}] list_deployments")),
+            "{result:#}"
+        );
+        assert_eq!(
+            last_authorization(backend)?,
+            Some(format!("Bearer {token}")),
+            "{env}"
+        );
+    }
+    let result = gw.call_tool("solo__list_deployments", json!({"service": "api"}))?;
+    assert!(
+        tests::result_text(&result).starts_with("[Solo] list_deployments"),
+        "{result:#}"
+    );
+    assert_eq!(
+        last_authorization(&solo)?.as_deref(),
+        Some("Bearer server-default-token")
+    );
+    Ok(())
+}
