@@ -23,35 +23,80 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Discovers every env of `config` concurrently; results come back in config order.
 pub async fn discover_all(config: &Config, timeout: Duration) -> Vec<EnvResult> {
+    discover_all_flagged(config, timeout)
+        .await
+        .into_iter()
+        .map(|(result, _)| result)
+        .collect()
+}
+
+/// Like [`discover_all`], each result with whether the backend refused discovery's
+/// credentials (401/403 to `initialize`).
+pub async fn discover_all_flagged(config: &Config, timeout: Duration) -> Vec<(EnvResult, bool)> {
     let handles: Vec<_> = config
         .environments
         .0
         .iter()
         .map(|(name, env)| {
-            let url = env.url.clone();
-            let headers = env.headers.clone();
-            let handle = tokio::spawn(async move {
-                match tokio::time::timeout(timeout, discover_one(&url, &headers)).await {
-                    Ok(Ok(d)) => Ok(d),
-                    Ok(Err(e)) => Err(format!("{e:#}")),
-                    Err(_) => Err(format!(
-                        "no answer from {url} within {} s",
-                        timeout.as_secs_f32()
-                    )),
-                }
-            });
-            (name.clone(), handle)
+            let (name, url, headers) = (name.clone(), env.url.clone(), env.headers.clone());
+            tokio::spawn(async move { discover_env(name, &url, &headers, timeout).await })
         })
         .collect();
     let mut results = Vec::with_capacity(handles.len());
-    for (name, handle) in handles {
-        let outcome = handle
-            .await
-            .unwrap_or_else(|e| Err(format!("discovery task failed: {e}")));
-        results.push(EnvResult { name, outcome });
+    for ((name, _), handle) in config.environments.0.iter().zip(handles) {
+        results.push(handle.await.unwrap_or_else(|e| {
+            let outcome = Err(format!("discovery task failed: {e}"));
+            (
+                EnvResult {
+                    name: name.clone(),
+                    outcome,
+                },
+                false,
+            )
+        }));
     }
     results
 }
+
+/// Discovers one env within `timeout`; the flag tells whether it refused the credentials.
+pub async fn discover_env(
+    name: String,
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> (EnvResult, bool) {
+    let (outcome, refused) = match tokio::time::timeout(timeout, discover_one(url, headers)).await {
+        Ok(Ok(d)) => (Ok(d), false),
+        Ok(Err(e)) => {
+            let refused = e.downcast_ref::<Refused>().is_some();
+            (Err(format!("{e:#}")), refused)
+        }
+        Err(_) => (
+            Err(format!(
+                "no answer from {url} within {} s",
+                timeout.as_secs_f32()
+            )),
+            false,
+        ),
+    };
+    (EnvResult { name, outcome }, refused)
+}
+
+/// The backend answered `initialize` with 401 or 403: it refused the credentials sent.
+#[derive(Debug)]
+pub struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "initialize failed: the backend refused the credentials ({})",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// The env's headers as rmcp custom headers (sent on every request, `Authorization`
 /// included, as configured: rmcp's `auth_header` would add its own `Bearer `).
@@ -188,10 +233,13 @@ async fn list(
         caps,
         Implementation::new("meshmux-discovery", env!("CARGO_PKG_VERSION")),
     );
-    let client = client_info
-        .serve(transport)
-        .await
-        .map_err(|e| anyhow!("initialize failed: {}", init_cause(&e)))?;
+    let client = client_info.serve(transport).await.map_err(|e| {
+        if refused(&e) {
+            anyhow::Error::new(Refused(init_cause(&e)))
+        } else {
+            anyhow!("initialize failed: {}", init_cause(&e))
+        }
+    })?;
     let listed = client.list_all_tools().await;
     let info = client.peer_info();
     // Close the session politely (DELETE) whatever the listing gave.
@@ -223,6 +271,42 @@ fn init_cause(e: &ClientInitializeError) -> String {
         ClientInitializeError::TransportError { error, .. } => chain(&*error.error),
         other => other.to_string(),
     }
+}
+
+/// Whether `initialize` failed on a 401 or 403 from the backend.
+fn refused(e: &ClientInitializeError) -> bool {
+    let ClientInitializeError::TransportError { error, .. } = e else {
+        return false;
+    };
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&*error.error);
+    while let Some(err) = current {
+        if let Some(http) = err.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+            match http {
+                StreamableHttpError::AuthRequired(_)
+                | StreamableHttpError::InsufficientScope(_) => {
+                    return true;
+                }
+                StreamableHttpError::HttpStatus(s) if matches!(s.status, 401 | 403) => {
+                    return true;
+                }
+                StreamableHttpError::UnexpectedServerResponse(text)
+                    if text.contains("401") || text.contains("403") =>
+                {
+                    return true;
+                }
+                StreamableHttpError::Client(inner)
+                    if inner
+                        .status()
+                        .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+                {
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        current = err.source();
+    }
+    false
 }
 
 fn service_cause(e: &ServiceError) -> String {

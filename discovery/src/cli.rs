@@ -181,6 +181,17 @@ pub struct DemoArgs {
     /// Missing: the built-in tools; invalid: tools/list fails (a broken backend).
     #[arg(long, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
+    /// Answer 401 unless the request carries `Authorization: Bearer <token>` with a token
+    /// listed in FILE (one per line, re-read on every request).
+    #[arg(long, value_name = "FILE", conflicts_with = "introspection_url")]
+    pub require_bearer_file: Option<PathBuf>,
+    /// Answer 401 unless this RFC 7662 introspection endpoint calls the bearer token active
+    /// (with --introspection-client).
+    #[arg(long, value_name = "URL", requires = "introspection_client")]
+    pub introspection_url: Option<String>,
+    /// The client the demo introspects as, `ID:SECRET` (client_secret_basic).
+    #[arg(long, value_name = "ID:SECRET", requires = "introspection_url")]
+    pub introspection_client: Option<String>,
 }
 
 /// The binary's entry point.
@@ -255,11 +266,38 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 record: args.record,
                 drift: args.drift,
                 catalog: args.catalog,
+                gate: demo_gate(
+                    args.require_bearer_file,
+                    args.introspection_url,
+                    args.introspection_client,
+                )?,
             };
             crate::demo::run(opts, &args.bind, args.port).await?;
             Ok(exit::CLEAN)
         }
     }
+}
+
+fn demo_gate(
+    file: Option<PathBuf>,
+    url: Option<String>,
+    client: Option<String>,
+) -> Result<Option<crate::demo::gate::Gate>> {
+    use crate::demo::gate::Gate;
+    Ok(match (file, url, client) {
+        (Some(file), _, _) => Some(Gate::File(file)),
+        (None, Some(url), Some(client)) => {
+            let (id, secret) = client
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--introspection-client must be ID:SECRET"))?;
+            Some(Gate::Introspection {
+                url,
+                client_id: id.to_owned(),
+                client_secret: secret.to_owned(),
+            })
+        }
+        _ => None,
+    })
 }
 
 async fn load_and_discover(source: &Source, state: &StateArg) -> Result<Discovery> {

@@ -70,7 +70,8 @@ pub async fn discover_with(
     state: Option<&mut State>,
 ) -> Result<Discovery> {
     validate(&config)?;
-    let raw = crate::backend::discover_all(&config, timeout).await;
+    let mut config = config;
+    let raw = discover_with_credentials(&mut config, timeout).await;
     let (results, stale) = match state {
         Some(state) => state.apply(&config, raw, &crate::state::now()),
         None => (raw, BTreeMap::new()),
@@ -111,6 +112,52 @@ pub async fn discover_with(
         manifest,
         pins,
     })
+}
+
+/// Resolves the backends' credentials into their headers and lists every backend. A backend
+/// that refuses a fetched credential gets a new one fetched and is listed once more; a
+/// backend whose credential could not be fetched says so in its error.
+async fn discover_with_credentials(config: &mut Config, timeout: Duration) -> Vec<EnvResult> {
+    let failed = crate::credentials::apply(config).await;
+    let flagged = crate::backend::discover_all_flagged(config, timeout).await;
+    let mut results = Vec::with_capacity(flagged.len());
+    for (mut result, refused) in flagged {
+        if refused && !failed.contains_key(&result.name) {
+            match crate::credentials::renew_refused(config, &result.name).await {
+                Ok(true) => {
+                    tracing::info!(backend = %result.name, "credentials refused; fetched new ones");
+                    if let Some((_, env)) = config
+                        .environments
+                        .0
+                        .iter()
+                        .find(|(n, _)| *n == result.name)
+                    {
+                        let (url, headers) = (env.url.clone(), env.headers.clone());
+                        result = crate::backend::discover_env(result.name, &url, &headers, timeout)
+                            .await
+                            .0;
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    result.outcome = Err(format!(
+                        "the backend refused its credentials, and fetching new ones failed: {e}"
+                    ));
+                }
+            }
+        }
+        match (&mut result.outcome, failed.get(&result.name)) {
+            (Err(e), Some(failure)) => *e = format!("credentials: {}; {e}", failure.why),
+            // Listed without its credential: the backend may serve anonymous callers
+            // something else than the gateway's; report it rather than merge it.
+            (Ok(_), Some(failure)) if !failure.kept_last => {
+                result.outcome = Err(format!("credentials: {}", failure.why));
+            }
+            _ => {}
+        }
+        results.push(result);
+    }
+    results
 }
 
 /// One file `write` looked at.

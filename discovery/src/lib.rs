@@ -7,6 +7,7 @@ pub mod backend;
 pub mod bridge;
 pub mod catalog;
 pub mod cli;
+pub mod credentials;
 pub mod demo;
 pub mod diff;
 pub mod discover;

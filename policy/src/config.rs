@@ -104,6 +104,9 @@ pub struct Environment {
     /// A stdio or legacy SSE server, served at `url` by `meshmux bridge` (`mcpServers` only).
     #[serde(skip)]
     pub bridge: Option<Bridge>,
+    /// The backend's credential, held by the gateway (`crate::credentials`).
+    #[serde(default, deserialize_with = "crate::credentials::deserialize")]
+    pub credentials: Option<crate::credentials::Credentials>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -530,6 +533,11 @@ impl Config {
                         format!("{header:?} is not a valid HTTP header name"),
                     ));
                 }
+            }
+            if let Some(credentials) = &env.credentials {
+                credentials
+                    .validate(&env.headers)
+                    .map_err(|why| invalid(&self.key_of(name, "credentials"), why))?;
             }
         }
         let g = &self.gateway;

@@ -66,6 +66,10 @@ pub struct ServerEntry {
     pub tools: BTreeMap<String, ToolOverride>,
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// The server's backend credential (`crate::credentials`); with `environments`, the
+    /// default of those that set none.
+    #[serde(default, deserialize_with = "crate::credentials::deserialize")]
+    pub credentials: Option<crate::credentials::Credentials>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -208,6 +212,9 @@ pub(super) fn normalize(
                 if env.timeout_seconds.is_none() {
                     env.timeout_seconds = entry.timeout_seconds;
                 }
+                if env.credentials.is_none() {
+                    env.credentials = entry.credentials.clone();
+                }
                 envs.push((label.clone(), backend, env));
             }
         } else {
@@ -333,11 +340,18 @@ fn single_backend(
             )
         }
     };
+    if transport != Transport::Http && entry.credentials.is_some() {
+        return Err(invalid(
+            &format!("{key}.credentials"),
+            "are for remote (`url`, Streamable HTTP) servers; a bridged server gets none".into(),
+        ));
+    }
     Ok(Environment {
         description,
         url,
         headers,
         timeout_seconds: entry.timeout_seconds,
+        credentials: entry.credentials.clone(),
         bridge: bridge.map(|kind| Bridge {
             kind,
             listen: entry.listen.clone(),

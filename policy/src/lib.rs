@@ -7,6 +7,8 @@ pub mod claims;
 #[cfg(feature = "config")]
 pub mod config;
 #[cfg(feature = "config")]
+pub mod credentials;
+#[cfg(feature = "config")]
 pub mod envvars;
 pub mod exchange;
 pub mod gateway;

@@ -7,6 +7,10 @@
 // The issuer is http://127.0.0.1:<port>. Its login page is oidc-provider's built-in
 // devInteractions form (any password; a login not in `users` gets no account), then its consent page.
 // ID tokens carry `name` and `roles` (scope `roles`) directly, as Entra ID puts app roles there.
+// Optional `"machines": [{"client_id": "...", "client_secret": "...", "scope": "a b"}]` adds
+// confidential clients for the client-credentials grant (RFC 6749 §4.4), and turns on that
+// grant and RFC 7662 introspection (any of these clients may introspect; access tokens are
+// opaque and live `"machine_token_ttl"` seconds, default 600).
 // Prints one line `{"issuer": "..."}` on stdout once it listens.
 import Provider from "oidc-provider";
 
@@ -16,6 +20,8 @@ if (!spec.port || !spec.client || !spec.users) {
   process.exit(2);
 }
 const issuer = `http://127.0.0.1:${spec.port}`;
+const machines = spec.machines ?? [];
+const machineScopes = machines.flatMap((m) => (m.scope ?? "").split(" ").filter(Boolean));
 
 const provider = new Provider(issuer, {
   clients: [
@@ -27,6 +33,15 @@ const provider = new Provider(issuer, {
       response_types: ["code"],
       token_endpoint_auth_method: "client_secret_basic",
     },
+    ...machines.map((m) => ({
+      client_id: m.client_id,
+      client_secret: m.client_secret,
+      grant_types: ["client_credentials"],
+      response_types: [],
+      redirect_uris: [],
+      ...(m.scope ? { scope: m.scope } : {}),
+      token_endpoint_auth_method: "client_secret_basic",
+    })),
   ],
   async findAccount(_ctx, id) {
     const user = spec.users[id];
@@ -39,14 +54,25 @@ const provider = new Provider(issuer, {
     };
   },
   claims: { openid: ["sub"], profile: ["name"], roles: ["roles"] },
-  scopes: ["openid", "profile", "roles"],
+  scopes: ["openid", "profile", "roles", ...machineScopes],
   // Put the requested claims into the ID token even in the code flow (as Entra does with
   // `roles`); authsvc reads them from there.
   conformIdTokenClaims: false,
-  features: { devInteractions: { enabled: true } },
+  features: {
+    devInteractions: { enabled: true },
+    clientCredentials: { enabled: machines.length > 0 },
+    introspection: { enabled: machines.length > 0 },
+  },
   pkce: { required: () => true },
   cookies: { keys: ["meshmux-test-idp-cookie-key"] },
-  ttl: { Session: 600, Interaction: 600, Grant: 600, IdToken: 600, AccessToken: 600 },
+  ttl: {
+    Session: 600,
+    Interaction: 600,
+    Grant: 600,
+    IdToken: 600,
+    AccessToken: 600,
+    ClientCredentials: spec.machine_token_ttl ?? 600,
+  },
   async renderError(ctx, out) {
     ctx.type = "html";
     ctx.body = `<h1>IdP error</h1><pre id="error">${JSON.stringify(out)}</pre>`;

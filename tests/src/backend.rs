@@ -32,9 +32,32 @@ pub struct BackendBuilder {
     kind: Kind,
     record: bool,
     catalog: bool,
+    /// More `meshmux demo-backend` arguments.
+    args: Vec<String>,
 }
 
 impl BackendBuilder {
+    /// A demo backend that answers 401 unless the bearer token is listed in `file`
+    /// (`--require-bearer-file`, re-read on every request).
+    pub fn require_bearer_file(mut self, file: &std::path::Path) -> Self {
+        self.args.push("--require-bearer-file".into());
+        self.args.push(file.display().to_string());
+        self
+    }
+
+    /// A demo backend that answers 401 unless the authorization server's RFC 7662
+    /// introspection endpoint `url` calls the bearer token active (asked as `client`,
+    /// `ID:SECRET`).
+    pub fn introspection(mut self, url: &str, client: &str) -> Self {
+        self.args.extend([
+            "--introspection-url".into(),
+            url.to_owned(),
+            "--introspection-client".into(),
+            client.to_owned(),
+        ]);
+        self
+    }
+
     /// A demo backend that keeps no sessions (`--stateless`).
     pub fn stateless(mut self) -> Self {
         if let Kind::Demo { stateless, .. } = &mut self.kind {
@@ -94,6 +117,7 @@ impl BackendBuilder {
             kind: self.kind,
             record,
             catalog,
+            args: self.args,
             proc: None,
         };
         backend.restart()?;
@@ -109,6 +133,7 @@ pub struct Backend {
     port: u16,
     record: Option<PathBuf>,
     catalog: Option<PathBuf>,
+    args: Vec<String>,
     proc: Option<Proc>,
 }
 
@@ -124,6 +149,7 @@ impl Backend {
             },
             record: false,
             catalog: false,
+            args: Vec::new(),
         }
     }
 
@@ -135,6 +161,7 @@ impl Backend {
             kind: Kind::Everything,
             record: false,
             catalog: false,
+            args: Vec::new(),
         }
     }
 
@@ -196,6 +223,7 @@ impl Backend {
                 if let Some(c) = &self.catalog {
                     cmd.arg("--catalog").arg(c);
                 }
+                cmd.args(&self.args);
                 Proc::spawn(&name, &mut cmd)?
             }
             Kind::Everything => {

@@ -14,6 +14,8 @@ struct EnvConfig {
     description: String,
     url: String,
     headers: Vec<(String, String)>,
+    /// `credentials`, as written.
+    credentials: Option<Value>,
 }
 
 /// A seed-000 config: the envs in order, each with its URL, description and headers.
@@ -72,6 +74,7 @@ impl Config {
             description: format!("{name} environment"),
             url: url.to_owned(),
             headers: Vec::new(),
+            credentials: None,
         });
         self
     }
@@ -88,6 +91,14 @@ impl Config {
     pub fn env_header(mut self, name: &str, header: &str, value: &str) -> Self {
         if let Some(e) = self.envs.iter_mut().find(|e| e.name == name) {
             e.headers.push((header.to_owned(), value.to_owned()));
+        }
+        self
+    }
+
+    /// Sets env `name`'s backend credential (`credentials`, as written).
+    pub fn env_credentials(mut self, name: &str, credentials: Value) -> Self {
+        if let Some(e) = self.envs.iter_mut().find(|e| e.name == name) {
+            e.credentials = Some(credentials);
         }
         self
     }
@@ -212,6 +223,9 @@ impl Config {
                 && let Some(obj) = env.as_object_mut()
             {
                 obj.insert("headers".into(), Value::Object(headers));
+            }
+            if let (Some(c), Some(obj)) = (&e.credentials, env.as_object_mut()) {
+                obj.insert("credentials".into(), c.clone());
             }
             environments.insert(e.name.clone(), env);
         }

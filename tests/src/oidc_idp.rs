@@ -22,6 +22,12 @@ impl OidcIdp {
     /// Starts the provider with `users` (`{"alice": {"name": "Alice", "roles": [...]}}`) and a
     /// client whose redirect URIs are authsvc's callbacks under `base_url` (the gateway's URL).
     pub fn start(base_url: &str, users: Value) -> Result<Self> {
+        Self::start_with(base_url, users, json!({}))
+    }
+
+    /// Like [`OidcIdp::start`], with more keys of the spec (`oidc-idp.mjs`): `machines`
+    /// (client-credentials clients, which also turn on introspection), `machine_token_ttl`.
+    pub fn start_with(base_url: &str, users: Value, extra: Value) -> Result<Self> {
         let port = ports::free_port()?;
         let base = base_url.trim_end_matches('/');
         let spec = json!({
@@ -33,6 +39,12 @@ impl OidcIdp {
             },
             "users": users,
         });
+        let mut spec = spec;
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                spec.insert(k.clone(), v.clone());
+            }
+        }
         let mut cmd = Command::new(prereq::node()?);
         cmd.current_dir(prereq::node_dir())
             .arg(prereq::node_dir().join("oidc-idp.mjs"))
@@ -50,6 +62,16 @@ impl OidcIdp {
 
     pub fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The token endpoint (client credentials).
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.issuer())
+    }
+
+    /// The RFC 7662 introspection endpoint.
+    pub fn introspection_url(&self) -> String {
+        format!("{}/token/introspection", self.issuer())
     }
 
     pub fn log(&self) -> &std::path::Path {

@@ -7,6 +7,7 @@
 // versions the demo also serves still receive them, and the tests stream them through Envoy.
 #![allow(deprecated)]
 
+pub mod gate;
 pub mod tools;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,9 @@ pub struct DemoOptions {
     pub drift: Option<Drift>,
     /// A [`tools::Overlay`] file read on every request (`--catalog`).
     pub catalog: Option<PathBuf>,
+    /// Refuse requests without an accepted bearer token (`--require-bearer-file`,
+    /// `--introspection-url`).
+    pub gate: Option<gate::Gate>,
 }
 
 /// Appends one JSON line per tool call.
@@ -285,7 +289,20 @@ pub fn router(opts: DemoOptions, shutdown: CancellationToken) -> Result<axum::Ro
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    Ok(axum::Router::new().nest_service(MCP_PATH, service))
+    let router = axum::Router::new().nest_service(MCP_PATH, service);
+    Ok(match opts.gate {
+        Some(gate) => {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .context("building the introspection client")?;
+            let state = Arc::new((gate, http));
+            router.layer(axum::middleware::from_fn(move |req, next| {
+                gate::check(state.clone(), req, next)
+            }))
+        }
+        None => router,
+    })
 }
 
 /// A demo backend serving in this process.
