@@ -301,13 +301,22 @@ fn demo_gate(
 }
 
 async fn load_and_discover(source: &Source, state: &StateArg) -> Result<Discovery> {
-    let config = discover::load_config(&source.config)?;
+    let mut config = discover::load_config(&source.config)?;
     let timeout = Duration::from_secs(source.timeout);
-    let Some(path) = &state.state else {
-        return discover::discover(config, timeout).await;
+    // stdio and SSE servers without `listen`: bridged for this one discovery.
+    let logs = std::env::temp_dir().join(format!("meshmux-bridges-{}", std::process::id()));
+    let (bridges, _) = crate::bridge::start_all(&mut config, &logs, true).await?;
+    let found = match &state.state {
+        None => discover::discover(config, timeout).await,
+        Some(path) => {
+            let mut state = read_state(path)?;
+            discover::discover_with(config, timeout, Some(&mut state)).await
+        }
     };
-    let mut state = read_state(path)?;
-    discover::discover_with(config, timeout, Some(&mut state)).await
+    for b in bridges {
+        b.shutdown().await;
+    }
+    found
 }
 
 /// The state file `--state` names; unlike `discover`'s own, it must exist and parse.
@@ -408,6 +417,7 @@ async fn discover_cmd(args: DiscoverArgs) -> Result<u8> {
             timeout,
             interval,
             envoy: envoy_options(&args.envoy, out_dir, filter_path),
+            bridges: Default::default(),
         })
         .await;
     }

@@ -53,6 +53,16 @@ pub struct WatchOptions {
     pub timeout: Duration,
     pub interval: Duration,
     pub envoy: envoy::Options,
+    /// Backend → URL of the bridge `meshmux up` started for it (stdio and SSE servers).
+    pub bridges: std::collections::BTreeMap<String, String>,
+}
+
+/// The config file as the watch reads it: loaded, its bridges' URLs filled in, validated.
+fn load(opts: &WatchOptions) -> Result<Config> {
+    let mut config = discover::load_config(&opts.config)?;
+    config.assign_bridge_urls(&opts.bridges);
+    discover::validate(&config)?;
+    Ok(config)
 }
 
 /// The loop's memory between cycles.
@@ -71,8 +81,7 @@ pub struct Watcher {
 /// Runs the watch until SIGTERM or Ctrl-C (then exit 0). The first pass happens at once; a
 /// config that does not load at the start is an error (exit 3), later it is only reported.
 pub async fn run(opts: WatchOptions) -> Result<u8> {
-    let config = discover::load_config(&opts.config)?;
-    discover::validate(&config)?;
+    let config = load(&opts)?;
     let (state, warning) = State::load(&opts.envoy.out_dir);
     if let Some(w) = warning {
         println!("warning: {w}");
@@ -134,9 +143,7 @@ impl Watcher {
         let started = Instant::now();
         let mut out = String::new();
         let now = crate::state::now();
-        match discover::load_config(&self.opts.config)
-            .and_then(|c| discover::validate(&c).map(|()| c))
-        {
+        match load(&self.opts) {
             Ok(config) => {
                 if self.config_error.take().is_some() {
                     out.push_str(&format!(

@@ -454,6 +454,18 @@ impl Config {
         Ok(config)
     }
 
+    /// Gives the bridged backends the URLs their bridges serve at (`meshmux up` starts them
+    /// on ports it picks); backends not named keep theirs.
+    pub fn assign_bridge_urls(&mut self, urls: &BTreeMap<String, String>) {
+        for (name, env) in &mut self.environments.0 {
+            if env.bridge.is_some()
+                && let Some(url) = urls.get(name)
+            {
+                env.url.clone_from(url);
+            }
+        }
+    }
+
     /// The backends a `meshmux bridge` serves (stdio and legacy SSE servers).
     pub fn bridged(&self) -> impl Iterator<Item = (&str, &Bridge)> {
         self.environments

@@ -37,6 +37,38 @@ use url::Url;
 
 pub use supervisor::{BridgeBackend, BridgeSpec, Supervisor};
 
+/// Starts a supervised `meshmux bridge` for the bridged backends of `config` (all of them, or
+/// only those without `listen` when `unassigned_only`) and points those backends at them.
+/// `meshmux up` keeps them for the stack's life; `check`, `list` and `pin` for one discovery.
+pub async fn start_all(
+    config: &mut policy::config::Config,
+    log_dir: &Path,
+    unassigned_only: bool,
+) -> Result<(Vec<Supervisor>, std::collections::BTreeMap<String, String>)> {
+    let mut started = Vec::new();
+    let mut urls = std::collections::BTreeMap::new();
+    let wanted: Vec<(String, policy::config::Bridge)> = config
+        .bridged()
+        .filter(|(_, b)| !unassigned_only || b.listen.is_none())
+        .map(|(n, b)| (n.to_owned(), b.clone()))
+        .collect();
+    if wanted.is_empty() {
+        return Ok((started, urls));
+    }
+    let exe = std::env::current_exe().context("locating the meshmux binary for its bridges")?;
+    std::fs::create_dir_all(log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    for (name, bridge) in wanted {
+        let spec = BridgeSpec::from_config(&name, &bridge)?;
+        let sup = Supervisor::start(&exe, spec, log_dir)
+            .await
+            .with_context(|| format!("starting the bridge of {name}"))?;
+        urls.insert(name, sup.url());
+        started.push(sup);
+    }
+    config.assign_bridge_urls(&urls);
+    Ok((started, urls))
+}
+
 /// The environment variable holding extra `--sse-url` headers as a JSON object (so that a
 /// supervisor passes credentials without putting them on a command line).
 pub const HEADERS_ENV: &str = "MESHMUX_BRIDGE_HEADERS";

@@ -117,6 +117,8 @@ pub async fn shutdown_signal() {
 /// Everything `up` started, stopped in reverse.
 struct Stack {
     demos: Vec<DemoBackend>,
+    /// The bridges of stdio and SSE servers.
+    bridges: Vec<crate::bridge::Supervisor>,
     authsvc: Option<Child>,
     envoy: Option<Child>,
     admin: String,
@@ -142,6 +144,9 @@ impl Stack {
         }
         for d in self.demos.drain(..) {
             d.stop().await;
+        }
+        for b in self.bridges.drain(..) {
+            b.shutdown().await;
         }
     }
 }
@@ -216,6 +221,7 @@ pub async fn run(args: UpArgs) -> Result<u8> {
     let admin = format!("http://127.0.0.1:{}", args.listen.admin_port);
     let mut stack = Stack {
         demos: Vec::new(),
+        bridges: Vec::new(),
         authsvc: None,
         envoy: None,
         admin: admin.clone(),
@@ -332,7 +338,19 @@ async fn start(
             path
         }
     };
-    let config = discover::load_config(&config_path)?;
+    let mut config = discover::load_config(&config_path)?;
+    // stdio and SSE servers: a supervised `meshmux bridge` each, on the configured `listen`
+    // or a free loopback port; their backends are reached there.
+    let (started, bridges) = crate::bridge::start_all(&mut config, work, false).await?;
+    for sup in started {
+        println!(
+            "bridge {:14} {}  (log {})",
+            sup.name(),
+            sup.url(),
+            sup.log().display()
+        );
+        stack.bridges.push(sup);
+    }
     let auth_on = config.auth.is_some();
     let mcp_path = config.gateway.mcp_path.clone();
     // The same memory as `discover`: a backend down at a restart keeps its last good tools.
@@ -365,6 +383,7 @@ async fn start(
                 timeout: crate::backend::DEFAULT_TIMEOUT,
                 interval,
                 envoy: opts.clone(),
+                bridges,
             },
             state,
             config,
