@@ -199,24 +199,7 @@ fn main() -> Result<()> {
     let env = [("Bench", "Benchmark backend", backend_url.clone())];
 
     // (c) Envoy + meshmux, configured by `meshmux discover` exactly as a user would.
-    let (port, admin) = (free_port()?, free_port()?);
-    let config = args.work.join("meshmux-config.json");
-    let out_dir = args.work.join("meshmux-out");
-    std::fs::write(&config, peer::config(&env))?;
-    envoy::discover(
-        &args.meshmux,
-        &args.filter,
-        &config,
-        &out_dir,
-        (port, admin),
-        false,
-    )?;
-    let mut meshmux = envoy::start(
-        &args.envoy,
-        &out_dir.join("envoy.yaml"),
-        &args.work.join("meshmux-envoy.log"),
-        admin,
-    )?;
+    let (mut meshmux, port) = start_meshmux(&args, "meshmux", &peer::config(&env))?;
     measure(
         &args,
         Some(&mut meshmux),
@@ -230,24 +213,8 @@ fn main() -> Result<()> {
 
     // (c') The same, fronting 5 servers (3 of them in 3 envs: 11 backends, all this backend):
     // a call to one namespaced tool in one env, the list of every server's tools.
-    let (port, admin) = (free_port()?, free_port()?);
-    let config = args.work.join("meshmux-servers-config.json");
-    let out_dir = args.work.join("meshmux-servers-out");
-    std::fs::write(&config, servers_config(&backend_url))?;
-    envoy::discover(
-        &args.meshmux,
-        &args.filter,
-        &config,
-        &out_dir,
-        (port, admin),
-        false,
-    )?;
-    let mut servers = envoy::start(
-        &args.envoy,
-        &out_dir.join("envoy.yaml"),
-        &args.work.join("meshmux-servers-envoy.log"),
-        admin,
-    )?;
+    let (mut servers, port) =
+        start_meshmux(&args, "meshmux-servers", &servers_config(&backend_url))?;
     let server_bodies = [
         (
             "tools/call",
@@ -295,6 +262,30 @@ fn main() -> Result<()> {
     std::fs::write(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
     print!("{text}");
     Ok(())
+}
+
+/// Envoy + meshmux for `config` (JSON), set up by `meshmux discover` exactly as a user would;
+/// files and logs under `<work>/<name>-*`. Returns Envoy and its MCP port.
+fn start_meshmux(args: &Args, name: &str, config: &str) -> Result<(Server, u16)> {
+    let (port, admin) = (free_port()?, free_port()?);
+    let config_path = args.work.join(format!("{name}-config.json"));
+    let out_dir = args.work.join(format!("{name}-out"));
+    std::fs::write(&config_path, config)?;
+    envoy::discover(
+        &args.meshmux,
+        &args.filter,
+        &config_path,
+        &out_dir,
+        (port, admin),
+        false,
+    )?;
+    let envoy = envoy::start(
+        &args.envoy,
+        &out_dir.join("envoy.yaml"),
+        &args.work.join(format!("{name}-envoy.log")),
+        admin,
+    )?;
+    Ok((envoy, port))
 }
 
 /// A tools/call of `name` with 1 KB of arguments (and `env` when given).

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::tests::{post, roles};
 use super::*;
 use crate::manifest::ToolExposure;
 
@@ -10,19 +11,6 @@ fn search_gateway(auth: bool) -> Gateway {
     let mut config = super::tests::gateway(auth).config().clone();
     config.manifest.server.tool_exposure = ToolExposure::Search;
     Gateway::new(config).unwrap()
-}
-
-fn post() -> RequestHead<'static> {
-    RequestHead {
-        method: "POST",
-        path: "/mcp",
-        content_type: Some("application/json"),
-        ..Default::default()
-    }
-}
-
-fn roles(r: &[&str]) -> Caller {
-    Caller::Roles(r.iter().map(|s| s.to_string()).collect())
 }
 
 fn call(name: &str, arguments: Value) -> Vec<u8> {

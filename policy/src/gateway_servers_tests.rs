@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::tests::{post, roles};
 use super::*;
 use crate::manifest::{EnvDescriptions, EnvEntry, FilterAuth, Manifest, ServerInfo};
 use crate::servers::{BackendTools, ServerEnv, ServerSpec, ToolOverride, assemble};
@@ -130,19 +131,6 @@ fn gateway(auth: bool) -> Gateway {
         host_policy: Default::default(),
     })
     .unwrap()
-}
-
-fn post() -> RequestHead<'static> {
-    RequestHead {
-        method: "POST",
-        path: "/mcp",
-        content_type: Some("application/json"),
-        ..Default::default()
-    }
-}
-
-fn roles(r: &[&str]) -> Caller {
-    Caller::Roles(r.iter().map(|s| s.to_string()).collect())
 }
 
 fn call(name: &str, arguments: Value) -> Vec<u8> {

@@ -119,7 +119,7 @@ fn gateway_in(auth: bool, described: EnvDescriptions) -> Gateway {
     Gateway::new(config).unwrap()
 }
 
-fn post() -> RequestHead<'static> {
+pub(crate) fn post() -> RequestHead<'static> {
     RequestHead {
         method: "POST",
         path: "/mcp",
@@ -128,7 +128,7 @@ fn post() -> RequestHead<'static> {
     }
 }
 
-fn roles(r: &[&str]) -> Caller {
+pub(crate) fn roles(r: &[&str]) -> Caller {
     Caller::Roles(r.iter().map(|s| s.to_string()).collect())
 }
 
