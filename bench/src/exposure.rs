@@ -103,6 +103,9 @@ fn gateway(tools: &[Value], exposure: ToolExposure) -> Result<Gateway> {
         warnings: merged.warnings,
         errors: vec![],
         pinning: None,
+        prompts: vec![],
+        resources: vec![],
+        resource_templates: vec![],
     }
     .seal();
     let config: FilterConfig = serde_json::from_value(json!({"manifest": manifest}))?;

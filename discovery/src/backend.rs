@@ -16,7 +16,7 @@ use rmcp::transport::streamable_http_client::{
     StreamableHttpClientTransportConfig, StreamableHttpError,
 };
 
-use crate::catalog::{Discovered, EnvResult};
+use crate::catalog::{Discovered, EnvResult, Offered};
 
 /// How long one env's whole discovery (connect, initialize, every tools/list page) may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -144,6 +144,8 @@ struct Listing {
     protocol_version: String,
     server_info: Option<serde_json::Value>,
     tools: Vec<serde_json::Value>,
+    /// Prompts, resources and templates (listed by the fully capable session only).
+    offered: Offered,
 }
 
 impl Listing {
@@ -162,8 +164,8 @@ async fn discover_one(
     // The catalog is what a fully capable caller sees; a second session without any
     // capability tells whether some tools depend on them (both at once: no added latency).
     let (full, bare) = tokio::join!(
-        list(url, headers, capabilities(&[])),
-        list(url, headers, capabilities(&BRIDGED)),
+        list(url, headers, capabilities(&[]), true),
+        list(url, headers, capabilities(&BRIDGED), false),
     );
     let full = full?;
     let requires = match bare {
@@ -176,6 +178,7 @@ async fn discover_one(
         server_info: full.server_info,
         tools: full.tools,
         requires,
+        offered: full.offered,
     })
 }
 
@@ -201,8 +204,8 @@ async fn requirements(
     }
     let [a, b] = BRIDGED;
     let (a, b) = tokio::join!(
-        list(url, headers, capabilities(&[a])),
-        list(url, headers, capabilities(&[b])),
+        list(url, headers, capabilities(&[a]), false),
+        list(url, headers, capabilities(&[b]), false),
     );
     let mut requires: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (cap, listing) in BRIDGED.iter().zip([a, b]) {
@@ -220,11 +223,14 @@ async fn requirements(
     requires
 }
 
-/// One session: `initialize` declaring `caps`, every `tools/list` page, then a polite close.
+/// One session: `initialize` declaring `caps`, every `tools/list` page (and, with
+/// `everything`, every page of prompts, resources and templates the server declares), then a
+/// polite close.
 async fn list(
     url: &str,
     headers: &std::collections::BTreeMap<String, String>,
     caps: ClientCapabilities,
+    everything: bool,
 ) -> Result<Listing> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .custom_headers(header_map(headers)?);
@@ -242,9 +248,14 @@ async fn list(
     })?;
     let listed = client.list_all_tools().await;
     let info = client.peer_info();
+    let offered = match (&info, everything) {
+        (Some(info), true) => list_offered(&client, &info.capabilities).await,
+        _ => Ok(Offered::default()),
+    };
     // Close the session politely (DELETE) whatever the listing gave.
     let _ = client.cancel().await;
     let tools = listed.map_err(|e| anyhow!("tools/list failed: {}", service_cause(&e)))?;
+    let offered = offered?;
     let tools = tools
         .into_iter()
         .map(|t| serde_json::to_value(&t).context("serializing a tool definition"))
@@ -262,7 +273,43 @@ async fn list(
         protocol_version,
         server_info,
         tools,
+        offered,
     })
+}
+
+/// Every prompt, resource and resource template a server declares it has.
+async fn list_offered(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ClientConfig>,
+    caps: &rmcp::model::ServerCapabilities,
+) -> Result<Offered> {
+    let mut offered = Offered::default();
+    if caps.prompts.is_some() {
+        let prompts = client
+            .list_all_prompts()
+            .await
+            .map_err(|e| anyhow!("prompts/list failed: {}", service_cause(&e)))?;
+        offered.prompts = values(&prompts)?;
+    }
+    if caps.resources.is_some() {
+        let resources = client
+            .list_all_resources()
+            .await
+            .map_err(|e| anyhow!("resources/list failed: {}", service_cause(&e)))?;
+        offered.resources = values(&resources)?;
+        let templates = client
+            .list_all_resource_templates()
+            .await
+            .map_err(|e| anyhow!("resources/templates/list failed: {}", service_cause(&e)))?;
+        offered.templates = values(&templates)?;
+    }
+    Ok(offered)
+}
+
+fn values<T: serde::Serialize>(items: &[T]) -> Result<Vec<serde_json::Value>> {
+    items
+        .iter()
+        .map(|i| serde_json::to_value(i).context("serializing a listed definition"))
+        .collect()
 }
 
 /// Why `initialize` failed, without rmcp's transport type names.

@@ -9,6 +9,7 @@ use policy::manifest::{
     Stale, cluster_name,
 };
 use policy::metrics::MetricsSettings;
+use policy::offerings::{self, BackendOfferings};
 use policy::origin::HostPolicy;
 use policy::rbac::RoleRules;
 use policy::revocation::RevocationSource;
@@ -189,6 +190,26 @@ pub struct Discovered {
     /// Tool name → the client capabilities the backend listed it only for (see
     /// `backend::BRIDGED`); tools that need none are absent.
     pub requires: BTreeMap<String, Vec<String>>,
+    /// Its prompts, resources and resource templates.
+    pub offered: Offered,
+}
+
+/// What a backend offers besides tools, as it listed them (empty when it declares none).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offered {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<Value>,
+}
+
+impl Offered {
+    pub fn is_empty(&self) -> bool {
+        self.prompts.is_empty() && self.resources.is_empty() && self.templates.is_empty()
+    }
 }
 
 /// One env's discovery: its tools, or why they could not be listed.
@@ -243,6 +264,22 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
     }
     let gateway = &config.gateway;
     let mut merged = assemble(&config.servers, &inputs, gateway.env_descriptions);
+    let offered: Vec<BackendOfferings<'_>> = results
+        .iter()
+        .filter_map(|r| {
+            let d = r.outcome.as_ref().ok()?;
+            Some(BackendOfferings {
+                backend: &r.name,
+                prompts: &d.offered.prompts,
+                resources: &d.offered.resources,
+                templates: &d.offered.templates,
+            })
+        })
+        .collect();
+    // With one backend its URIs are served as they are; with several they name their backend.
+    let offerings = offerings::assemble(&config.servers, &offered, envs.len() > 1);
+    merged.errors.extend(offerings.errors);
+    merged.warnings.extend(offerings.warnings);
     for tool in &mut merged.tools {
         let name = tool.upstream_name().to_owned();
         for te in &mut tool.envs {
@@ -267,6 +304,9 @@ pub fn build_manifest(config: &Config, results: &[EnvResult]) -> Result<Manifest
         warnings: merged.warnings,
         errors: merged.errors,
         pinning: None,
+        prompts: offerings.prompts,
+        resources: offerings.resources,
+        resource_templates: offerings.templates,
     }
     .seal())
 }

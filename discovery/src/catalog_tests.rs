@@ -82,6 +82,7 @@ fn found(tools: Vec<serde_json::Value>) -> Result<Discovered, String> {
         server_info: Some(json!({"name": "backend", "version": "1"})),
         tools,
         requires: Default::default(),
+        offered: Default::default(),
     })
 }
 

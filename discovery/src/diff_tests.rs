@@ -27,6 +27,7 @@ fn listed(tools: Vec<serde_json::Value>) -> Result<Discovered, String> {
         server_info: None,
         tools,
         requires: Default::default(),
+        offered: Default::default(),
     })
 }
 

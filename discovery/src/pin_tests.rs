@@ -14,6 +14,7 @@ fn listed(env: &str, tools: Vec<Value>) -> EnvResult {
             server_info: None,
             tools,
             requires: BTreeMap::new(),
+            offered: Default::default(),
         }),
     }
 }

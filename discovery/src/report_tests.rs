@@ -18,6 +18,7 @@ fn tools(env: &str, drift: Option<crate::demo::Drift>) -> Result<Discovered, Str
         server_info: Some(json!({"name": format!("demo-{env}"), "version": "1.0"})),
         tools: crate::demo::tools::definitions(env, drift),
         requires: Default::default(),
+        offered: Default::default(),
     })
 }
 

@@ -17,7 +17,7 @@ use policy::manifest::Stale;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::catalog::{Discovered, EnvResult};
+use crate::catalog::{Discovered, EnvResult, Offered};
 use crate::fsutil::{Written, write_if_changed};
 
 pub const STATE_FILE: &str = "discovery-state.json";
@@ -70,6 +70,9 @@ pub struct LastGood {
     /// `Discovered::requires`; absent in states written before it existed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub requires: BTreeMap<String, Vec<String>>,
+    /// `Discovered::offered`; absent when the backend offers only tools.
+    #[serde(default, skip_serializing_if = "Offered::is_empty")]
+    pub offered: Offered,
 }
 
 impl LastGood {
@@ -79,6 +82,7 @@ impl LastGood {
             server_info: self.server_info.clone(),
             tools: self.tools.clone(),
             requires: self.requires.clone(),
+            offered: self.offered.clone(),
         }
     }
 
@@ -87,6 +91,7 @@ impl LastGood {
             && self.server_info == d.server_info
             && self.tools == d.tools
             && self.requires == d.requires
+            && self.offered == d.offered
     }
 }
 
@@ -180,6 +185,7 @@ impl State {
                             server_info: d.server_info.clone(),
                             tools: d.tools.clone(),
                             requires: d.requires.clone(),
+                            offered: d.offered.clone(),
                         });
                     }
                     results.push(EnvResult {

@@ -18,6 +18,7 @@ fn listed(tools: &[&str]) -> Result<Discovered, String> {
         server_info: None,
         tools: tools.iter().map(|t| json!({"name": t})).collect(),
         requires: Default::default(),
+        offered: Default::default(),
     })
 }
 

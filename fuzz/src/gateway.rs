@@ -102,6 +102,9 @@ fn build() -> Gateway {
         warnings: merged.warnings,
         errors: merged.errors,
         pinning: None,
+        prompts: vec![],
+        resources: vec![],
+        resource_templates: vec![],
     }
     .seal();
     let roles = serde_json::from_value(json!({

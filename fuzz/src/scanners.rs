@@ -33,6 +33,7 @@ pub fn edits(flags: u8) -> Edits {
             caps
         }),
         log_level: (flags & 8 != 0).then(|| "warning".into()),
+        result: Default::default(),
     }
 }
 

@@ -41,6 +41,9 @@ fn main() {
         warnings: vec![],
         errors: vec![],
         pinning: None,
+        prompts: vec![],
+        resources: vec![],
+        resource_templates: vec![],
     };
     let g = Gateway::new(FilterConfig {
         manifest,

@@ -13,11 +13,12 @@ pub use crate::rbac::Caller;
 
 mod call;
 mod list;
+mod offer;
 mod search;
 
 use list::list_result;
 
-pub use call::forward_version;
+pub use call::{forward_version, subject};
 
 /// What the filter saw of the request head (header names lower-case, values as sent).
 #[derive(Debug, Clone, Default)]
@@ -92,21 +93,54 @@ pub struct Forward {
     /// to the initialize-era backend; the answer is fitted to them instead).
     pub client_capabilities: Option<Map<String, Value>>,
     pub log_level: Option<String>,
+    /// Who the message goes to, as failures name it (``Environment `Prod` ``,
+    /// ``Server `github` ``).
+    pub subject: String,
+    /// What the answer's result needs besides the id (a `resources/read`'s URIs).
+    pub result: ResultEdit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardKind {
     /// A `tools/call`: counted, answered with a tool error when the env fails.
     Call,
+    /// Any other request for a backend (`prompts/get`, `resources/read`, completions):
+    /// isolated like a call, its failures JSON-RPC errors.
+    Request,
     /// A client's JSON-RPC response to a server request (`message.id` is already the
     /// backend's own id): the backend answers 202.
     Relay,
+}
+
+/// Changes to a forwarded request's result on its way back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultEdit {
+    /// The backend whose URIs in `contents[].uri` are wrapped (`offerings::wrap_uri`), as
+    /// the caller named the resource.
+    pub wrap_uris: Option<String>,
+    /// A 2026-07-28 caller's result gets the caching hints (`ttlMs`, `cacheScope`).
+    pub caching: bool,
+}
+
+impl ResultEdit {
+    pub fn is_empty(&self) -> bool {
+        self.wrap_uris.is_none() && !self.caching
+    }
 }
 
 impl Forward {
     /// The message as it is sent when its id is kept (stateless backends).
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&self.message).unwrap_or_default()
+    }
+
+    /// The answer to the caller when the message could not be delivered or the backend
+    /// failed: a tool error for a `tools/call` (the model reads it), a JSON-RPC error else.
+    pub fn failure_reply(&self, text: &str) -> LocalReply {
+        match self.kind {
+            ForwardKind::Call | ForwardKind::Relay => reply::tool_error(&self.id, text),
+            ForwardKind::Request => reply::error(200, &self.id, code::INTERNAL_ERROR, text),
+        }
     }
 }
 
@@ -325,6 +359,31 @@ impl Gateway {
             "server/discover" => Outcome::Reply(self.discover(&id, caller)),
             "tools/list" => Outcome::Reply(self.tools_list(&id, params, caller, modern)),
             "tools/call" => self.tools_call(head, modern, id, object, caller),
+            "prompts/list" if self.offers_prompts() => {
+                Outcome::Reply(self.prompts_list(&id, params, caller, modern))
+            }
+            "resources/list" if self.offers_resources() => {
+                Outcome::Reply(self.resources_list(&id, params, caller, modern, false))
+            }
+            "resources/templates/list" if self.offers_resources() => {
+                Outcome::Reply(self.resources_list(&id, params, caller, modern, true))
+            }
+            "prompts/get" if self.offers_prompts() => self.prompts_get(modern, id, object, caller),
+            "resources/read" if self.offers_resources() => {
+                self.resource_request(modern, id, object, caller)
+            }
+            // 2026-07-28 replaced these with `subscriptions/listen`.
+            "resources/subscribe" | "resources/unsubscribe"
+                if self.offers_resources() && !modern =>
+            {
+                self.resource_request(modern, id, object, caller)
+            }
+            "completion/complete" if self.offers_completions() => {
+                self.complete(modern, id, object, caller)
+            }
+            // Backend sessions are shared, so a caller's level is not sent to them; 2026-07-28
+            // callers name theirs per request (`_meta` logLevel) and it is applied then.
+            "logging/setLevel" if !modern => Outcome::Reply(reply::result(&id, &json!({}))),
             // 2026-07-28 removed `initialize` and `ping`, and answers an unknown method with
             // HTTP 404 (the JSON-RPC body tells it from a legacy server's 404).
             other if modern => Outcome::Reply(reply::error(
@@ -337,7 +396,7 @@ impl Gateway {
                 200,
                 &id,
                 code::METHOD_NOT_FOUND,
-                &format!("Method not found: {other} (this gateway serves tools only)"),
+                &format!("Method not found: {other}"),
             )),
         }
     }
@@ -346,8 +405,27 @@ impl Gateway {
         json!({"name": self.config.manifest.server.name, "version": self.config.manifest.server.version})
     }
 
-    fn capabilities() -> Value {
-        json!({"tools": {"listChanged": false}})
+    fn capabilities(&self, modern: bool) -> Value {
+        let mut caps = Map::new();
+        caps.insert("tools".into(), json!({"listChanged": false}));
+        if self.offers_prompts() {
+            caps.insert("prompts".into(), json!({"listChanged": false}));
+        }
+        if self.offers_resources() {
+            // Updates of a subscribed resource come on the backend session's own stream,
+            // which no caller holds: subscriptions are passed on but not advertised.
+            caps.insert(
+                "resources".into(),
+                json!({"listChanged": false, "subscribe": false}),
+            );
+        }
+        if self.offers_completions() {
+            caps.insert("completions".into(), json!({}));
+        }
+        if !modern {
+            caps.insert("logging".into(), json!({}));
+        }
+        Value::Object(caps)
     }
 
     fn initialize(
@@ -361,7 +439,7 @@ impl Gateway {
             .and_then(Value::as_str);
         let mut result = json!({
             "protocolVersion": protocol::negotiate(requested),
-            "capabilities": Self::capabilities(),
+            "capabilities": self.capabilities(false),
             "serverInfo": self.server_info(),
         });
         if let (Some(obj), Some(i)) = (result.as_object_mut(), self.instructions(caller)) {
@@ -374,7 +452,7 @@ impl Gateway {
         let mut result = json!({
             "resultType": "complete",
             "supportedVersions": protocol::SUPPORTED,
-            "capabilities": Self::capabilities(),
+            "capabilities": self.capabilities(true),
             "ttlMs": 0,
             "cacheScope": "private",
             "_meta": {"io.modelcontextprotocol/serverInfo": self.server_info()},
@@ -496,7 +574,11 @@ mod pin_tests;
 
 #[cfg(test)]
 #[path = "gateway_servers_tests.rs"]
-mod servers_tests;
+pub(crate) mod servers_tests;
+
+#[cfg(test)]
+#[path = "gateway_offer_tests.rs"]
+pub(crate) mod offer_tests;
 
 #[cfg(test)]
 #[path = "gateway_search_tests.rs"]

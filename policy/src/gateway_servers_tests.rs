@@ -13,7 +13,7 @@ fn tool(name: &str, props: Value) -> Value {
            "inputSchema": {"type": "object", "properties": props}})
 }
 
-fn backend(name: &str, label: Option<&str>, server: &str) -> EnvEntry {
+pub(crate) fn backend(name: &str, label: Option<&str>, server: &str) -> EnvEntry {
     EnvEntry {
         name: name.into(),
         description: format!("{name} backend"),
@@ -109,6 +109,9 @@ fn gateway(auth: bool) -> Gateway {
         warnings: merged.warnings,
         errors: merged.errors,
         pinning: None,
+        prompts: vec![],
+        resources: vec![],
+        resource_templates: vec![],
     }
     .seal();
     let auth = auth.then(|| FilterAuth {

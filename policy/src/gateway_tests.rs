@@ -94,6 +94,9 @@ fn gateway_in(auth: bool, described: EnvDescriptions) -> Gateway {
         warnings: merged.warnings,
         errors: merged.errors,
         pinning: None,
+        prompts: vec![],
+        resources: vec![],
+        resource_templates: vec![],
     }
     .seal();
     let auth = auth.then(|| FilterAuth {

@@ -116,6 +116,9 @@ mod tests {
             warnings: vec![],
             errors: vec![],
             pinning: None,
+            prompts: vec![],
+            resources: vec![],
+            resource_templates: vec![],
         }
         .seal();
         serde_json::from_value(json!({ "manifest": manifest })).unwrap()

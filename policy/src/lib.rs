@@ -17,6 +17,7 @@ pub mod health;
 pub mod manifest;
 pub mod merge;
 pub mod metrics;
+pub mod offerings;
 pub mod origin;
 pub mod outcome_scan;
 pub mod pin;

@@ -37,6 +37,93 @@ pub struct Manifest {
     /// Left out when pinning is off, so manifests (and their hashes) from before are unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinning: Option<PinReport>,
+    /// The backends' prompts (`crate::offerings`); left out when none, as are the two below,
+    /// so manifests of tool-only backends (and their hashes) are unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<PromptEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_templates: Vec<ResourceEntry>,
+}
+
+/// One prompt as served: the same prompt of several envs of a server is one prompt with an
+/// `env` argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptEntry {
+    /// The definition served in `prompts/list` (namespaced name, `env` argument when the
+    /// prompt has several envs).
+    pub prompt: Map<String, Value>,
+    /// The envs that have it, in config order.
+    pub envs: Vec<OfferEnv>,
+    /// The prompt's name at its backends when the served name differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+}
+
+/// An env a prompt is offered in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferEnv {
+    /// As callers name it (the `env` argument) and roles match it.
+    pub env: String,
+    /// The backend when it differs from `env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+}
+
+impl OfferEnv {
+    pub fn backend(&self) -> &str {
+        self.backend.as_deref().unwrap_or(&self.env)
+    }
+}
+
+impl PromptEntry {
+    pub fn name(&self) -> &str {
+        self.prompt
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn upstream_name(&self) -> &str {
+        self.upstream.as_deref().unwrap_or_else(|| self.name())
+    }
+
+    /// Whether callers choose the env with an `env` argument.
+    pub fn takes_env(&self) -> bool {
+        self.envs.len() > 1
+    }
+}
+
+/// One backend's resource or resource template as served: its URI (or URI template) made
+/// unique across backends (`crate::offerings::wrap_uri`) when the gateway has several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceEntry {
+    /// The definition served in `resources/list` (or `resources/templates/list`).
+    pub resource: Map<String, Value>,
+    /// The backend (`Manifest::envs` name) that serves it.
+    pub backend: String,
+    /// The URI (or template) at the backend when the served one differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+}
+
+impl ResourceEntry {
+    /// The served URI (`uri`, or `uriTemplate` for a template).
+    pub fn uri(&self) -> &str {
+        ["uri", "uriTemplate"]
+            .iter()
+            .find_map(|k| self.resource.get(*k).and_then(Value::as_str))
+            .unwrap_or_default()
+    }
+
+    /// The URI (or template) as the backend names it: what roles match.
+    pub fn upstream_uri(&self) -> &str {
+        self.upstream.as_deref().unwrap_or_else(|| self.uri())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -340,6 +427,9 @@ mod tests {
             warnings: vec![],
             errors: vec![],
             pinning: None,
+            prompts: vec![],
+            resources: vec![],
+            resource_templates: vec![],
         };
         let a = m.clone().seal();
         let b = a.clone().seal();

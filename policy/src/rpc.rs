@@ -13,6 +13,8 @@ pub mod code {
     pub const METHOD_NOT_FOUND: i64 = -32601;
     pub const INVALID_PARAMS: i64 = -32602;
     pub const INTERNAL_ERROR: i64 = -32603;
+    /// MCP: `resources/read` of a URI the server does not know.
+    pub const RESOURCE_NOT_FOUND: i64 = -32002;
     /// 2026-07-28: a `Mcp-*` header disagrees with the body.
     pub const HEADER_MISMATCH: i64 = -32020;
     /// 2026-07-28: the request needs a client capability it did not declare.

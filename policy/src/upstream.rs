@@ -6,7 +6,8 @@
 
 use serde_json::Value;
 
-use crate::reply::{self, LocalReply};
+use crate::gateway::Forward;
+use crate::reply::LocalReply;
 
 /// The verdict on a forwarded call's response status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,28 +50,25 @@ pub fn is_mcp_content_type(content_type: Option<&str>) -> bool {
     })
 }
 
-/// The tool error for a failed call: `status` is `None` when no response came at all.
-pub fn failure(env: &str, id: &Value, status: Option<u16>, body: &[u8]) -> LocalReply {
+/// The answer for a failed call (a tool error; a JSON-RPC error for other requests):
+/// `status` is `None` when no response came at all.
+pub fn failure(fwd: &Forward, status: Option<u16>, body: &[u8]) -> LocalReply {
     let verb = match status {
         Some(400..=499) => "rejected the call",
         _ => "is unavailable",
     };
-    reply::tool_error(
-        id,
-        &format!("Environment `{env}` {verb}: {}", reason(status, body)),
-    )
+    fwd.failure_reply(&format!("{} {verb}: {}", fwd.subject, reason(status, body)))
 }
 
-/// The tool error when the env could not be reached before forwarding (side-call failures).
-pub fn unavailable(env: &str, id: &Value, reason: &str) -> LocalReply {
-    reply::tool_error(id, &format!("Environment `{env}` is unavailable: {reason}"))
+/// The answer when the env could not be reached before forwarding (side-call failures).
+pub fn unavailable(fwd: &Forward, reason: &str) -> LocalReply {
+    fwd.failure_reply(&format!("{} is unavailable: {reason}", fwd.subject))
 }
 
 /// The answer to hand the client for a call retried through a side call: a 2xx MCP answer as
 /// the backend gave it, anything else as [`failure`].
 pub fn retried(
-    env: &str,
-    id: &Value,
+    fwd: &Forward,
     status: Option<u16>,
     content_type: Option<&str>,
     body: &[u8],
@@ -81,7 +79,7 @@ pub fn retried(
             headers: vec![("content-type", ct.to_owned())],
             body: body.to_vec(),
         },
-        _ => failure(env, id, status, body),
+        _ => failure(fwd, status, body),
     }
 }
 
@@ -172,6 +170,24 @@ mod tests {
         check(302, false, Verdict::Rewrite);
     }
 
+    fn to(env: &str, id: Value) -> Forward {
+        Forward {
+            kind: crate::gateway::ForwardKind::Call,
+            env: env.to_owned(),
+            cluster: format!("env_{env}"),
+            tool: "t".into(),
+            id,
+            message: serde_json::Map::new(),
+            protocol_version: "2025-11-25".into(),
+            modern: false,
+            bind: None,
+            client_capabilities: None,
+            log_level: None,
+            subject: format!("Environment `{env}`"),
+            result: Default::default(),
+        }
+    }
+
     fn text(r: &LocalReply) -> String {
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["result"]["isError"], json!(true));
@@ -185,7 +201,7 @@ mod tests {
     #[test]
     fn failures_name_env_and_reason() {
         let envoy = b"upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused";
-        let r = failure("Prod", &json!(7), Some(503), envoy);
+        let r = failure(&to("Prod", json!(7)), Some(503), envoy);
         assert_eq!(
             text(&r),
             format!(
@@ -196,8 +212,7 @@ mod tests {
         assert!(r.body_text().contains(r#""id":7"#));
         assert_eq!(
             text(&failure(
-                "Dev",
-                &json!("a"),
+                &to("Dev", json!("a")),
                 Some(504),
                 b"upstream request timeout"
             )),
@@ -205,17 +220,16 @@ mod tests {
         );
         let rpc = br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"},"id":1}"#;
         assert_eq!(
-            text(&failure("Dev", &json!(1), Some(400), rpc)),
+            text(&failure(&to("Dev", json!(1)), Some(400), rpc)),
             "Environment `Dev` rejected the call: HTTP 400: Bad Request: No valid session ID provided"
         );
         assert_eq!(
-            text(&failure("Dev", &json!(1), None, b"")),
+            text(&failure(&to("Dev", json!(1)), None, b"")),
             "Environment `Dev` is unavailable: no response (the connection was reset or refused)"
         );
         assert_eq!(
             text(&failure(
-                "Prod",
-                &json!(1),
+                &to("Prod", json!(1)),
                 Some(503),
                 b"no healthy upstream"
             )),
@@ -223,16 +237,31 @@ mod tests {
         );
         assert_eq!(
             text(&unavailable(
-                "Prod",
-                &json!(1),
+                &to("Prod", json!(1)),
                 &reason(Some(503), b"no healthy upstream\n")
             )),
             "Environment `Prod` is unavailable: its backend is failing health checks (Envoy: HTTP 503 no healthy upstream)"
         );
         assert_eq!(
-            text(&unavailable("Dev", &json!(1), "boom")),
+            text(&unavailable(&to("Dev", json!(1)), "boom")),
             "Environment `Dev` is unavailable: boom"
         );
+    }
+
+    #[test]
+    fn other_requests_fail_with_a_jsonrpc_error_naming_the_server() {
+        let mut fwd = to("github", json!(3));
+        fwd.kind = crate::gateway::ForwardKind::Request;
+        fwd.subject = "Server `github`".into();
+        let r = unavailable(&fwd, "boom");
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["id"], json!(3));
+        assert_eq!(v["error"]["code"], json!(crate::rpc::code::INTERNAL_ERROR));
+        assert_eq!(
+            v["error"]["message"],
+            json!("Server `github` is unavailable: boom")
+        );
+        assert!(v.get("result").is_none());
     }
 
     #[test]
@@ -254,8 +283,7 @@ mod tests {
     #[test]
     fn retried_answers() {
         let ok = retried(
-            "Dev",
-            &json!(1),
+            &to("Dev", json!(1)),
             Some(200),
             Some("text/event-stream"),
             b"event: message\ndata: {}\n\n",
@@ -266,9 +294,19 @@ mod tests {
             vec![("content-type", "text/event-stream".to_owned())]
         );
         assert_eq!(ok.body, b"event: message\ndata: {}\n\n");
-        let bad = retried("Dev", &json!(1), Some(200), Some("text/html"), b"<html>");
+        let bad = retried(
+            &to("Dev", json!(1)),
+            Some(200),
+            Some("text/html"),
+            b"<html>",
+        );
         assert!(text(&bad).starts_with("Environment `Dev` is unavailable: HTTP 200"));
-        let gone = retried("Dev", &json!(1), Some(404), Some("application/json"), b"");
+        let gone = retried(
+            &to("Dev", json!(1)),
+            Some(404),
+            Some("application/json"),
+            b"",
+        );
         assert_eq!(text(&gone), "Environment `Dev` rejected the call: HTTP 404");
     }
 

@@ -61,6 +61,7 @@ fn results() -> Vec<EnvResult> {
             server_info: None,
             tools,
             requires: Default::default(),
+            offered: Default::default(),
         })
     };
     vec![

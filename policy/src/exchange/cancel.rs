@@ -54,6 +54,8 @@ impl Exchange {
             bind: None,
             client_capabilities: None,
             log_level: None,
+            subject: crate::gateway::subject(entry),
+            result: Default::default(),
         };
         self.forward(gw, host, fwd)
     }

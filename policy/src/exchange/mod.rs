@@ -361,8 +361,8 @@ impl Exchange {
         }
         // Inside a session the backend keeps, callers' ids must not meet. Until the env's
         // session is known, assume it keeps one.
-        let isolate =
-            cached.as_ref().is_none_or(|s| s.session_id.is_some()) && fwd.kind == ForwardKind::Call;
+        let isolate = cached.as_ref().is_none_or(|s| s.session_id.is_some())
+            && fwd.kind != ForwardKind::Relay;
         // Who is calling matters only inside a shared session (one host read saved otherwise).
         let caller = isolate.then(|| self.caller_key(host)).flatten();
         let call = prepare(host, fwd, isolate, caller.as_deref());
@@ -406,11 +406,7 @@ impl Exchange {
                     self.state = State::Opening(call, opening);
                     Flow::Pause
                 }
-                Err(reason) => self.fail_now(crate::upstream::unavailable(
-                    &call.fwd.env,
-                    &call.fwd.id,
-                    &reason,
-                )),
+                Err(reason) => self.fail_now(crate::upstream::unavailable(&call.fwd, &reason)),
             },
         }
     }
@@ -463,11 +459,7 @@ impl Exchange {
                 });
             }
             open::Progress::Failed(reason) => {
-                self.fail_now(crate::upstream::unavailable(
-                    &call.fwd.env,
-                    &call.fwd.id,
-                    &reason,
-                ));
+                self.fail_now(crate::upstream::unavailable(&call.fwd, &reason));
             }
         }
     }
@@ -534,6 +526,7 @@ fn prepare(host: &mut dyn Host, mut fwd: Forward, isolate: bool, caller: Option<
             .modern
             .then(|| fwd.client_capabilities.clone().unwrap_or_default()),
         log_level: fwd.log_level.clone(),
+        result: fwd.result.clone(),
     };
     if isolate {
         let id = host.next_call_id();
@@ -551,7 +544,9 @@ fn prepare(host: &mut dyn Host, mut fwd: Forward, isolate: bool, caller: Option<
         edits.forwarded_id = Some(id);
     }
     let body = fwd.body();
-    let edits = (fwd.kind == ForwardKind::Call && (isolate || fwd.modern)).then_some(edits);
+    let edits = (fwd.kind != ForwardKind::Relay
+        && (isolate || fwd.modern || !fwd.result.is_empty()))
+    .then_some(edits);
     Call {
         fwd,
         body,

@@ -166,7 +166,7 @@ impl Exchange {
                 }
             }
             upstream::Verdict::Rewrite if head.end_of_stream => {
-                let r = upstream::failure(&call.fwd.env, &call.fwd.id, Some(head.status), b"");
+                let r = upstream::failure(&call.fwd, Some(head.status), b"");
                 self.fail_now(r)
             }
             upstream::Verdict::Rewrite => {
@@ -293,7 +293,7 @@ impl Exchange {
                 if !end_of_stream {
                     return Flow::Pause;
                 }
-                let r = upstream::failure(&call.fwd.env, &call.fwd.id, Some(*status), chunk);
+                let r = upstream::failure(&call.fwd, Some(*status), chunk);
                 let r = self.for_caller(r);
                 self.failed(ErrorType::Upstream, r.body.len());
                 self.actions
@@ -308,12 +308,7 @@ impl Exchange {
                 retry.body = Held::Complete(size);
                 retry.refusal = chunk.to_vec();
                 if matches!(retry.stage, Stage::Refused) {
-                    let r = upstream::failure(
-                        &retry.call.fwd.env,
-                        &retry.call.fwd.id,
-                        Some(retry.status),
-                        chunk,
-                    );
+                    let r = upstream::failure(&retry.call.fwd, Some(retry.status), chunk);
                     retry.stage = failed(r);
                 }
                 if let Stage::Answered { reply, passed } = &retry.stage {
@@ -350,18 +345,18 @@ impl Exchange {
             status,
             refusal,
         } = retry;
-        let (env, id) = (&call.fwd.env, &call.fwd.id);
+        let (env, fwd) = (&call.fwd.env, &call.fwd);
         let stage = match stage {
             Stage::Probing { .. } if matches!(answer.status, Some(200..=299)) => match body {
                 Held::Partial => Stage::Refused,
-                _ => failed(upstream::failure(env, id, Some(status), &refusal)),
+                _ => failed(upstream::failure(fwd, Some(status), &refusal)),
             },
             Stage::Probing { .. } => reopen(gw, host, &call),
             Stage::Opening(opening) => match gw.config().manifest.env(env) {
-                None => failed(upstream::unavailable(env, id, "unknown env")),
+                None => failed(upstream::unavailable(fwd, "unknown env")),
                 Some(entry) => match opening.advance(gw, host, entry, answer) {
                     Progress::Waiting(next) => Stage::Opening(next),
-                    Progress::Failed(reason) => failed(upstream::unavailable(env, id, &reason)),
+                    Progress::Failed(reason) => failed(upstream::unavailable(fwd, &reason)),
                     Progress::Open(opened) => {
                         let sent = open::side_call(
                             gw,
@@ -373,7 +368,7 @@ impl Exchange {
                         );
                         match host.dispatch(&sent) {
                             Ok(token) => Stage::Calling { token },
-                            Err(reason) => failed(upstream::unavailable(env, id, &reason)),
+                            Err(reason) => failed(upstream::unavailable(fwd, &reason)),
                         }
                     }
                 },
@@ -381,7 +376,7 @@ impl Exchange {
             Stage::Calling { .. } => {
                 let passed = upstream::retry_passes(answer.status, answer.content_type);
                 let mut reply =
-                    upstream::retried(env, id, answer.status, answer.content_type, answer.body);
+                    upstream::retried(fwd, answer.status, answer.content_type, answer.body);
                 if passed && let Some(edits) = &call.edits {
                     let mut rewrite = Rewrite::new(edits.clone(), is_sse(answer.content_type));
                     let (out, _) = rewrite.feed(&reply.body, true);
@@ -479,9 +474,9 @@ fn missing_capability(id: &serde_json::Value, missing: &[String]) -> LocalReply 
 
 /// Asks the session the call was refused in whether it still exists.
 fn probe(gw: &Gateway, host: &mut dyn Host, call: &Call) -> Stage {
-    let (env, id) = (&call.fwd.env, &call.fwd.id);
+    let (env, fwd) = (&call.fwd.env, &call.fwd);
     let (Some(entry), Some(session)) = (gw.config().manifest.env(env), &call.session) else {
-        return failed(upstream::unavailable(env, id, "unknown env"));
+        return failed(upstream::unavailable(fwd, "unknown env"));
     };
     let ping = open::side_call(
         gw,
@@ -493,22 +488,22 @@ fn probe(gw: &Gateway, host: &mut dyn Host, call: &Call) -> Stage {
     );
     match host.dispatch(&ping) {
         Ok(token) => Stage::Probing { token },
-        Err(reason) => failed(upstream::unavailable(env, id, &reason)),
+        Err(reason) => failed(upstream::unavailable(fwd, &reason)),
     }
 }
 
 /// Drops the stale session and starts opening a new one.
 fn reopen(gw: &Gateway, host: &mut dyn Host, call: &Call) -> Stage {
-    let (env, id) = (&call.fwd.env, &call.fwd.id);
+    let (env, fwd) = (&call.fwd.env, &call.fwd);
     let Some(entry) = gw.config().manifest.env(env) else {
-        return failed(upstream::unavailable(env, id, "unknown env"));
+        return failed(upstream::unavailable(fwd, "unknown env"));
     };
     if let Some(used) = &call.session {
         open::forget(host, entry, used);
     }
     match Opening::begin(gw, host, entry, &call.fwd.protocol_version) {
         Ok(opening) => Stage::Opening(opening),
-        Err(reason) => failed(upstream::unavailable(env, id, &reason)),
+        Err(reason) => failed(upstream::unavailable(fwd, &reason)),
     }
 }
 

@@ -13,6 +13,7 @@
 use serde_json::{Map, Value};
 
 use super::ids;
+use crate::gateway::ResultEdit;
 
 /// What to change in the messages of one answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +38,10 @@ pub struct Edits {
     /// A 2026-07-28 caller's `_meta` log level: log notifications below it (all, without
     /// one) are not for this caller.
     pub log_level: Option<String>,
+    /// What the result needs besides `resultType` (a `resources/read`'s URIs, caching
+    /// hints): a JSON answer is then held whole (up to [`MAX_EVENT_BYTES`]) and edited as a
+    /// value.
+    pub result: ResultEdit,
 }
 
 /// A server request the caller cannot take: the gateway answers it for the caller.
@@ -55,6 +60,8 @@ pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug)]
 pub enum Rewrite {
     Json(JsonRewrite),
+    /// A JSON answer whose result is edited as a value: held until it ends.
+    Whole(Box<WholeJson>),
     Sse(Box<SseRewrite>),
 }
 
@@ -62,6 +69,11 @@ impl Rewrite {
     pub fn new(edits: Edits, sse: bool) -> Self {
         if sse {
             Rewrite::Sse(Box::new(SseRewrite::new(edits)))
+        } else if !edits.result.is_empty() {
+            Rewrite::Whole(Box::new(WholeJson {
+                held: Vec::new(),
+                edits,
+            }))
         } else {
             Rewrite::Json(JsonRewrite::new(edits))
         }
@@ -72,7 +84,47 @@ impl Rewrite {
     pub fn feed(&mut self, chunk: &[u8], end: bool) -> (Vec<u8>, Vec<Refused>) {
         match self {
             Rewrite::Json(j) => (j.feed(chunk), Vec::new()),
+            Rewrite::Whole(w) => match w.feed(chunk, end) {
+                Ok(out) => (out, Vec::new()),
+                Err(mut streaming) => {
+                    // Too big to hold: the rest streams with only the id restored.
+                    let out = streaming.feed(&std::mem::take(&mut w.held));
+                    *self = Rewrite::Json(streaming);
+                    (out, Vec::new())
+                }
+            },
             Rewrite::Sse(s) => s.feed(chunk, end),
+        }
+    }
+}
+
+/// A JSON answer held whole, then edited as a value (like one SSE event).
+#[derive(Debug)]
+pub struct WholeJson {
+    held: Vec<u8>,
+    edits: Edits,
+}
+
+impl WholeJson {
+    /// The edited answer once it ended (nothing before); `Err` with the streaming rewriter
+    /// to hand the held bytes and the rest to when the answer is larger than
+    /// [`MAX_EVENT_BYTES`].
+    fn feed(&mut self, chunk: &[u8], end: bool) -> Result<Vec<u8>, JsonRewrite> {
+        self.held.extend_from_slice(chunk);
+        if self.held.len() > MAX_EVENT_BYTES {
+            return Err(JsonRewrite::new(self.edits.clone()));
+        }
+        if !end {
+            return Ok(Vec::new());
+        }
+        let held = std::mem::take(&mut self.held);
+        match serde_json::from_slice::<Value>(&held) {
+            Ok(mut message) => {
+                edit_message(&self.edits, &mut message);
+                Ok(serde_json::to_vec(&message).unwrap_or(held))
+            }
+            // Not JSON after all: the id cannot be found either; the caller gets it as sent.
+            Err(_) => Ok(held),
         }
     }
 }
@@ -559,15 +611,36 @@ fn edit_message(edits: &Edits, message: &mut Value) -> Edited {
         }
         (None, _) => {
             object.insert("id".into(), edits.original_id.clone());
-            if edits.result_type
-                && let Some(result) = object.get_mut("result").and_then(Value::as_object_mut)
-                && !result.contains_key("resultType")
-            {
-                result.insert("resultType".into(), Value::String("complete".into()));
+            if let Some(result) = object.get_mut("result").and_then(Value::as_object_mut) {
+                if edits.result_type && !result.contains_key("resultType") {
+                    result.insert("resultType".into(), Value::String("complete".into()));
+                }
+                edit_result(&edits.result, result);
             }
         }
     }
     Edited::Keep
+}
+
+/// A result's URIs as the caller knows them, and the caching hints a 2026-07-28 caller's
+/// cacheable result must carry (the initialize-era backend sends none: nothing is promised).
+fn edit_result(edit: &ResultEdit, result: &mut Map<String, Value>) {
+    if let Some(backend) = &edit.wrap_uris {
+        let contents = result.get_mut("contents").and_then(Value::as_array_mut);
+        for content in contents.into_iter().flatten() {
+            if let Some(uri) = content.get_mut("uri")
+                && let Some(original) = uri.as_str()
+            {
+                *uri = Value::String(crate::offerings::wrap_uri(backend, original));
+            }
+        }
+    }
+    if edit.caching {
+        result.entry("ttlMs").or_insert(Value::from(0));
+        result
+            .entry("cacheScope")
+            .or_insert(Value::String("private".into()));
+    }
 }
 
 fn edit_notification(edits: &Edits, method: &str, params: &mut Map<String, Value>) {

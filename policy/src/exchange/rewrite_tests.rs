@@ -13,6 +13,7 @@ fn edits(modern: bool) -> Edits {
         relay_server_requests: !modern,
         capabilities: modern.then(|| json!({"sampling": {}}).as_object().cloned().unwrap()),
         log_level: None,
+        result: Default::default(),
     }
 }
 
@@ -192,4 +193,63 @@ fn sse_line_ends_and_bom_as_clients_read_them() {
         assert!(!out.contains("mmx-1-9"), "{body:?} gave {out:?}");
         assert!(out.contains(r#""id":1"#), "{body:?} gave {out:?}");
     }
+}
+
+/// A `resources/read` answer through a gateway with several backends: its URIs are the ones
+/// the caller read (naming the backend), the id is the caller's, and a 2026-07-28 caller gets
+/// the caching hints; the JSON answer is held whole and cut anywhere gives the same.
+#[test]
+fn read_results_get_their_uris_wrapped_and_caching_hints() {
+    let mut e = edits(true);
+    e.result = crate::gateway::ResultEdit {
+        wrap_uris: Some("obs.Prod".into()),
+        caching: true,
+    };
+    let body = r#"{"jsonrpc":"2.0","id":"mmx-1-9","result":{"contents":[{"uri":"file:///a.md","text":"x"},{"uri":"file:///b.png","blob":"AA=="}]}}"#;
+    let (out, _) = through(e.clone(), false, body);
+    let got: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        got,
+        json!({"jsonrpc": "2.0", "id": 1, "result": {
+            "contents": [
+                {"uri": "meshmux://obs.Prod/file:///a.md", "text": "x"},
+                {"uri": "meshmux://obs.Prod/file:///b.png", "blob": "AA=="}
+            ],
+            "resultType": "complete", "ttlMs": 0, "cacheScope": "private"}})
+    );
+    // The same over SSE.
+    let sse = format!("event: message\ndata: {body}\n\n");
+    let (out, _) = through(e.clone(), true, &sse);
+    assert!(out.contains("meshmux://obs.Prod/file:///a.md") && out.contains(r#""ttlMs":0"#));
+    // An error answer: only the id.
+    let (out, _) = through(
+        e.clone(),
+        false,
+        r#"{"jsonrpc":"2.0","id":"mmx-1-9","error":{"code":-32002,"message":"nope"}}"#,
+    );
+    let got: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(got["id"], json!(1));
+    assert_eq!(got["error"]["code"], json!(-32002));
+}
+
+/// An answer too big to hold streams on with the id restored (its URIs stay the backend's).
+#[test]
+fn a_read_result_too_big_to_hold_streams_on() {
+    let mut e = edits(false);
+    e.result.wrap_uris = Some("obs.Prod".into());
+    let mut r = Rewrite::new(e, false);
+    let head =
+        br#"{"jsonrpc":"2.0","id":"mmx-1-9","result":{"contents":[{"uri":"file:///a","text":""#;
+    let mut out = r.feed(head, false).0;
+    assert!(out.is_empty(), "held until it ends or grows too big");
+    let filler = vec![b'x'; MAX_EVENT_BYTES];
+    out.extend(r.feed(&filler, false).0);
+    out.extend(r.feed(br#""}]}}"#, true).0);
+    assert_eq!(
+        out.len(),
+        head.len() + filler.len() + 5 - "\"mmx-1-9\"".len() + 1
+    );
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(got["id"], json!(1));
+    assert_eq!(got["result"]["contents"][0]["uri"], json!("file:///a"));
 }

@@ -1000,3 +1000,6 @@ fn a_foreign_origin_is_refused_before_anything_else() {
     );
     assert!(matches!(drain(&mut ex).as_slice(), [Action::Reply(r)] if r.status == 403));
 }
+
+#[path = "request_tests.rs"]
+mod request;

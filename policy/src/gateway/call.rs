@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::search;
-use super::{Caller, Forward, ForwardKind, Gateway, Outcome, RequestHead, mismatch};
+use super::{Caller, Forward, ForwardKind, Gateway, Outcome, RequestHead, ResultEdit, mismatch};
 use crate::manifest::{EnvEntry, ToolExposure};
 use crate::merge::ENV_PARAM;
 use crate::pin::Change;
@@ -176,6 +176,36 @@ impl Gateway {
                 }
             }
         }
+        if let Some(params) = object.get_mut("params").and_then(Value::as_object_mut) {
+            if tool.upstream.is_some() {
+                params.insert(
+                    "name".into(),
+                    Value::String(tool.upstream_name().to_owned()),
+                );
+            }
+            params.insert("arguments".into(), Value::Object(arguments));
+        }
+        Outcome::Forward(Box::new(self.forward_to(
+            entry,
+            ForwardKind::Call,
+            name,
+            id,
+            object,
+            header_era,
+        )))
+    }
+
+    /// A request for `entry`'s backend: the 2026-07-28 per-request `_meta` taken off (kept
+    /// aside to fit the answer to the caller), sent with the version that backend speaks.
+    pub(super) fn forward_to(
+        &self,
+        entry: &EnvEntry,
+        kind: ForwardKind,
+        tool: String,
+        id: Value,
+        mut object: Map<String, Value>,
+        header_era: bool,
+    ) -> Forward {
         let meta = |key: &str| {
             object
                 .get("params")
@@ -190,28 +220,34 @@ impl Gateway {
         let log_level =
             meta("io.modelcontextprotocol/logLevel").and_then(|l| l.as_str().map(str::to_owned));
         if let Some(params) = object.get_mut("params").and_then(Value::as_object_mut) {
-            if tool.upstream.is_some() {
-                params.insert(
-                    "name".into(),
-                    Value::String(tool.upstream_name().to_owned()),
-                );
-            }
-            params.insert("arguments".into(), Value::Object(arguments));
             strip_era_meta(params);
         }
-        Outcome::Forward(Box::new(Forward {
-            kind: ForwardKind::Call,
+        Forward {
+            kind,
             env: entry.name.clone(),
             cluster: entry.cluster.clone(),
-            tool: name,
-            id: id.clone(),
+            tool,
+            id,
             message: object,
             protocol_version: forward_version(entry),
             modern: header_era,
             bind: None,
             client_capabilities,
             log_level,
-        }))
+            subject: subject(entry),
+            result: ResultEdit::default(),
+        }
+    }
+}
+
+/// How failures name a backend: a seed-000 env, a server, or a server's env.
+pub fn subject(entry: &EnvEntry) -> String {
+    match &entry.server {
+        Some(server) if entry.label() != server => {
+            format!("Server `{server}` (env `{}`)", entry.label())
+        }
+        Some(server) => format!("Server `{server}`"),
+        None => format!("Environment `{}`", entry.name),
     }
 }
 
@@ -276,6 +312,8 @@ impl Gateway {
             bind: Some(bind),
             client_capabilities: None,
             log_level: None,
+            subject: subject(entry),
+            result: ResultEdit::default(),
         }))
     }
 }
