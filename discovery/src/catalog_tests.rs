@@ -347,3 +347,65 @@ fn capability_needs_reach_the_manifest_per_env_and_leave_other_tools_alone() {
         "{text}"
     );
 }
+
+/// What a backend offers besides tools reaches the manifest: prompts merged across the
+/// envs, resource URIs naming their backend (three backends here), a down env's left out.
+#[test]
+fn prompts_and_resources_reach_the_manifest() {
+    let config = three_envs();
+    let offering = |env: &str| {
+        let mut d = found(vec![tool("logs", json!({}))]).unwrap();
+        d.offered = Offered {
+            prompts: vec![json!({"name": "triage", "description": "Triage an incident"})],
+            resources: vec![json!({"uri": format!("file:///{env}.md"), "name": env})],
+            templates: vec![],
+        };
+        Ok(d)
+    };
+    let results = vec![
+        EnvResult {
+            name: "Prod".into(),
+            outcome: offering("prod"),
+        },
+        EnvResult {
+            name: "Staging".into(),
+            outcome: offering("staging"),
+        },
+        EnvResult {
+            name: "Dev".into(),
+            outcome: Err("down".into()),
+        },
+    ];
+    let m = build_manifest(&config, &results).unwrap();
+    assert_eq!(m.prompts.len(), 1);
+    let triage = &m.prompts[0];
+    assert_eq!(triage.name(), "triage");
+    assert!(triage.takes_env());
+    assert_eq!(
+        triage.prompt["arguments"][0]["description"],
+        json!("Environment to get this prompt from. One of: Prod, Staging")
+    );
+    let uris: Vec<&str> = m.resources.iter().map(|r| r.uri()).collect();
+    assert_eq!(
+        uris,
+        [
+            "meshmux://Prod/file:///prod.md",
+            "meshmux://Staging/file:///staging.md"
+        ]
+    );
+    assert!(m.resource_templates.is_empty());
+    // A tools-only catalog's manifest does not mention them.
+    let plain = build_manifest(
+        &config,
+        &[EnvResult {
+            name: "Prod".into(),
+            outcome: found(vec![tool("logs", json!({}))]),
+        }],
+    )
+    .unwrap();
+    let text = serde_json::to_string(&plain).unwrap();
+    assert!(
+        !text.contains("prompts") && !text.contains("resources"),
+        "{text}"
+    );
+}

@@ -157,13 +157,21 @@ fn prompts_resources_and_completions_reach_the_server_they_name() -> Result<()> 
         json!({"name": "department", "value": "E"}),
         json!({}),
     )?;
-    assert_eq!(c["result"]["completion"]["values"], json!(["Engineering"]), "{c}");
+    assert_eq!(
+        c["result"]["completion"]["values"],
+        json!(["Engineering"]),
+        "{c}"
+    );
     let c = complete(
         "docs__completable-prompt",
         json!({"name": "env", "value": "S"}),
         json!({}),
     )?;
-    assert_eq!(c["result"]["completion"]["values"], json!(["Staging"]), "{c}");
+    assert_eq!(
+        c["result"]["completion"]["values"],
+        json!(["Staging"]),
+        "{c}"
+    );
     let c = complete(
         "docs__completable-prompt",
         json!({"name": "name", "value": ""}),
@@ -231,7 +239,10 @@ fn callers_see_and_reach_only_the_prompts_and_resources_their_roles_allow() -> R
     let w = Some(writer.as_str());
 
     let prompts = rpc(&gw, w, "prompts/list", json!({}))?;
-    let listed = prompts["result"]["prompts"].as_array().cloned().unwrap_or_default();
+    let listed = prompts["result"]["prompts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let names = field(&listed, "name");
     assert!(names.contains(&"docs__simple-prompt"), "{names:?}");
     assert!(
@@ -246,7 +257,10 @@ fn callers_see_and_reach_only_the_prompts_and_resources_their_roles_allow() -> R
     assert!(text_of(&all).contains("everything__simple-prompt"), "{all}");
 
     let resources = rpc(&gw, w, "resources/list", json!({}))?;
-    let listed = resources["result"]["resources"].as_array().cloned().unwrap_or_default();
+    let listed = resources["result"]["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let uris = field(&listed, "uri");
     assert!(!uris.is_empty(), "{resources}");
     assert!(
