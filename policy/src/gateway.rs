@@ -65,6 +65,12 @@ pub enum Outcome {
     Cancel {
         request_id: Value,
     },
+    /// A legacy caller's `logging/setLevel`: the exchange notes the level for its later
+    /// requests (backend sessions are shared, so it is not sent on) and answers `reply`.
+    LogLevel {
+        level: String,
+        reply: LocalReply,
+    },
 }
 
 /// A message to send on to one env's backend: a `tools/call`, or a client's answer to a
@@ -383,7 +389,24 @@ impl Gateway {
             }
             // Backend sessions are shared, so a caller's level is not sent to them; 2026-07-28
             // callers name theirs per request (`_meta` logLevel) and it is applied then.
-            "logging/setLevel" if !modern => Outcome::Reply(reply::result(&id, &json!({}))),
+            "logging/setLevel" if !modern => {
+                let level = params.and_then(|p| p.get("level")).and_then(Value::as_str);
+                match level.filter(|l| crate::exchange::rewrite::LOG_LEVELS.contains(l)) {
+                    Some(level) => Outcome::LogLevel {
+                        level: level.to_owned(),
+                        reply: reply::result(&id, &json!({})),
+                    },
+                    None => Outcome::Reply(reply::error(
+                        200,
+                        &id,
+                        code::INVALID_PARAMS,
+                        &format!(
+                            "`params.level` must be one of {}",
+                            crate::exchange::rewrite::LOG_LEVELS.join(", ")
+                        ),
+                    )),
+                }
+            }
             // 2026-07-28 removed `initialize` and `ping`, and answers an unknown method with
             // HTTP 404 (the JSON-RPC body tells it from a legacy server's 404).
             other if modern => Outcome::Reply(reply::error(

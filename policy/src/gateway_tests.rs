@@ -153,6 +153,7 @@ fn run_in(
     match gateway.on_body(head, body.as_bytes(), caller) {
         Outcome::Reply(r) | Outcome::Initialized(r) => (r.status, r.body_text()),
         Outcome::Cancel { request_id } => (202, format!("CANCEL {request_id}")),
+        Outcome::LogLevel { level, reply } => (reply.status, format!("LOG {level}")),
         Outcome::Denied { reply, tool, env } => (
             reply.status,
             format!("DENIED {tool}@{env} {}", reply.body_text()),

@@ -89,6 +89,19 @@ pub fn inflight_slot(caller: &str, id: &Value) -> (String, String) {
     (format!("meshmux.inflight.{slot}"), full)
 }
 
+/// The shared-data slot holding a legacy caller's `logging/setLevel` level, and the key its
+/// record carries (a collision only loses a level: that caller then gets every message).
+pub fn log_level_slot(caller: &str) -> (String, String) {
+    let digest = Sha256::new()
+        .chain_update(b"log-level")
+        .chain_update([0])
+        .chain_update(caller.as_bytes())
+        .finalize();
+    let byte = |i: usize| digest.get(i).copied().unwrap_or(0);
+    let slot = u16::from_be_bytes([byte(0), byte(1)]) % INFLIGHT_SLOTS;
+    (format!("meshmux.loglevel.{slot}"), caller.to_owned())
+}
+
 /// Slots for in-flight calls (each holds one small record).
 pub const INFLIGHT_SLOTS: u16 = 1024;
 

@@ -335,6 +335,14 @@ impl Exchange {
                 self.reply(r)
             }
             Outcome::Cancel { request_id } => self.cancel(gw, host, &request_id),
+            Outcome::LogLevel { level, reply } => {
+                if let Some(caller) = self.caller_key(host) {
+                    let (slot, key) = ids::log_level_slot(&caller);
+                    let record = serde_json::json!({"key": key, "level": level});
+                    host.shared_set(&slot, record.to_string().as_bytes(), None);
+                }
+                self.reply(reply)
+            }
             Outcome::Forward(fwd) => {
                 if fwd.kind == ForwardKind::Relay
                     && fwd.bind.as_deref() != self.caller_key(host).as_deref()
@@ -350,7 +358,10 @@ impl Exchange {
         }
     }
 
-    fn forward(&mut self, gw: &Gateway, host: &mut dyn Host, fwd: Forward) -> Flow {
+    fn forward(&mut self, gw: &Gateway, host: &mut dyn Host, mut fwd: Forward) -> Flow {
+        if !fwd.modern && fwd.kind != ForwardKind::Relay && fwd.log_level.is_none() {
+            fwd.log_level = self.noted_log_level(host);
+        }
         let Some(entry) = gw.config().manifest.env(&fwd.env) else {
             return self.fail_now(internal(&fwd.id, "the manifest lists no such env"));
         };
@@ -474,6 +485,16 @@ impl Exchange {
         self.fail_now(internal(&id, what));
     }
 
+    /// The level a legacy caller set with `logging/setLevel`, if it set one.
+    fn noted_log_level(&self, host: &dyn Host) -> Option<String> {
+        let caller = self.caller_key(host)?;
+        let (slot, key) = ids::log_level_slot(&caller);
+        let record: Value = serde_json::from_slice(&host.shared_get(&slot).0?).ok()?;
+        (record.get("key")?.as_str()? == key)
+            .then(|| record.get("level")?.as_str().map(str::to_owned))
+            .flatten()
+    }
+
     fn reply(&mut self, r: LocalReply) -> Flow {
         self.state = State::Idle;
         self.actions.push_back(Action::Reply(r));
@@ -545,7 +566,7 @@ fn prepare(host: &mut dyn Host, mut fwd: Forward, isolate: bool, caller: Option<
     }
     let body = fwd.body();
     let edits = (fwd.kind != ForwardKind::Relay
-        && (isolate || fwd.modern || !fwd.result.is_empty()))
+        && (isolate || fwd.modern || !fwd.result.is_empty() || fwd.log_level.is_some()))
     .then_some(edits);
     Call {
         fwd,

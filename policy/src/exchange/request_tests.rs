@@ -131,3 +131,62 @@ fn an_unreachable_server_is_a_jsonrpc_error_naming_it() {
         "{message}"
     );
 }
+
+fn head_of(session: &str) -> Request {
+    Request::from_headers([
+        (":method", "POST"),
+        (":path", "/mcp"),
+        ("content-type", "application/json"),
+        ("mcp-session-id", session),
+    ])
+}
+
+/// A legacy caller's `logging/setLevel` holds for its later calls only: backend sessions are
+/// shared, so the level is the gateway's to apply, per caller.
+#[test]
+fn a_callers_log_level_filters_its_own_answers_only() {
+    let mut host = FakeHost::with_session("Dev", None);
+    let set = json!({"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel",
+                     "params": {"level": "warning"}})
+    .to_string();
+    let mut ex = Exchange::new();
+    send(&mut ex, &mut host, head_of("quiet"), set.as_bytes());
+    match drain(&mut ex).as_slice() {
+        [Action::Reply(r)] => assert_eq!(r.body_text(), r#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+        other => panic!("{other:?}"),
+    }
+    let bad = json!({"jsonrpc": "2.0", "id": 2, "method": "logging/setLevel",
+                     "params": {"level": "loud"}})
+    .to_string();
+    let mut ex = Exchange::new();
+    send(&mut ex, &mut host, head_of("quiet"), bad.as_bytes());
+    match drain(&mut ex).as_slice() {
+        [Action::Reply(r)] => assert!(r.body_text().contains("-32602"), "{}", r.body_text()),
+        other => panic!("{other:?}"),
+    }
+    let events = [
+        r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"chatty"}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"error","data":"bad"}}"#,
+        r#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#,
+    ];
+    let sse: String = events
+        .iter()
+        .map(|e| format!("event: message\ndata: {e}\n\n"))
+        .collect();
+    for (session, chatty) in [("quiet", false), ("other", true)] {
+        let mut ex = Exchange::new();
+        send(
+            &mut ex,
+            &mut host,
+            head_of(session),
+            &call_body(json!(7), "Dev", json!({})),
+        );
+        drain(&mut ex);
+        let got = answer(&mut ex, &mut host, "text/event-stream", &sse);
+        assert_eq!(got.contains("chatty"), chatty, "{session}: {got}");
+        assert!(
+            got.contains("bad") && got.contains("\"result\""),
+            "{session}: {got}"
+        );
+    }
+}

@@ -541,18 +541,22 @@ fn needed_capability(method: &str) -> Option<&'static str> {
     }
 }
 
-/// 2026-07-28: log notifications only when the request asked for them, at or above its level.
+/// MCP's log levels (RFC 5424's), least severe first.
+pub const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+/// Log notifications only at or above the caller's level: a 2026-07-28 request's `_meta`
+/// level (none: no log notifications at all), or a legacy caller's `logging/setLevel`.
 fn wanted_log(requested: Option<&str>, level: Option<&str>) -> bool {
-    const LEVELS: [&str; 8] = [
-        "debug",
-        "info",
-        "notice",
-        "warning",
-        "error",
-        "critical",
-        "alert",
-        "emergency",
-    ];
+    const LEVELS: [&str; 8] = LOG_LEVELS;
     let rank = |l: &str| LEVELS.iter().position(|x| *x == l);
     match (requested.and_then(rank), level.and_then(rank)) {
         (Some(min), Some(l)) => l >= min,
@@ -595,7 +599,9 @@ fn edit_message(edits: &Edits, message: &mut Value) -> Edited {
             );
         }
         (Some(method), false) => {
-            if method == "notifications/message" && edits.capabilities.is_some() {
+            if method == "notifications/message"
+                && (edits.capabilities.is_some() || edits.log_level.is_some())
+            {
                 let level = object
                     .get("params")
                     .and_then(|p| p.get("level"))
