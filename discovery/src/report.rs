@@ -291,6 +291,7 @@ pub fn list_text(manifest: &Manifest) -> String {
     for tool in &manifest.tools {
         list_tool(&mut out, tool);
     }
+    offerings(&mut out, manifest);
     for env in &manifest.envs {
         if let Some(reason) = &env.unreachable {
             let _ = writeln!(
@@ -361,6 +362,35 @@ fn servers(out: &mut String, manifest: &Manifest) {
             } else {
                 let _ = writeln!(out, "    {}{state}", env.url);
             }
+        }
+    }
+}
+
+/// Prompts (with their envs), then resources and templates by served URI.
+fn offerings(out: &mut String, manifest: &Manifest) {
+    if !manifest.prompts.is_empty() {
+        let _ = writeln!(out, "\nPrompts:");
+        for p in &manifest.prompts {
+            let envs: Vec<&str> = p.envs.iter().map(|e| e.env.as_str()).collect();
+            let desc = p
+                .prompt
+                .get("description")
+                .and_then(Value::as_str)
+                .and_then(|d| d.lines().next())
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {}  [env: {}]  {desc}", p.name(), envs.join(" | "));
+        }
+    }
+    for (title, entries) in [
+        ("Resources", &manifest.resources),
+        ("Resource templates", &manifest.resource_templates),
+    ] {
+        if entries.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{title}:");
+        for r in entries {
+            let _ = writeln!(out, "  {}", r.uri());
         }
     }
 }

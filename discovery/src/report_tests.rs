@@ -160,3 +160,36 @@ fn list_names_the_capabilities_a_tool_was_listed_for() {
     );
     assert_eq!(text.matches("listed only for").count(), 1, "{text}");
 }
+
+#[test]
+fn list_shows_prompts_and_resources_after_the_tools() {
+    let (mut m, _) = scenario(false, false);
+    m.prompts.push(policy::manifest::PromptEntry {
+        prompt: serde_json::from_value(json!({"name": "triage", "description": "Triage it\nmore"}))
+            .unwrap(),
+        envs: ["Prod", "Staging"]
+            .iter()
+            .map(|e| policy::manifest::OfferEnv {
+                env: (*e).into(),
+                backend: None,
+            })
+            .collect(),
+        upstream: None,
+    });
+    m.resources.push(policy::manifest::ResourceEntry {
+        resource: serde_json::from_value(json!({"uri": "meshmux://Prod/file:///a", "name": "a"}))
+            .unwrap(),
+        backend: "Prod".into(),
+        upstream: Some("file:///a".into()),
+    });
+    let text = list_text(&m);
+    assert!(
+        text.contains("\nPrompts:\n  triage  [env: Prod | Staging]  Triage it\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nResources:\n  meshmux://Prod/file:///a\n"),
+        "{text}"
+    );
+    assert!(!text.contains("Resource templates"), "{text}");
+}
