@@ -235,21 +235,11 @@ fn drop_prompt_collisions(servers: &[ServerSpec], out: &mut Offerings) {
     }
     for (name, servers) in owners.into_iter().filter(|(_, s)| s.len() > 1) {
         out.prompts.retain(|p| p.name() != name);
-        let named: Vec<String> = servers
-            .iter()
-            .map(|s| {
-                if s.is_empty() {
-                    "`environments`".to_owned()
-                } else {
-                    format!("`{s}`")
-                }
-            })
-            .collect();
         out.errors.push(Diagnostic {
             tool: name,
             message: format!(
                 "prompt served by more than one server ({}); give one a `prefix`",
-                named.join(" and ")
+                crate::servers::named(&servers)
             ),
         });
     }

@@ -224,24 +224,29 @@ fn drop_collisions(servers: &[ServerSpec], out: &mut MergeOutput) {
     }
     out.tools.retain(|t| !colliding.contains_key(t.name()));
     for (name, servers) in colliding {
-        let named: Vec<String> = servers
-            .iter()
-            .map(|s| {
-                if s.is_empty() {
-                    "`environments`".to_owned()
-                } else {
-                    format!("`{s}`")
-                }
-            })
-            .collect();
         out.errors.push(Diagnostic {
             tool: name,
             message: format!(
                 "served by more than one server ({}); give one a `prefix` or rename the tool in its `tools`",
-                named.join(" and ")
+                named(&servers)
             ),
         });
     }
+}
+
+/// Servers as collision errors name them (a seed-000 file's envs are `environments`).
+pub(crate) fn named(servers: &[String]) -> String {
+    let named: Vec<String> = servers
+        .iter()
+        .map(|s| {
+            if s.is_empty() {
+                "`environments`".to_owned()
+            } else {
+                format!("`{s}`")
+            }
+        })
+        .collect();
+    named.join(" and ")
 }
 
 #[cfg(test)]

@@ -218,12 +218,7 @@ impl Gateway {
             ));
         };
         let Some((entry, original)) = self.resolve_uri(&uri, caller) else {
-            return Outcome::Reply(reply::error(
-                200,
-                &id,
-                code::RESOURCE_NOT_FOUND,
-                &format!("Resource not found: {uri}"),
-            ));
+            return not_found(&id, &uri);
         };
         let wrapped = original != uri;
         let read = object.get("method").and_then(Value::as_str) == Some("resources/read");
@@ -337,12 +332,7 @@ impl Gateway {
                     return invalid("`params.ref.uri` must be a string".into());
                 };
                 let Some((entry, original)) = self.resolve_uri(&uri, caller) else {
-                    return Outcome::Reply(reply::error(
-                        200,
-                        &id,
-                        code::RESOURCE_NOT_FOUND,
-                        &format!("Resource not found: {uri}"),
-                    ));
+                    return not_found(&id, &uri);
                 };
                 if let Some(r) = object
                     .get_mut("params")
@@ -388,27 +378,17 @@ impl Gateway {
             .and_then(|a| a.get("value"))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let Some(prompt) = self
+        let allowed = match self
             .config
             .manifest
             .prompts
             .iter()
             .find(|p| p.name() == name)
-        else {
-            return Outcome::Reply(reply::error(
-                200,
-                id,
-                code::INVALID_PARAMS,
-                &format!("Unknown prompt: {name}"),
-            ));
+        {
+            Some(prompt) => self.prompt_envs(prompt, caller),
+            None => Vec::new(),
         };
-        let values: Vec<&str> = self
-            .prompt_envs(prompt, caller)
-            .into_iter()
-            .map(|e| e.env.as_str())
-            .filter(|env| env.starts_with(typed))
-            .collect();
-        if values.is_empty() && self.prompt_envs(prompt, caller).is_empty() {
+        if allowed.is_empty() {
             return Outcome::Reply(reply::error(
                 200,
                 id,
@@ -416,11 +396,26 @@ impl Gateway {
                 &format!("Unknown prompt: {name}"),
             ));
         }
+        let values: Vec<&str> = allowed
+            .into_iter()
+            .map(|e| e.env.as_str())
+            .filter(|env| env.starts_with(typed))
+            .collect();
         Outcome::Reply(reply::result(
             id,
             &json!({"completion": {"values": values, "total": values.len(), "hasMore": false}}),
         ))
     }
+}
+
+/// A URI no backend the caller may use serves (the same answer whether it exists or not).
+fn not_found(id: &Value, uri: &str) -> Outcome {
+    Outcome::Reply(reply::error(
+        200,
+        id,
+        code::RESOURCE_NOT_FOUND,
+        &format!("Resource not found: {uri}"),
+    ))
 }
 
 /// The gateway answers every list in one page.
