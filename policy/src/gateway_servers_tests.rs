@@ -179,6 +179,7 @@ fn a_single_backend_tool_is_called_by_its_backend_name_without_env() {
     ));
     assert_eq!(f.message["params"]["name"], json!("deploy"));
     assert_eq!(f.message["params"]["arguments"], json!({"env": "blue"}));
+    assert_eq!(f.subject, "Server `github`");
 }
 
 #[test]
@@ -191,6 +192,8 @@ fn a_servers_env_label_routes_to_its_backend() {
     ));
     assert_eq!(f.env, "obs.Staging");
     assert_eq!(f.cluster, "env_obs.Staging");
+    // Failures name the server and its env, not the backend.
+    assert_eq!(f.subject, "Server `obs` (env `Staging`)");
     assert_eq!(f.message["params"]["name"], json!("query"));
     assert_eq!(f.message["params"]["arguments"], json!({"q": "x"}));
     // The backend's name is not an env callers can name.
