@@ -49,8 +49,7 @@ pub fn discover(config: &Config) -> Result<Discovered> {
         .arg(&config_path)
         .arg("--out")
         .arg(&out)
-        .arg("--filter")
-        .arg(prereq::filter()?)
+        .args(prereq::filter_args()?)
         .args(["--port", &port.to_string()])
         .args(["--admin-port", &admin_port.to_string()]);
     let mut proc = Proc::spawn("meshmux-discover", &mut cmd)?;
@@ -127,6 +126,7 @@ impl Gateway {
     pub fn start_unready(found: Discovered, auth: bool) -> Result<Gateway> {
         let base_id = next_base_id();
         let mut cmd = Command::new(prereq::envoy()?);
+        cmd.envs(prereq::envoy_env()?);
         cmd.arg("-c")
             .arg(found.out.join("envoy.yaml"))
             .args(["--concurrency", "2"])

@@ -58,6 +58,58 @@ pub fn filter() -> Result<PathBuf> {
     )
 }
 
+/// Which filter the e2e gateways load: `MESHMUX_TEST_FILTER_KIND` = `wasm` (the default) or
+/// `native` (the dynamic module from `MESHMUX_TEST_NATIVE_FILTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    Wasm,
+    Native,
+}
+
+pub fn filter_kind() -> Result<FilterKind> {
+    match std::env::var("MESHMUX_TEST_FILTER_KIND").as_deref() {
+        Err(_) | Ok("") | Ok("wasm") => Ok(FilterKind::Wasm),
+        Ok("native") => Ok(FilterKind::Native),
+        Ok(other) => bail!("MESHMUX_TEST_FILTER_KIND is `{other}`; use `wasm` or `native`"),
+    }
+}
+
+/// The built native filter (`libmeshmux_native.so`).
+pub fn native_filter() -> Result<PathBuf> {
+    find(
+        "MESHMUX_TEST_NATIVE_FILTER",
+        "target/native/libmeshmux_native.so",
+        "The meshmux native filter",
+        "cargo xtask build-native",
+    )
+}
+
+/// The `meshmux discover`/`up` arguments that select the filter under test.
+pub fn filter_args() -> Result<Vec<std::ffi::OsString>> {
+    Ok(match filter_kind()? {
+        FilterKind::Wasm => vec!["--filter".into(), filter()?.into()],
+        FilterKind::Native => vec![
+            "--filter".into(),
+            native_filter()?.into(),
+            "--filter-kind".into(),
+            "native".into(),
+        ],
+    })
+}
+
+/// The environment Envoy needs for the filter under test: the native filter's directory as
+/// the dynamic-module search path.
+pub fn envoy_env() -> Result<Vec<(&'static str, PathBuf)>> {
+    Ok(match filter_kind()? {
+        FilterKind::Wasm => vec![],
+        FilterKind::Native => {
+            let so = native_filter()?;
+            let dir = so.parent().map(Path::to_path_buf).unwrap_or_default();
+            vec![("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir)]
+        }
+    })
+}
+
 /// Node 22 from npm.
 pub fn node() -> Result<PathBuf> {
     find(

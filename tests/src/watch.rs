@@ -72,8 +72,7 @@ impl Site {
             .arg(&self.config_path)
             .arg("--out")
             .arg(&self.found.out)
-            .arg("--filter")
-            .arg(prereq::filter()?)
+            .args(prereq::filter_args()?)
             .args(["--port", &self.found.port.to_string()])
             .args(["--admin-port", &self.found.admin_port.to_string()])
             .args(["--timeout", &self.timeout_secs.to_string()]);
