@@ -705,18 +705,20 @@ impl Config {
 
 /// Runs `f`, turning a panic into `None` (logged) instead of unwinding into Envoy.
 pub fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => Some(v),
-        Err(cause) => {
-            let msg = cause
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| cause.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            log_warn(&format!("meshmux: a panic in {what} was caught: {msg}"));
-            None
-        }
-    }
+    caught(f)
+        .map_err(|msg| log_warn(&format!("meshmux: a panic in {what} was caught: {msg}")))
+        .ok()
+}
+
+/// Runs `f`; a panic becomes `Err` with its message.
+pub fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|cause| {
+        cause
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| cause.downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+    })
 }
 
 /// The stream behind a module pointer.
@@ -763,6 +765,16 @@ fn on_stream<T>(
 
 #[unsafe(no_mangle)]
 pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
+    if cfg!(panic = "abort") {
+        // Built with the workspace's release profile: a panic would abort Envoy. Refuse to
+        // load (Envoy then rejects the configuration) rather than run without the guard.
+        log(
+            LogLevel::Error,
+            "meshmux: libmeshmux_native.so was built with panic = \"abort\"; build it with \
+             `cargo xtask build-native` (cargo profile `native`)",
+        );
+        return ptr::null();
+    }
     ABI_VERSION.as_ptr().cast()
 }
 

@@ -8,3 +8,6 @@ mod abi;
 mod metrics;
 mod root;
 mod stream;
+
+#[cfg(test)]
+mod tests;

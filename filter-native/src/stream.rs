@@ -144,6 +144,11 @@ impl Stream {
     pub fn on_request_headers(&mut self, f: Filter, end_of_stream: bool) -> bool {
         let shared = self.shared.clone();
         let headers = f.headers(HeaderMap::RequestHeaders);
+        #[cfg(feature = "panic-probe")]
+        #[allow(clippy::panic)] // The point of the probe build.
+        if headers.iter().any(|(k, _)| k == "x-meshmux-panic-probe") {
+            panic!("panic probe");
+        }
         let request = Request::from_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if shared.gateway.config().metrics.enabled {
             self.started_ns = now_ns();

@@ -84,30 +84,55 @@ pub fn native_filter() -> Result<PathBuf> {
     )
 }
 
-/// The `meshmux discover`/`up` arguments that select the filter under test.
-pub fn filter_args() -> Result<Vec<std::ffi::OsString>> {
+/// The native filter built with the `panic-probe` feature (test-only).
+pub fn native_probe_filter() -> Result<PathBuf> {
+    find(
+        "MESHMUX_TEST_NATIVE_PROBE_FILTER",
+        "target/native-probe/native/libmeshmux_native.so",
+        "The native filter's panic-probe build",
+        "cargo xtask build-native",
+    )
+}
+
+/// How to run the filter under test: `meshmux discover`/`up` arguments, Envoy's environment.
+#[derive(Debug, Clone)]
+pub struct FilterSetup {
+    pub args: Vec<std::ffi::OsString>,
+    pub envoy_env: Vec<(&'static str, PathBuf)>,
+}
+
+impl FilterSetup {
+    /// The native filter at `so`: Envoy finds it through the dynamic-module search path.
+    pub fn native(so: &Path) -> FilterSetup {
+        FilterSetup {
+            args: vec![
+                "--filter".into(),
+                so.into(),
+                "--filter-kind".into(),
+                "native".into(),
+            ],
+            envoy_env: vec![(
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+                so.parent().map(Path::to_path_buf).unwrap_or_default(),
+            )],
+        }
+    }
+}
+
+/// The filter `MESHMUX_TEST_FILTER_KIND` selects.
+pub fn filter_setup() -> Result<FilterSetup> {
     Ok(match filter_kind()? {
-        FilterKind::Wasm => vec!["--filter".into(), filter()?.into()],
-        FilterKind::Native => vec![
-            "--filter".into(),
-            native_filter()?.into(),
-            "--filter-kind".into(),
-            "native".into(),
-        ],
+        FilterKind::Wasm => FilterSetup {
+            args: vec!["--filter".into(), filter()?.into()],
+            envoy_env: vec![],
+        },
+        FilterKind::Native => FilterSetup::native(&native_filter()?),
     })
 }
 
-/// The environment Envoy needs for the filter under test: the native filter's directory as
-/// the dynamic-module search path.
-pub fn envoy_env() -> Result<Vec<(&'static str, PathBuf)>> {
-    Ok(match filter_kind()? {
-        FilterKind::Wasm => vec![],
-        FilterKind::Native => {
-            let so = native_filter()?;
-            let dir = so.parent().map(Path::to_path_buf).unwrap_or_default();
-            vec![("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir)]
-        }
-    })
+/// The `meshmux discover`/`up` arguments that select the filter under test.
+pub fn filter_args() -> Result<Vec<std::ffi::OsString>> {
+    Ok(filter_setup()?.args)
 }
 
 /// Node 22 from npm.

@@ -47,6 +47,7 @@ impl Site {
                 out: dir.join("out"),
                 port: ports::free_port()?,
                 admin_port: ports::free_port()?,
+                envoy_env: config.filter_setup()?.envoy_env,
             },
             timeout_secs: 5,
         })
