@@ -162,7 +162,10 @@ fn test() -> Result<()> {
             tools::chromium()?.display().to_string(),
         ),
         ("MESHMUX_TEST_NATIVE_FILTER", native.display().to_string()),
-        ("MESHMUX_TEST_NATIVE_PROBE_FILTER", probe.display().to_string()),
+        (
+            "MESHMUX_TEST_NATIVE_PROBE_FILTER",
+            probe.display().to_string(),
+        ),
     ];
     tools::cargo_with_env(
         &[
@@ -199,6 +202,7 @@ fn bench(args: &[String]) -> Result<()> {
     let envoy = tools::envoy()?;
     let peer = peers::mcp_env_mux()?;
     let filter = wasm::build()?;
+    let native = native::build()?;
     tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux"])?;
     tools::cargo(&["build", "--release", "-p", "bench"])?;
     let root = tools::root();
@@ -208,6 +212,8 @@ fn bench(args: &[String]) -> Result<()> {
         .arg(&envoy)
         .arg("--filter")
         .arg(&filter)
+        .arg("--native-filter")
+        .arg(&native)
         .arg("--meshmux")
         .arg(root.join("target/release/meshmux"))
         .arg("--peer")
