@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use policy::{FilterConfig, Gateway};
+use policy::Gateway;
 
 use crate::abi::{self, CalloutAnswer, Config};
 use crate::metrics::Ids;
@@ -31,15 +31,11 @@ pub fn now_ns() -> u64 {
 
 /// Parses and validates a plugin configuration (the same JSON the wasm filter gets).
 pub fn configure(bytes: &[u8]) -> Result<Gateway, String> {
-    if bytes.is_empty() {
-        return Err("it is empty; the filter needs the JSON that `meshmux discover` writes".into());
-    }
-    let config: FilterConfig = serde_json::from_slice(bytes)
-        .map_err(|e| format!("it is not a valid FilterConfig: {e}"))?;
-    if config.auth.is_some() {
+    let gateway = Gateway::from_plugin_json(bytes)?;
+    if gateway.config().auth.is_some() {
         return Err(NO_AUTH.into());
     }
-    Gateway::new(config)
+    Ok(gateway)
 }
 
 /// Why a configuration with `auth` is refused.

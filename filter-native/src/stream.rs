@@ -369,15 +369,11 @@ fn edit(f: Filter, map: HeaderMap, ops: Vec<HeaderOp>) -> bool {
 
 /// Writes `reply` over the held response: headers (still paused) and the buffered body.
 fn replace_response(f: Filter, reply: &LocalReply, in_hook: bool) {
-    let map = HeaderMap::ResponseHeaders;
-    f.set_header(map, ":status", Some(&reply.status.to_string()));
-    f.set_header(map, "content-length", Some(&reply.body.len().to_string()));
-    for name in ["content-encoding", "etag", "mcp-session-id"] {
-        f.set_header(map, name, None);
-    }
-    for (name, value) in &reply.headers {
-        f.set_header(map, name, Some(value));
-    }
+    edit(
+        f,
+        HeaderMap::ResponseHeaders,
+        policy::exchange::replacement_head(reply),
+    );
     replace_body(f, false, in_hook, &reply.body);
 }
 
