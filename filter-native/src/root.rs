@@ -23,6 +23,14 @@ pub struct Root {
     pub shared: Arc<Shared>,
 }
 
+// Envoy calls the hooks of one configuration from every worker thread, and the pointers it
+// passes hide that from the compiler: check here that what they reach may be shared.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Root>();
+    shareable::<Shared>();
+};
+
 pub fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
