@@ -246,6 +246,13 @@ unsafe extern "C" {
         labels_length: usize,
         id_out: *mut usize,
     ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_config_set_gauge(
+        config: *mut c_void,
+        id: usize,
+        labels: *mut ModuleBuffer,
+        labels_length: usize,
+        value: u64,
+    ) -> u32;
     fn envoy_dynamic_module_callback_http_filter_increment_counter(
         filter: *mut c_void,
         id: usize,
@@ -697,6 +704,29 @@ impl Config {
         } else {
             log_warn(&format!("defining metric {name}: result {r}"));
             None
+        }
+    }
+
+    /// Sets a gauge defined on this configuration to `value` (a main-thread, per-config
+    /// value, such as the pinning drift of a new manifest).
+    pub fn set_gauge(self, id: usize, labels: &[&str], value: u64) {
+        let mut labels: Vec<ModuleBuffer> = labels
+            .iter()
+            .map(|l| ModuleBuffer::of(l.as_bytes()))
+            .collect();
+        // SAFETY: valid config pointer (called from `on_http_filter_config_new`); `id` was
+        // defined on it with as many labels; the label buffers outlive the call.
+        let r = unsafe {
+            envoy_dynamic_module_callback_http_filter_config_set_gauge(
+                self.0,
+                id,
+                labels.as_mut_ptr(),
+                labels.len(),
+                value,
+            )
+        };
+        if r != METRICS_OK {
+            log_warn(&format!("setting gauge {id}: result {r}"));
         }
     }
 }

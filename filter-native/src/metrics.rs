@@ -1,13 +1,14 @@
 //! The per tool × env metrics of `policy::metrics`, defined once per configuration with
 //! labels (the ABI's metrics take label values per update), under the namespace `wasmcustom`
-//! (`metrics_namespace` in the generated config), so Prometheus sees the same series from
-//! either filter. Per call: one request count and in-flight gauge up at the start; the
-//! outcome counter, in-flight down and two histogram samples at the end.
+//! (`metrics_namespace` in the generated config): the wasm filter's names and labels, which
+//! Prometheus output prefixes `envoy_wasmcustom_`. Per call: one request count and in-flight
+//! gauge up at the start; the outcome counter, in-flight down and two histogram samples at
+//! the end. Per configuration: the pinning drift gauge of each env.
 
 use policy::exchange::CallOutcome;
 use policy::metrics;
 
-use crate::abi::{Filter, MetricKind};
+use crate::abi::{Config, Filter, MetricKind};
 
 /// Metric ids of one configuration (`None`: Envoy refused the definition, logged).
 pub struct Ids {
@@ -95,5 +96,28 @@ impl Tally {
         if let Some(id) = ids.size {
             f.record(id, &labels, size);
         }
+    }
+}
+
+/// Logs what drifted from the pinned tools (`gateway.pinning`) and sets each env's drift
+/// gauge (with metrics enabled), as the wasm filter does: every env is set, 0 included, so a
+/// re-pin brings the gauge back down.
+pub fn pin_drift(gateway: &policy::Gateway, config: Config) {
+    let settings = gateway.config();
+    let Some(pinning) = &settings.manifest.pinning else {
+        return;
+    };
+    for line in pinning.warnings() {
+        crate::abi::log_warn(&line);
+    }
+    if !settings.metrics.enabled {
+        return;
+    }
+    let Some(id) = config.define(MetricKind::Gauge, metrics::PIN_DRIFT, &["env"]) else {
+        return;
+    };
+    for env in &settings.manifest.envs {
+        let count = pinning.drifted_in(&env.name);
+        config.set_gauge(id, &[&env.name], u64::try_from(count).unwrap_or(u64::MAX));
     }
 }

@@ -68,6 +68,7 @@ impl Root {
             m.envs.len(),
             m.tools.len(),
         ));
+        crate::metrics::pin_drift(&gateway, config);
         let metrics = gateway
             .config()
             .metrics

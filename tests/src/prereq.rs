@@ -74,6 +74,16 @@ pub fn filter_kind() -> Result<FilterKind> {
     }
 }
 
+/// The name under which the gateway's /metrics serves the filter's metric `name`: the wasm
+/// filter's as is, the native filter's prefixed `envoy_wasmcustom_` (Envoy registers the
+/// `wasmcustom` namespace as custom only for wasm; README, "The native filter").
+pub fn filter_metric(name: &str) -> Result<String> {
+    Ok(match filter_kind()? {
+        FilterKind::Wasm => name.to_owned(),
+        FilterKind::Native => format!("envoy_wasmcustom_{name}"),
+    })
+}
+
 /// The built native filter (`libmeshmux_native.so`).
 pub fn native_filter() -> Result<PathBuf> {
     find(
