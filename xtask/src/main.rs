@@ -179,9 +179,10 @@ fn test() -> Result<()> {
     )?;
     // The gateway suites again against the native filter (the switch every e2e gateway
     // test honours): every suite that passes on it. Left out: the suites that need `auth`
-    // (the native filter refuses it), metrics (its Prometheus names differ), the packaging,
-    // mesh and config suites (wasm by nature) and reload (its role test needs auth). About
-    // two extra minutes (see ARCHITECTURE.md, "The native filter").
+    // (the native filter refuses it), health and hostile (one test each needs auth), metrics
+    // (its Prometheus names differ), the packaging, mesh and config suites (wasm by nature)
+    // and reload (its role test needs auth). About three extra minutes, plus the native and
+    // panic-probe builds (see ARCHITECTURE.md, "The native filter").
     envs.push(("MESHMUX_TEST_FILTER_KIND", "native".to_owned()));
     let mut args = vec!["test", "-p", "tests"];
     for suite in NATIVE_SUITES {
@@ -192,7 +193,7 @@ fn test() -> Result<()> {
 }
 
 /// The e2e suites `cargo xtask test` runs a second time against the native filter.
-const NATIVE_SUITES: [&str; 12] = [
+const NATIVE_SUITES: [&str; 13] = [
     "routing",
     "catalog",
     "bad_input",
@@ -205,6 +206,7 @@ const NATIVE_SUITES: [&str; 12] = [
     "sdk_clients",
     "survivable",
     "origin",
+    "pinning",
 ];
 
 /// The benchmark (`bench/`): the same backend behind nothing, plain Envoy, Envoy + meshmux and
