@@ -179,7 +179,7 @@ fn test() -> Result<()> {
     )?;
     // The gateway suites again against the native filter (the switch every e2e gateway
     // test honours): every suite that passes on it. Left out: the suites that need `auth`
-    // (the native filter refuses it), health and hostile (one test each needs auth), metrics
+    // (the native filter refuses it), health, hostile and servers (one test each needs auth), metrics
     // (its Prometheus names differ), the packaging, mesh and config suites (wasm by nature)
     // and reload (its role test needs auth). About three extra minutes, plus the native and
     // panic-probe builds (see ARCHITECTURE.md, "The native filter").
