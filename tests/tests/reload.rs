@@ -316,8 +316,7 @@ fn meshmux_up_with_watch_serves_a_backends_new_tool_live() -> Result<()> {
         .arg(dir.join("work"))
         .arg("--envoy")
         .arg(prereq::envoy()?)
-        .arg("--filter")
-        .arg(prereq::filter()?)
+        .args(prereq::filter_args()?)
         .args(["--port", &port.to_string()])
         .args(["--admin-port", &ports::free_port()?.to_string()]);
     let stdout = dir.join("up.stdout");
