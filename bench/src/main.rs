@@ -221,6 +221,8 @@ fn main() -> Result<()> {
     if let Some(native) = &args.native_filter {
         let (port, admin) = (free_port()?, free_port()?);
         let out_dir = args.work.join("meshmux-native-out");
+        // The config (c) wrote.
+        let config = args.work.join("meshmux-config.json");
         envoy::discover(
             &args.meshmux,
             native,
