@@ -41,6 +41,7 @@ pub mod rmcp_client;
 pub mod sdk_everything;
 pub mod sse;
 pub mod ts_client;
+pub mod up;
 pub mod watch;
 
 pub use backend::{Backend, Record};

@@ -360,9 +360,7 @@ fn an_oauth_client_credentials_token_is_renewed_before_it_expires_without_a_fail
 
 #[test]
 fn meshmux_up_resolves_a_command_credential() -> Result<()> {
-    use std::process::Command;
     use tests::http::{Request, client};
-    use tests::{ports, prereq, process::Proc};
 
     let accepted = Accepted::new(&["up-token"])?;
     let prod = Backend::demo("Prod")
@@ -374,21 +372,8 @@ fn meshmux_up_resolves_a_command_credential() -> Result<()> {
         .env("Prod", &prod)
         .env_credentials("Prod", helper.credentials(300))
         .write(&dir)?;
-    let port = ports::free_port()?;
-    let mut cmd = Command::new(prereq::meshmux()?);
-    cmd.args(["up", "--no-auth"])
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--work-dir")
-        .arg(dir.join("work"))
-        .arg("--envoy")
-        .arg(prereq::envoy()?)
-        .arg("--filter")
-        .arg(prereq::filter()?)
-        .args(["--port", &port.to_string()])
-        .args(["--admin-port", &ports::free_port()?.to_string()]);
+    let (mut up, port) = tests::up::start(&config_path, &dir, &[])?;
     let stdout = dir.join("up.stdout");
-    let mut up = Proc::spawn_capturing("meshmux-up", &mut cmd, &stdout)?.graceful();
     let http = client()?;
     let url = format!("http://127.0.0.1:{port}/mcp");
     let call = tests::http::tools_call(

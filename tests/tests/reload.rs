@@ -300,28 +300,15 @@ fn a_role_change_in_the_config_narrows_a_callers_tools_and_a_broken_config_chang
 
 #[test]
 fn meshmux_up_with_watch_serves_a_backends_new_tool_live() -> Result<()> {
-    use std::process::Command;
     use tests::http::{Request, client};
-    use tests::{logs, ports, prereq, process::Proc};
+    use tests::logs;
 
     let prod = Backend::demo("Prod").catalog().start()?;
     let dir = logs::unique_path("up", "")?;
     let config_path = Gateway::builder().env("Prod", &prod).write(&dir)?;
-    let port = ports::free_port()?;
-    let mut cmd = Command::new(prereq::meshmux()?);
-    cmd.args(["up", "--no-auth", "--watch", "1s"])
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--work-dir")
-        .arg(dir.join("work"))
-        .arg("--envoy")
-        .arg(prereq::envoy()?)
-        .args(prereq::filter_args()?)
-        .args(["--port", &port.to_string()])
-        .args(["--admin-port", &ports::free_port()?.to_string()]);
-    let stdout = dir.join("up.stdout");
     // SIGTERM first: `up` then stops the Envoy it started.
-    let mut up = Proc::spawn_capturing("meshmux-up", &mut cmd, &stdout)?.graceful();
+    let (mut up, port) = tests::up::start(&config_path, &dir, &["--watch", "1s"])?;
+    let stdout = dir.join("up.stdout");
     let http = client()?;
     let url = format!("http://127.0.0.1:{port}/mcp");
     let has_new_tool = || -> Result<bool> {

@@ -67,20 +67,7 @@ fn meshmux_up_bridges_stdio_and_sse_servers_next_to_an_http_one() -> Result<()> 
         )
         .server("demo", json!({"url": prod.url()}))
         .write(&dir)?;
-    let port = ports::free_port()?;
-    let mut cmd = Command::new(prereq::meshmux()?);
-    cmd.args(["up", "--no-auth"])
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--work-dir")
-        .arg(dir.join("work"))
-        .arg("--envoy")
-        .arg(prereq::envoy()?)
-        .arg("--filter")
-        .arg(prereq::filter()?)
-        .args(["--port", &port.to_string()])
-        .args(["--admin-port", &ports::free_port()?.to_string()]);
-    let mut up = Proc::spawn_capturing("meshmux-up", &mut cmd, &dir.join("up.stdout"))?.graceful();
+    let (mut up, port) = tests::up::start(&config_path, &dir, &[])?;
     let url = format!("http://127.0.0.1:{port}/mcp");
     let list = || -> Result<Value> {
         let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;

@@ -41,13 +41,15 @@ impl Gateway {
             }
         }
         if self.config.manifest.server.tool_exposure == ToolExposure::Search {
-            let arguments = params
-                .get("arguments")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
             match name.as_str() {
-                search::FIND_TOOLS => return self.find_tools(&id, &arguments, caller),
+                search::FIND_TOOLS => {
+                    let empty = Map::new();
+                    let arguments = params
+                        .get("arguments")
+                        .and_then(Value::as_object)
+                        .unwrap_or(&empty);
+                    return self.find_tools(&id, arguments, caller);
+                }
                 search::CALL_TOOL => {
                     return self.call_found_tool(head, header_era, id, object, caller);
                 }
