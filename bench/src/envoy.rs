@@ -47,7 +47,22 @@ pub fn plain_bootstrap(port: u16, admin_port: u16, backend_port: u16) -> String 
 
 /// Starts Envoy on `config` with one worker thread; ready when its admin `/ready` says so.
 pub fn start(envoy: &Path, config: &Path, log: &Path, admin_port: u16) -> Result<Server> {
+    start_with_modules(envoy, config, log, admin_port, None)
+}
+
+/// [`start`], with `modules` as the dynamic-module search path (the native filter's
+/// directory).
+pub fn start_with_modules(
+    envoy: &Path,
+    config: &Path,
+    log: &Path,
+    admin_port: u16,
+    modules: Option<&Path>,
+) -> Result<Server> {
     let mut cmd = Command::new(envoy);
+    if let Some(dir) = modules {
+        cmd.env(SEARCH_PATH_VAR, dir);
+    }
     cmd.arg("-c").arg(config).args([
         "--concurrency",
         "1",
@@ -59,6 +74,18 @@ pub fn start(envoy: &Path, config: &Path, log: &Path, admin_port: u16) -> Result
     Server::start(cmd, "Envoy", log, false, Duration::from_secs(30), || {
         matches!(http(admin_port, "GET", "/ready", ""), Ok((200, _)))
     })
+}
+
+/// Where Envoy looks for `lib<name>.so` of a dynamic module.
+pub const SEARCH_PATH_VAR: &str = "ENVOY_DYNAMIC_MODULES_SEARCH_PATH";
+
+/// The native filter's directory, if `filter` is one (a `.so`).
+pub fn modules_dir(filter: &Path) -> Option<&Path> {
+    is_native(filter).then(|| filter.parent()).flatten()
+}
+
+fn is_native(filter: &Path) -> bool {
+    filter.extension().is_some_and(|e| e == "so")
 }
 
 /// Runs `meshmux discover` as a user would: `config` in, the Envoy files into `out`, the
@@ -79,6 +106,11 @@ pub fn discover(
         .arg(out)
         .arg("--filter")
         .arg(filter)
+        .args(if is_native(filter) {
+            &["--filter-kind", "native"][..]
+        } else {
+            &[]
+        })
         .args([
             "--port",
             &port.to_string(),

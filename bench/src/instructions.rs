@@ -51,14 +51,21 @@ pub fn table(
             "plain",
             (port, admin),
             plain_body,
+            None,
         )?,
     });
 
-    let filters = std::iter::once((crate::MESHMUX.to_owned(), args.filter.clone())).chain(
-        args.baselines
-            .iter()
-            .map(|f| (format!("{} ({})", crate::MESHMUX, f.display()), f.clone())),
-    );
+    let filters = std::iter::once((crate::MESHMUX.to_owned(), args.filter.clone()))
+        .chain(
+            args.native_filter
+                .iter()
+                .map(|f| (crate::MESHMUX_NATIVE.to_owned(), f.clone())),
+        )
+        .chain(
+            args.baselines
+                .iter()
+                .map(|f| (format!("{} ({})", crate::MESHMUX, f.display()), f.clone())),
+        );
     for (i, (target, filter)) in filters.enumerate() {
         let (port, admin) = (free_port()?, free_port()?);
         let config = args.work.join("meshmux-config.json");
@@ -86,6 +93,7 @@ pub fn table(
             &format!("meshmux-{i}"),
             (port, admin),
             call_body,
+            envoy::modules_dir(&filter),
         )?;
         counts.push(Count {
             target,
@@ -103,12 +111,16 @@ fn measure(
     name: &str,
     (port, admin): (u16, u16),
     body: &str,
+    modules: Option<&Path>,
 ) -> Result<f64> {
     let out = args.work.join(format!("callgrind-{name}.out"));
     let _ = std::fs::remove_file(&out);
     let dump = PathBuf::from(format!("{}.1", out.display()));
     let _ = std::fs::remove_file(&dump);
     let mut cmd = Command::new("valgrind");
+    if let Some(dir) = modules {
+        cmd.env(envoy::SEARCH_PATH_VAR, dir);
+    }
     cmd.args([
         "--tool=callgrind",
         "--smc-check=all-non-file",

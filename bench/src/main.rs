@@ -41,16 +41,19 @@ pub struct Args {
     baselines: Vec<PathBuf>,
     /// Measured requests per target for `--only instructions`.
     requests: u32,
+    /// `--native-filter libmeshmux_native.so`: also measure Envoy + the native filter.
+    native_filter: Option<PathBuf>,
 }
 
-const USAGE: &str = "use --envoy --filter --meshmux --peer [--out] [--work] [--seconds] \
-     [--only tokens|instructions [--baseline FILTER.wasm]... [--requests N]]";
+const USAGE: &str = "use --envoy --filter --meshmux --peer [--native-filter SO] [--out] [--work] \
+     [--seconds] [--only tokens|instructions [--baseline FILTER.wasm]... [--requests N]]";
 
 fn parse_args() -> Result<Args> {
     let mut args = std::env::args().skip(1);
     let (mut envoy, mut filter, mut meshmux, mut peer) = (None, None, None, None);
     let (mut only_tokens, mut only_instructions) = (false, false);
     let (mut baselines, mut requests) = (Vec::new(), 1000);
+    let mut native_filter = None;
     let (mut out, mut work, mut seconds) = (
         PathBuf::from("bench/RESULTS.md"),
         PathBuf::from("target/bench"),
@@ -75,6 +78,7 @@ fn parse_args() -> Result<Args> {
             },
             "--baseline" => baselines.push(PathBuf::from(value()?)),
             "--requests" => requests = value()?.parse().context("--requests")?,
+            "--native-filter" => native_filter = Some(PathBuf::from(value()?)),
             other => bail!("unknown flag {other}; {USAGE}"),
         }
     }
@@ -90,6 +94,7 @@ fn parse_args() -> Result<Args> {
         only_instructions,
         baselines,
         requests,
+        native_filter,
     })
 }
 
@@ -98,6 +103,7 @@ pub const DIRECT: &str = "none (direct)";
 pub const PLAIN: &str = "plain Envoy";
 pub const MESHMUX: &str = "Envoy + meshmux";
 pub const SERVERS: &str = "Envoy + meshmux, 5 servers";
+pub const MESHMUX_NATIVE: &str = "Envoy + meshmux (native)";
 pub const PEER: &str = "mcp-env-mux";
 
 pub struct Row {
@@ -211,7 +217,40 @@ fn main() -> Result<()> {
     rss.push((MESHMUX, meshmux.peak_rss_mib()?));
     drop(meshmux);
 
-    // (c') The same, fronting 5 servers (3 of them in 3 envs: 11 backends, all this backend):
+    // (c') Envoy + the native filter (a dynamic module), the same config otherwise.
+    if let Some(native) = &args.native_filter {
+        let (port, admin) = (free_port()?, free_port()?);
+        let out_dir = args.work.join("meshmux-native-out");
+        // The config (c) wrote.
+        let config = args.work.join("meshmux-config.json");
+        envoy::discover(
+            &args.meshmux,
+            native,
+            &config,
+            &out_dir,
+            (port, admin),
+            false,
+        )?;
+        let mut server = envoy::start_with_modules(
+            &args.envoy,
+            &out_dir.join("envoy.yaml"),
+            &args.work.join("meshmux-native-envoy.log"),
+            admin,
+            envoy::modules_dir(native),
+        )?;
+        measure(
+            &args,
+            Some(&mut server),
+            MESHMUX_NATIVE,
+            port,
+            &env_bodies,
+            &mut rows,
+        )?;
+        rss.push((MESHMUX_NATIVE, server.peak_rss_mib()?));
+        drop(server);
+    }
+
+    // (c'') The same, fronting 5 servers (3 of them in 3 envs: 11 backends, all this backend):
     // a call to one namespaced tool in one env, the list of every server's tools.
     let (mut servers, port) =
         start_meshmux(&args, "meshmux-servers", &servers_config(&backend_url))?;

@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::Result;
 
 use crate::tokens::{Size, SizeRow};
-use crate::{Args, CONNECTIONS, DIRECT, MESHMUX, PEER, PLAIN, Row, SERVERS, peer};
+use crate::{Args, CONNECTIONS, DIRECT, MESHMUX, MESHMUX_NATIVE, PEER, PLAIN, Row, SERVERS, peer};
 
 /// What the numbers were measured on, read at the start and the end of the run.
 pub struct Machine {
@@ -220,6 +220,29 @@ pub fn render(
         }
     }
 
+    if rows.iter().any(|r| r.target == MESHMUX_NATIVE) {
+        let _ = writeln!(
+            s,
+            "\n| method | connections | native / plain Envoy | native / wasm | native CPU per request / plain |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        for method in ["tools/call", "tools/list"] {
+            for c in CONNECTIONS {
+                let cpu = find(rows, MESHMUX_NATIVE, method, c)
+                    .and_then(|m| m.cpu_us_per_request)
+                    .zip(find(rows, PLAIN, method, c).and_then(|p| p.cpu_us_per_request))
+                    .and_then(|(m, p)| (p > 0.0).then(|| m / p));
+                let _ = writeln!(
+                    s,
+                    "| {method} | {c} | {} | {} | {} |",
+                    x(ratio(rows, MESHMUX_NATIVE, PLAIN, method, c)),
+                    x(ratio(rows, MESHMUX_NATIVE, MESHMUX, method, c)),
+                    x(cpu)
+                );
+            }
+        }
+    }
+
     let worst = |a: &str, b: &str, method: &str| {
         CONNECTIONS
             .iter()
@@ -255,6 +278,20 @@ pub fn render(
         worst(MESHMUX, PLAIN, "tools/list"),
         1.2,
     );
+    if rows.iter().any(|r| r.target == MESHMUX_NATIVE) {
+        target_line(
+            &mut s,
+            "tools/call, meshmux (native) vs plain Envoy,",
+            worst(MESHMUX_NATIVE, PLAIN, "tools/call"),
+            0.8,
+        );
+        target_line(
+            &mut s,
+            "tools/list, meshmux (native) vs plain Envoy,",
+            worst(MESHMUX_NATIVE, PLAIN, "tools/list"),
+            1.5,
+        );
+    }
     let tokens_ok = |tokens: &dyn Fn(&SizeRow) -> usize| {
         sizes.iter().filter(|r| r.caller == "all tools").all(|r| {
             let size = Size {

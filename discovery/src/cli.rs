@@ -133,9 +133,15 @@ pub struct DiscoverArgs {
 /// Where the generated Envoy listens and which filter it loads.
 #[derive(Debug, Clone, Args)]
 pub struct EnvoyArgs {
-    /// The meshmux filter (default: the project's `cargo xtask build-wasm` output).
-    #[arg(long, value_name = "WASM")]
+    /// The meshmux filter (default: the project's `cargo xtask build-wasm` output, or with
+    /// `--filter-kind native` its `cargo xtask build-native` output).
+    #[arg(long, value_name = "WASM|SO")]
     pub filter: Option<PathBuf>,
+    /// Which filter Envoy loads: `wasm` (the default; meshes) or `native` (an Envoy 1.40
+    /// dynamic module, `libmeshmux_native.so`; start Envoy with
+    /// ENVOY_DYNAMIC_MODULES_SEARCH_PATH set to its directory; no auth yet).
+    #[arg(long, value_enum, default_value_t = envoy::FilterKind::Wasm)]
+    pub filter_kind: envoy::FilterKind,
     /// Port of the MCP listener.
     #[arg(long, default_value_t = 10000)]
     pub port: u16,
@@ -408,7 +414,7 @@ async fn list(args: ListArgs) -> Result<u8> {
 async fn discover_cmd(args: DiscoverArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     // Find the filter before contacting any backend: a missing artifact is a usage error.
-    let filter_path = locate::filter(args.envoy.filter.as_deref(), &cwd)?;
+    let filter_path = locate::filter(args.envoy.filter.as_deref(), args.envoy.filter_kind, &cwd)?;
     let timeout = Duration::from_secs(args.source.timeout);
     if let Some(interval) = args.watch {
         let out_dir = discover::prepare_out_dir(&args.out)?;
@@ -433,6 +439,14 @@ async fn discover_cmd(args: DiscoverArgs) -> Result<u8> {
     state.save(&opts.out_dir)?;
     print!("{}", written_summary(&outcomes));
     print!("{}", discovery_notes(&d));
+    if opts.filter_kind == envoy::FilterKind::Native {
+        println!(
+            "start Envoy with {}={} (it loads lib{}.so from there)",
+            envoy::SEARCH_PATH_VAR,
+            envoy::module_dir(&opts.filter_path).display(),
+            envoy::module_name(&opts.filter_path)
+        );
+    }
     Ok(report::exit_code(&d.manifest))
 }
 
@@ -440,6 +454,7 @@ pub fn envoy_options(args: &EnvoyArgs, out_dir: PathBuf, filter_path: PathBuf) -
     envoy::Options {
         out_dir,
         filter_path,
+        filter_kind: args.filter_kind,
         bind: args.bind.clone(),
         port: args.port,
         admin_port: args.admin_port,

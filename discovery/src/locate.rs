@@ -114,10 +114,31 @@ pub fn authsvc(
     )
 }
 
+/// The native filter, relative to the project root (what `cargo xtask build-native` writes).
+pub const NATIVE_ARTIFACT: &str = "target/native/libmeshmux_native.so";
+
 /// The filter: `--filter`, else the project's build output (found by walking up from `cwd`).
-pub fn filter(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
+pub fn filter(
+    explicit: Option<&Path>,
+    kind: crate::envoy::FilterKind,
+    cwd: &Path,
+) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return existing(p, "--filter").and_then(absolute);
+    }
+    if kind == crate::envoy::FilterKind::Native {
+        return match project_root(cwd).map(|root| root.join(NATIVE_ARTIFACT)) {
+            Some(p) if p.is_file() => absolute(p),
+            Some(p) => bail!(
+                "the native meshmux filter is not built: {} does not exist.\n\
+                 Build it with `cargo xtask build-native`, or pass --filter /path/to/libmeshmux_native.so.",
+                p.display()
+            ),
+            None => bail!(
+                "no --filter given and not inside the meshmux project.\n\
+                 Pass --filter /path/to/libmeshmux_native.so (built by `cargo xtask build-native`)."
+            ),
+        };
     }
     match project_root(cwd) {
         Some(root) => {
@@ -231,13 +252,20 @@ mod tests {
     #[test]
     fn missing_filter_names_the_build_command() {
         let dir = project();
-        let err = filter(None, &dir.path().join("sub"))
+        let wasm = crate::envoy::FilterKind::Wasm;
+        let native = crate::envoy::FilterKind::Native;
+        let err = filter(None, wasm, &dir.path().join("sub"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("cargo xtask build-wasm"), "{err}");
         assert!(err.contains("meshmux_filter.wasm"), "{err}");
+        let err = filter(None, native, &dir.path().join("sub"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cargo xtask build-native"), "{err}");
+        assert!(err.contains("libmeshmux_native.so"), "{err}");
         let outside = tempfile::tempdir().unwrap();
-        let err = filter(None, outside.path()).unwrap_err().to_string();
+        let err = filter(None, wasm, outside.path()).unwrap_err().to_string();
         assert!(err.contains("--filter"), "{err}");
     }
 }

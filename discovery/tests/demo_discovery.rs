@@ -93,6 +93,7 @@ async fn discovers_stateful_and_stateless_backends_and_writes_once() {
     let opts = discovery::envoy::Options {
         out_dir: discover::prepare_out_dir(&out).unwrap(),
         filter_path: filter,
+        filter_kind: Default::default(),
         bind: "127.0.0.1".into(),
         port: 10000,
         admin_port: 9901,

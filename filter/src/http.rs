@@ -115,16 +115,11 @@ fn edit(map: MapType, ops: Vec<HeaderOp>) -> Edit {
 
 /// Writes `reply` over the held response: headers (still paused) and the buffered body.
 fn replace_response(reply: &LocalReply, old_size: usize) {
-    let mut edit = Edit::new(MapType::HttpResponseHeaders)
-        .set(":status", reply.status.to_string())
-        .set("content-length", reply.body.len().to_string())
-        .remove("content-encoding")
-        .remove("etag")
-        .remove("mcp-session-id");
-    for (name, value) in &reply.headers {
-        edit = edit.set(name, value.clone());
-    }
-    edit.apply();
+    edit(
+        MapType::HttpResponseHeaders,
+        policy::exchange::replacement_head(reply),
+    )
+    .apply();
     host::replace_body(BufferType::HttpResponseBody, old_size, &reply.body);
 }
 

@@ -179,22 +179,8 @@ pub fn pin_drift(gateway: &policy::Gateway) {
     let Some(pinning) = &config.manifest.pinning else {
         return;
     };
-    for d in &pinning.drift {
-        warn!(
-            "tool pinning ({}): tool `{}` in env `{}` is {} since it was pinned{}",
-            pinning.mode.as_str(),
-            d.tool,
-            d.env,
-            match d.change {
-                policy::pin::Change::Changed => "changed",
-                policy::pin::Change::New => "new",
-            },
-            if pinning.mode == policy::pin::PinMode::Block {
-                "; its calls are refused until re-pinned"
-            } else {
-                ""
-            }
-        );
+    for line in pinning.warnings() {
+        warn!("{line}");
     }
     if !config.metrics.enabled {
         return;

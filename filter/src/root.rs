@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use log::{info, warn};
-use policy::{FilterConfig, Gateway};
+use policy::Gateway;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
@@ -101,14 +101,9 @@ impl RootContext for Root {
     }
 }
 
-/// Parses and validates a plugin configuration (the JSON of [`FilterConfig`]).
+/// Parses and validates a plugin configuration (the JSON of `FilterConfig`).
 pub fn configure(bytes: &[u8]) -> Result<Gateway, String> {
-    if bytes.is_empty() {
-        return Err("it is empty; the filter needs the JSON that `meshmux discover` writes".into());
-    }
-    let config: FilterConfig = serde_json::from_slice(bytes)
-        .map_err(|e| format!("it is not a valid FilterConfig: {e}"))?;
-    Gateway::new(config)
+    Gateway::from_plugin_json(bytes)
 }
 
 #[cfg(test)]

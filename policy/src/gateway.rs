@@ -162,6 +162,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// A gateway from a filter's plugin configuration (the JSON `meshmux discover` writes),
+    /// as both filters receive it; the error says why it is refused.
+    pub fn from_plugin_json(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.is_empty() {
+            return Err(
+                "it is empty; the filter needs the JSON that `meshmux discover` writes".into(),
+            );
+        }
+        let config: FilterConfig = serde_json::from_slice(bytes)
+            .map_err(|e| format!("it is not a valid FilterConfig: {e}"))?;
+        Gateway::new(config)
+    }
+
     pub fn new(config: FilterConfig) -> Result<Self, String> {
         if config.manifest.format != crate::manifest::MANIFEST_FORMAT {
             return Err(format!(

@@ -127,6 +127,30 @@ impl PinReport {
     pub fn drifted_in(&self, env: &str) -> usize {
         self.drift.iter().filter(|d| d.env == env).count()
     }
+
+    /// The line each filter logs per drifted tool when it takes a new manifest.
+    pub fn warnings(&self) -> Vec<String> {
+        self.drift
+            .iter()
+            .map(|d| {
+                format!(
+                    "tool pinning ({}): tool `{}` in env `{}` is {} since it was pinned{}",
+                    self.mode.as_str(),
+                    d.tool,
+                    d.env,
+                    match d.change {
+                        Change::Changed => "changed",
+                        Change::New => "new",
+                    },
+                    if self.mode == PinMode::Block {
+                        "; its calls are refused until re-pinned"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect()
+    }
 }
 
 /// `value` with the keys of every object sorted (arrays keep their order).

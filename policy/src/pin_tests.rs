@@ -202,3 +202,32 @@ fn the_report_blocks_only_under_block() {
     };
     assert!(warn.blocked(Some("Prod"), "search").is_none());
 }
+
+#[test]
+fn each_drifted_tool_gets_one_warning_naming_what_block_does() {
+    let drift = |change| Drift {
+        env: "prod".into(),
+        tool: "search".into(),
+        change,
+        served: None,
+        label: None,
+    };
+    let report = |mode| PinReport {
+        mode,
+        drift: vec![drift(Change::Changed), drift(Change::New)],
+    };
+    assert_eq!(
+        report(PinMode::Warn).warnings(),
+        [
+            "tool pinning (warn): tool `search` in env `prod` is changed since it was pinned",
+            "tool pinning (warn): tool `search` in env `prod` is new since it was pinned",
+        ]
+    );
+    let block = report(PinMode::Block).warnings();
+    assert_eq!(block.len(), 2);
+    assert!(
+        block
+            .iter()
+            .all(|w| w.ends_with("; its calls are refused until re-pinned"))
+    );
+}

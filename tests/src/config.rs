@@ -35,6 +35,8 @@ pub struct Config {
     pinning: Option<String>,
     /// `mcpServers` entries as written, in order.
     servers: Vec<(String, Value)>,
+    /// Load this native filter build, whatever `MESHMUX_TEST_FILTER_KIND` says.
+    native_filter: Option<PathBuf>,
 }
 
 /// The `auth` block: tokens from authsvc at `authsvc_url`, these roles.
@@ -199,6 +201,21 @@ impl Config {
 
     pub fn fixed_port(&self) -> Option<u16> {
         self.port
+    }
+
+    /// Runs this native filter build (a test-only build, for instance) instead of the
+    /// filter `MESHMUX_TEST_FILTER_KIND` selects.
+    pub fn native_filter(mut self, path: PathBuf) -> Self {
+        self.native_filter = Some(path);
+        self
+    }
+
+    /// The `meshmux discover` arguments for the filter, and the environment Envoy needs.
+    pub fn filter_setup(&self) -> anyhow::Result<crate::prereq::FilterSetup> {
+        match &self.native_filter {
+            Some(so) => Ok(crate::prereq::FilterSetup::native(so)),
+            None => crate::prereq::filter_setup(),
+        }
     }
 
     pub fn has_auth(&self) -> bool {

@@ -31,6 +31,8 @@ pub struct Discovered {
     pub out: PathBuf,
     pub port: u16,
     pub admin_port: u16,
+    /// What Envoy's environment needs for the filter (the native filter's search path).
+    pub envoy_env: Vec<(&'static str, PathBuf)>,
 }
 
 /// Runs `meshmux discover` for `config` into a fresh directory of this test's logs.
@@ -43,14 +45,14 @@ pub fn discover(config: &Config) -> Result<Discovered> {
         None => ports::free_port()?,
     };
     let admin_port = ports::free_port()?;
+    let filter = config.filter_setup()?;
     let mut cmd = Command::new(prereq::meshmux()?);
     cmd.arg("discover")
         .arg("--config")
         .arg(&config_path)
         .arg("--out")
         .arg(&out)
-        .arg("--filter")
-        .arg(prereq::filter()?)
+        .args(&filter.args)
         .args(["--port", &port.to_string()])
         .args(["--admin-port", &admin_port.to_string()]);
     let mut proc = Proc::spawn("meshmux-discover", &mut cmd)?;
@@ -82,6 +84,7 @@ pub fn discover(config: &Config) -> Result<Discovered> {
         out,
         port,
         admin_port,
+        envoy_env: filter.envoy_env,
     })
 }
 
@@ -127,6 +130,7 @@ impl Gateway {
     pub fn start_unready(found: Discovered, auth: bool) -> Result<Gateway> {
         let base_id = next_base_id();
         let mut cmd = Command::new(prereq::envoy()?);
+        cmd.envs(found.envoy_env.iter().map(|(k, v)| (*k, v)));
         cmd.arg("-c")
             .arg(found.out.join("envoy.yaml"))
             .args(["--concurrency", "2"])

@@ -58,6 +58,93 @@ pub fn filter() -> Result<PathBuf> {
     )
 }
 
+/// Which filter the e2e gateways load: `MESHMUX_TEST_FILTER_KIND` = `wasm` (the default) or
+/// `native` (the dynamic module from `MESHMUX_TEST_NATIVE_FILTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    Wasm,
+    Native,
+}
+
+pub fn filter_kind() -> Result<FilterKind> {
+    match std::env::var("MESHMUX_TEST_FILTER_KIND").as_deref() {
+        Err(_) | Ok("") | Ok("wasm") => Ok(FilterKind::Wasm),
+        Ok("native") => Ok(FilterKind::Native),
+        Ok(other) => bail!("MESHMUX_TEST_FILTER_KIND is `{other}`; use `wasm` or `native`"),
+    }
+}
+
+/// The name under which the gateway's /metrics serves the filter's metric `name`: the wasm
+/// filter's as is, the native filter's prefixed `envoy_wasmcustom_` (Envoy registers the
+/// `wasmcustom` namespace as custom only for wasm; README, "The native filter").
+pub fn filter_metric(name: &str) -> Result<String> {
+    Ok(match filter_kind()? {
+        FilterKind::Wasm => name.to_owned(),
+        FilterKind::Native => format!("envoy_wasmcustom_{name}"),
+    })
+}
+
+/// The built native filter (`libmeshmux_native.so`).
+pub fn native_filter() -> Result<PathBuf> {
+    find(
+        "MESHMUX_TEST_NATIVE_FILTER",
+        "target/native/libmeshmux_native.so",
+        "The meshmux native filter",
+        "cargo xtask build-native",
+    )
+}
+
+/// The native filter built with the `panic-probe` feature (test-only).
+pub fn native_probe_filter() -> Result<PathBuf> {
+    find(
+        "MESHMUX_TEST_NATIVE_PROBE_FILTER",
+        "target/native-probe/native/libmeshmux_native.so",
+        "The native filter's panic-probe build",
+        "cargo xtask build-native",
+    )
+}
+
+/// How to run the filter under test: `meshmux discover`/`up` arguments, Envoy's environment.
+#[derive(Debug, Clone)]
+pub struct FilterSetup {
+    pub args: Vec<std::ffi::OsString>,
+    pub envoy_env: Vec<(&'static str, PathBuf)>,
+}
+
+impl FilterSetup {
+    /// The native filter at `so`: Envoy finds it through the dynamic-module search path.
+    pub fn native(so: &Path) -> FilterSetup {
+        FilterSetup {
+            args: vec![
+                "--filter".into(),
+                so.into(),
+                "--filter-kind".into(),
+                "native".into(),
+            ],
+            envoy_env: vec![(
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+                so.parent().map(Path::to_path_buf).unwrap_or_default(),
+            )],
+        }
+    }
+}
+
+/// The filter `MESHMUX_TEST_FILTER_KIND` selects.
+pub fn filter_setup() -> Result<FilterSetup> {
+    Ok(match filter_kind()? {
+        FilterKind::Wasm => FilterSetup {
+            args: vec!["--filter".into(), filter()?.into()],
+            envoy_env: vec![],
+        },
+        FilterKind::Native => FilterSetup::native(&native_filter()?),
+    })
+}
+
+/// The `meshmux discover`/`up` arguments that select the filter under test.
+pub fn filter_args() -> Result<Vec<std::ffi::OsString>> {
+    Ok(filter_setup()?.args)
+}
+
 /// Node 22 from npm.
 pub fn node() -> Result<PathBuf> {
     find(

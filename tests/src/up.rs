@@ -22,8 +22,7 @@ pub fn start(config: &Path, dir: &Path, extra: &[&str]) -> Result<(Proc, u16)> {
         .arg(dir.join("work"))
         .arg("--envoy")
         .arg(prereq::envoy()?)
-        .arg("--filter")
-        .arg(prereq::filter()?)
+        .args(prereq::filter_args()?)
         .args(["--port", &port.to_string()])
         .args(["--admin-port", &ports::free_port()?.to_string()]);
     let up = Proc::spawn_capturing("meshmux-up", &mut cmd, &dir.join("up.stdout"))?.graceful();

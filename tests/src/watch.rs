@@ -47,6 +47,7 @@ impl Site {
                 out: dir.join("out"),
                 port: ports::free_port()?,
                 admin_port: ports::free_port()?,
+                envoy_env: config.filter_setup()?.envoy_env,
             },
             timeout_secs: 5,
         })
@@ -72,8 +73,7 @@ impl Site {
             .arg(&self.config_path)
             .arg("--out")
             .arg(&self.found.out)
-            .arg("--filter")
-            .arg(prereq::filter()?)
+            .args(prereq::filter_args()?)
             .args(["--port", &self.found.port.to_string()])
             .args(["--admin-port", &self.found.admin_port.to_string()])
             .args(["--timeout", &self.timeout_secs.to_string()]);

@@ -41,8 +41,7 @@ fn up_refuses_the_dev_sign_in_on_a_public_address() -> anyhow::Result<()> {
         .arg(dir.join("work"))
         .arg("--envoy")
         .arg(prereq::envoy()?)
-        .arg("--filter")
-        .arg(prereq::filter()?)
+        .args(prereq::filter_args()?)
         .args(["--port", &ports::free_port()?.to_string()])
         .args(["--admin-port", &ports::free_port()?.to_string()]);
     let (code, out) = run("meshmux-up", &mut cmd)?;
@@ -66,8 +65,7 @@ fn discover_refuses_the_dev_sign_in_on_a_public_address_and_allows_it_on_loopbac
             .arg(&config_path)
             .arg("--out")
             .arg(dir.join(out))
-            .arg("--filter")
-            .arg(prereq::filter()?)
+            .args(prereq::filter_args()?)
             .args(["--bind", bind])
             .args(extra);
         run("meshmux-discover", &mut cmd)

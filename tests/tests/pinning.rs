@@ -34,8 +34,10 @@ fn catalog(with_new_tool: bool) -> String {
     json!({"add": add, "descriptions": {"rollback_deployment": RUG_PULL}}).to_string()
 }
 
-/// `meshmux_pinning_drifted_tools{env}` as the gateway's /metrics serves it.
+/// `meshmux_pinning_drifted_tools{env}` as the gateway's /metrics serves it (prefixed for
+/// the native filter).
 fn drifted(gw: &Gateway, env: &str) -> Option<f64> {
+    let name = tests::prereq::filter_metric("meshmux_pinning_drifted_tools").ok()?;
     let resp = http::client()
         .ok()?
         .get(format!("http://127.0.0.1:{}/metrics", gw.port()))
@@ -43,7 +45,7 @@ fn drifted(gw: &Gateway, env: &str) -> Option<f64> {
         .ok()?;
     let samples = Samples::parse(&resp.text().ok()?).ok()?;
     samples
-        .by("meshmux_pinning_drifted_tools", &["env"])
+        .by(&name, &["env"])
         .get(&vec![env.to_owned()])
         .copied()
 }

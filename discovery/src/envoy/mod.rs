@@ -29,6 +29,47 @@ pub const FILTER_NAME: &str = "meshmux";
 /// The filter sets `meshmux_env`; Envoy stores wasm properties under `wasm.`.
 pub const FILTER_STATE_KEY: &str = "wasm.meshmux_env";
 pub const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+pub const NATIVE_TYPE_URL: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
+/// The environment variable Envoy reads to find `lib<name>.so` of a dynamic module.
+pub const SEARCH_PATH_VAR: &str = "ENVOY_DYNAMIC_MODULES_SEARCH_PATH";
+/// The native filter writes its metrics under the wasm filter's namespace, so both export
+/// the same Prometheus series (and the same `stats_config` applies).
+const NATIVE_METRICS_NAMESPACE: &str = "wasmcustom";
+
+/// Which build of the filter Envoy loads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FilterKind {
+    /// `meshmux_filter.wasm` through `envoy.filters.http.wasm` (works in every mesh).
+    #[default]
+    Wasm,
+    /// `libmeshmux_native.so` through `envoy.filters.http.dynamic_modules` (Envoy 1.40 only;
+    /// no auth yet).
+    Native,
+}
+
+impl FilterKind {
+    pub fn type_url(self) -> &'static str {
+        match self {
+            FilterKind::Wasm => WASM_TYPE_URL,
+            FilterKind::Native => NATIVE_TYPE_URL,
+        }
+    }
+}
+
+/// The module name Envoy looks up for `path` (`/x/libmeshmux_native.so` → `meshmux_native`).
+pub fn module_name(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    stem.strip_prefix("lib").unwrap_or(&stem).to_owned()
+}
+
+/// The directory to put in [`SEARCH_PATH_VAR`] for the native filter at `path`.
+pub fn module_dir(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
 /// Trusted roots for https backends (Debian's `ca-certificates`).
 pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Room for headers and framing above the largest body the filter accepts.
@@ -45,8 +86,9 @@ pub const ECDS_FILE: &str = "ecds.yaml";
 pub struct Options {
     /// Absolute: Envoy resolves these paths itself.
     pub out_dir: PathBuf,
-    /// Absolute path of `meshmux_filter.wasm`.
+    /// Absolute path of `meshmux_filter.wasm` (or of `libmeshmux_native.so`).
     pub filter_path: PathBuf,
+    pub filter_kind: FilterKind,
     pub bind: String,
     pub port: u16,
     pub admin_port: u16,
@@ -106,6 +148,9 @@ pub fn generate(
     opts: &Options,
 ) -> Result<Vec<File>, String> {
     check_dev_sign_in(auth.is_some_and(|a| a.dev_sign_in), opts)?;
+    if opts.filter_kind == FilterKind::Native && (auth.is_some() || filter.auth.is_some()) {
+        return Err(NATIVE_NO_AUTH.to_owned());
+    }
     let path = |name: &str| opts.out_dir.join(name).display().to_string();
     let filter_json =
         serde_json::to_string(filter).map_err(|e| format!("serializing the filter config: {e}"))?;
@@ -138,7 +183,10 @@ pub fn generate(
         ),
         file(
             ECDS_FILE,
-            &resources(vec![ecds(&filter_json, &opts.filter_path)]),
+            &resources(vec![match opts.filter_kind {
+                FilterKind::Wasm => ecds(&filter_json, &opts.filter_path),
+                FilterKind::Native => ecds_native(&filter_json, &opts.filter_path),
+            }]),
             0o600,
         ),
         file(BOOTSTRAP_FILE, &bootstrap(opts), 0o644),
@@ -212,6 +260,36 @@ fn ecds(filter_json: &str, wasm: &Path) -> Value {
                     "runtime": "envoy.wasm.runtime.v8",
                     "code": { "local": { "filename": wasm.display().to_string() } }
                 }
+            }
+        }
+    })
+}
+
+/// Why `--filter-kind native` refuses a config with `auth`.
+pub const NATIVE_NO_AUTH: &str = "the native filter (--filter-kind native) does not support \
+    `auth` yet: Envoy 1.40's dynamic-module ABI cannot read the verified token's claims \
+    (jwt_authn nests them one level deeper than the ABI reads), so it could not tell callers \
+    apart. Use the wasm filter (the default) with auth.";
+
+/// The native filter's `TypedExtensionConfig`: the module by name (Envoy finds
+/// `lib<name>.so` in `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`), the same plugin JSON as the wasm
+/// filter. `do_not_close` keeps the module loaded across config updates (its process-wide
+/// shared data, the backend sessions, must survive them).
+fn ecds_native(filter_json: &str, module: &Path) -> Value {
+    json!({
+        "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+        "name": FILTER_NAME,
+        "typed_config": {
+            "@type": NATIVE_TYPE_URL,
+            "dynamic_module_config": {
+                "name": module_name(module),
+                "do_not_close": true,
+                "metrics_namespace": NATIVE_METRICS_NAMESPACE
+            },
+            "filter_name": FILTER_NAME,
+            "filter_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": filter_json
             }
         }
     })

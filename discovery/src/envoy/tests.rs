@@ -77,6 +77,15 @@ fn results() -> Vec<EnvResult> {
 }
 
 fn generated_for(config: &Config, out_dir: PathBuf, filter_path: PathBuf) -> Vec<File> {
+    generated_kind(config, out_dir, filter_path, FilterKind::Wasm).unwrap()
+}
+
+fn generated_kind(
+    config: &Config,
+    out_dir: PathBuf,
+    filter_path: PathBuf,
+    filter_kind: FilterKind,
+) -> Result<Vec<File>, String> {
     let manifest = catalog::build_manifest(config, &results()).unwrap();
     let filter = catalog::filter_config(config, manifest);
     let targets = catalog::targets(config).unwrap();
@@ -84,6 +93,7 @@ fn generated_for(config: &Config, out_dir: PathBuf, filter_path: PathBuf) -> Vec
     let opts = Options {
         out_dir,
         filter_path,
+        filter_kind,
         bind: "127.0.0.1".into(),
         port: 10000,
         admin_port: 9901,
@@ -91,7 +101,7 @@ fn generated_for(config: &Config, out_dir: PathBuf, filter_path: PathBuf) -> Vec
         dev_sign_in_published_on_loopback: false,
         ops_allow_from: None,
     };
-    generate(&targets, auth.as_ref(), &filter, &opts).unwrap()
+    generate(&targets, auth.as_ref(), &filter, &opts)
 }
 
 fn files() -> Vec<File> {
@@ -389,6 +399,46 @@ fn ecds_holds_the_filter_config_and_the_mandatory_flags() {
 }
 
 #[test]
+fn the_native_filter_gets_the_same_plugin_config_by_module_name() {
+    let so = PathBuf::from("/opt/meshmux/libmeshmux_native.so");
+    let native = generated_kind(&config(), "/etc/meshmux".into(), so, FilterKind::Native).unwrap();
+    let wasm = files();
+    let ecds = json_in(&native, ECDS_FILE);
+    let typed = &ecds["resources"][0]["typed_config"];
+    assert_eq!(typed["@type"], NATIVE_TYPE_URL);
+    assert_eq!(typed["dynamic_module_config"]["name"], "meshmux_native");
+    assert_eq!(typed["dynamic_module_config"]["do_not_close"], true);
+    assert_eq!(typed["filter_name"], FILTER_NAME);
+    let wasm_ecds = json_in(&wasm, ECDS_FILE);
+    assert_eq!(
+        typed["filter_config"]["value"],
+        wasm_ecds["resources"][0]["typed_config"]["config"]["configuration"]["value"],
+        "both filters get the same plugin JSON"
+    );
+    // The listener accepts the native type through ECDS; everything else is the same.
+    let lds = json_in(&native, LDS_FILE).to_string();
+    assert!(lds.contains(NATIVE_TYPE_URL) && !lds.contains(WASM_TYPE_URL));
+    assert_eq!(json_in(&native, RDS_FILE), json_in(&wasm, RDS_FILE));
+    assert_eq!(json_in(&native, CDS_FILE), json_in(&wasm, CDS_FILE));
+    assert_eq!(
+        module_dir(Path::new("/opt/m/libmeshmux_native.so")),
+        PathBuf::from("/opt/m")
+    );
+}
+
+#[test]
+fn the_native_filter_refuses_auth() {
+    let err = generated_kind(
+        &auth_config(),
+        "/etc/meshmux".into(),
+        "/opt/libmeshmux_native.so".into(),
+        FilterKind::Native,
+    )
+    .unwrap_err();
+    assert!(err.contains("does not support `auth`"), "{err}");
+}
+
+#[test]
 fn bootstrap_watches_the_output_directory() {
     let boot = json_of(BOOTSTRAP_FILE);
     let lds = &boot["dynamic_resources"]["lds_config"]["path_config_source"];
@@ -411,7 +461,16 @@ fn prerequisite(var: &str, how: &str) -> PathBuf {
 }
 
 fn validate(envoy: &std::path::Path, path: &std::path::Path) {
-    let out = Command::new(envoy)
+    validate_with(envoy, path, None);
+}
+
+/// `envoy --mode validate`, with the dynamic-module search path for the native filter.
+fn validate_with(envoy: &std::path::Path, path: &std::path::Path, modules: Option<&Path>) {
+    let mut cmd = Command::new(envoy);
+    if let Some(dir) = modules {
+        cmd.env(SEARCH_PATH_VAR, dir);
+    }
+    let out = cmd
         .args(["--mode", "validate", "--disable-hot-restart", "-c"])
         .arg(path)
         .output()
@@ -452,6 +511,37 @@ fn envoy_accepts_the_generated_config() {
             validate(&envoy, &path);
         }
     }
+}
+
+/// The same for the native filter (`DynamicModuleFilter` through ECDS and inlined). Validate
+/// mode checks the config against Envoy's schema but does not load the module: the e2e suite
+/// with `MESHMUX_TEST_FILTER_KIND=native` runs it.
+#[test]
+fn envoy_accepts_the_generated_native_config() {
+    let envoy = prerequisite(
+        "MESHMUX_TEST_ENVOY",
+        "$PWD/.venv/bin/envoy (`cargo xtask setup`)",
+    );
+    let module = prerequisite(
+        "MESHMUX_TEST_NATIVE_FILTER",
+        "$PWD/target/native/libmeshmux_native.so (`cargo xtask build-native`)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let files = generated_kind(
+        &config(),
+        dir.path().to_path_buf(),
+        module.clone(),
+        FilterKind::Native,
+    )
+    .unwrap();
+    for f in &files {
+        std::fs::write(dir.path().join(f.name), &f.contents).unwrap();
+    }
+    let modules = module_dir(&module);
+    validate_with(&envoy, &dir.path().join(BOOTSTRAP_FILE), Some(&modules));
+    let path = dir.path().join("inline.yaml");
+    std::fs::write(&path, validation_bootstrap(&files, true).unwrap()).unwrap();
+    validate_with(&envoy, &path, Some(&modules));
 }
 
 #[test]
@@ -559,6 +649,7 @@ fn the_dev_sign_in_is_refused_behind_a_listener_other_machines_reach() {
     let opts = |bind: &str, published: bool| Options {
         out_dir: "/out".into(),
         filter_path: "/f.wasm".into(),
+        filter_kind: FilterKind::Wasm,
         bind: bind.into(),
         port: 10000,
         admin_port: 9901,

@@ -57,6 +57,11 @@ pub struct UpArgs {
     /// (as `meshmux discover --watch` does).
     #[arg(long, value_name = "INTERVAL", value_parser = crate::watch::parse_interval)]
     pub watch: Option<std::time::Duration>,
+    /// Load the native filter (an Envoy 1.40 dynamic module) instead of the wasm one: the
+    /// same as `--filter-kind native`. No auth yet: use it with --no-auth or a config
+    /// without `auth`.
+    #[arg(long)]
+    pub native: bool,
 }
 
 /// What `up --config` does about authsvc.
@@ -167,7 +172,10 @@ async fn ensure_free(bind: &str, port: u16, flag: &str) -> Result<()> {
         .map_err(|e| anyhow!("cannot listen on {bind}:{port} ({e}); choose another with {flag}"))
 }
 
-pub async fn run(args: UpArgs) -> Result<u8> {
+pub async fn run(mut args: UpArgs) -> Result<u8> {
+    if args.native {
+        args.listen.filter_kind = crate::envoy::FilterKind::Native;
+    }
     let cwd = std::env::current_dir()?;
     let envoy_bin = locate::envoy(
         args.envoy.as_deref(),
@@ -175,7 +183,7 @@ pub async fn run(args: UpArgs) -> Result<u8> {
         std::env::var_os("PATH").as_deref(),
         &cwd,
     )?;
-    let filter = locate::filter(args.listen.filter.as_deref(), &cwd)?;
+    let filter = locate::filter(args.listen.filter.as_deref(), args.listen.filter_kind, &cwd)?;
     let plan = match &args.config {
         Some(path) => authsvc_plan(discover::load_config(path)?.auth.as_ref(), args.no_auth),
         None => AuthsvcPlan::None,
@@ -397,7 +405,15 @@ async fn start(
         .append(true)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
-    let child = Command::new(envoy_bin)
+    let mut envoy = Command::new(envoy_bin);
+    if opts.filter_kind == crate::envoy::FilterKind::Native {
+        // Envoy finds `lib<name>.so` of a dynamic module only through this variable.
+        envoy.env(
+            crate::envoy::SEARCH_PATH_VAR,
+            crate::envoy::module_dir(&opts.filter_path),
+        );
+    }
+    let child = envoy
         .arg("-c")
         .arg(work.join(crate::envoy::BOOTSTRAP_FILE))
         .args(["--concurrency", "2", "--disable-hot-restart"])

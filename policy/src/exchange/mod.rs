@@ -115,6 +115,26 @@ pub enum Action {
     ResumeResponse,
 }
 
+/// The header edits that turn a held response's head into `reply`'s, for
+/// [`Action::ReplaceResponse`]: status and length, no encoding, etag or session of the
+/// answer it replaces, then the reply's own headers.
+pub fn replacement_head(reply: &LocalReply) -> Vec<HeaderOp> {
+    let mut ops = vec![
+        HeaderOp::Set(":status".into(), reply.status.to_string()),
+        HeaderOp::Set("content-length".into(), reply.body.len().to_string()),
+        HeaderOp::Remove("content-encoding".into()),
+        HeaderOp::Remove("etag".into()),
+        HeaderOp::Remove("mcp-session-id".into()),
+    ];
+    ops.extend(
+        reply
+            .headers
+            .iter()
+            .map(|(name, value)| HeaderOp::Set((*name).to_owned(), value.clone())),
+    );
+    ops
+}
+
 /// What the filter returns from the current callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {

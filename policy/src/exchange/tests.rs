@@ -1001,5 +1001,30 @@ fn a_foreign_origin_is_refused_before_anything_else() {
     assert!(matches!(drain(&mut ex).as_slice(), [Action::Reply(r)] if r.status == 403));
 }
 
+#[test]
+fn a_replacement_head_clears_what_belonged_to_the_answer_it_replaces() {
+    let reply = crate::reply::error(502, &Value::Null, -32603, "down");
+    let ops = replacement_head(&reply);
+    assert_eq!(ops[0], HeaderOp::Set(":status".into(), "502".into()));
+    assert_eq!(
+        ops[1],
+        HeaderOp::Set("content-length".into(), reply.body.len().to_string())
+    );
+    for gone in ["content-encoding", "etag", "mcp-session-id"] {
+        assert!(ops.contains(&HeaderOp::Remove(gone.into())), "{gone}");
+    }
+    assert!(ops.contains(&HeaderOp::Set(
+        "content-type".into(),
+        "application/json".into()
+    )));
+}
+
+#[test]
+fn a_plugin_config_that_is_empty_or_not_json_is_refused_with_the_reason() {
+    let err = |b: &[u8]| Gateway::from_plugin_json(b).err().unwrap_or_default();
+    assert!(err(b"").contains("empty"));
+    assert!(err(b"{").contains("not a valid FilterConfig"));
+}
+
 #[path = "request_tests.rs"]
 mod request;
