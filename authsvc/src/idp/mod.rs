@@ -199,10 +199,9 @@ pub async fn finish(
         Idp::Dev(d) => d.exchange(app, &code).await?,
     };
     // `auth.users_file`: only the people it lists get in.
-    let sub = identity.sub.clone();
+    // (The refusal page logs the reason, which names the email.)
     let identity = app.admit(identity).map_err(|why| {
         crate::metrics::global().error("user_not_listed");
-        tracing::warn!(%sub, "login refused: {why}");
         Error::page(axum::http::StatusCode::FORBIDDEN, why)
     })?;
     crate::metrics::global().login(app.idp.label(), tx.purpose.label());
