@@ -174,7 +174,11 @@ fn sign_in(base: &str, user: &str) -> SignIn {
     );
     assert_eq!(a.status, 303, "{}", a.body);
     let callback = a.location.unwrap();
-    let a = b.get(&format!("{base}{callback}"));
+    let a = if callback.starts_with('/') {
+        b.get(&format!("{base}{callback}"))
+    } else {
+        b.get(&callback)
+    };
     if a.status != 200 {
         return SignIn::Refused(a);
     }
