@@ -23,6 +23,8 @@ pub struct Inner {
     pub client_metadata: crate::oauth::clients::MetadataCache,
     /// Dynamic registrations per source address.
     pub registrations: crate::limit::RateLimit,
+    /// `auth.users_file`: who may sign in.
+    pub users: Option<crate::users::Whitelist>,
 }
 
 #[derive(Clone)]
@@ -46,8 +48,10 @@ impl App {
             settings.registrations_per_hour,
             std::time::Duration::from_secs(3600),
         );
+        let users = settings.users.as_ref().map(crate::users::Whitelist::new);
         Ok(App(Arc::new(Inner {
             registrations,
+            users,
             settings,
             keys,
             db,
@@ -66,6 +70,17 @@ impl App {
             )?)),
             None => Db::memory(),
         })
+    }
+
+    /// `identity` as the users file admits it (unchanged without one); `Err` says why not.
+    pub fn admit(
+        &self,
+        identity: crate::tokens::Identity,
+    ) -> Result<crate::tokens::Identity, String> {
+        match &self.users {
+            Some(list) => list.admit(&self.settings, identity),
+            None => Ok(identity),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

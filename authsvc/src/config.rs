@@ -63,6 +63,17 @@ pub struct Settings {
     pub ui_session_ttl: Duration,
     /// Accept `http://127.0.0.1`/`localhost` client ID metadata documents (tests only).
     pub allow_loopback_client_metadata: bool,
+    /// `auth.users_file`: who may sign in (`crate::users`).
+    pub users: Option<UsersSettings>,
+}
+
+/// The users file, as read at start, and what re-reading it needs.
+#[derive(Debug, Clone)]
+pub struct UsersSettings {
+    pub path: PathBuf,
+    /// The config's servers, which `allowed_tools` entries must name.
+    pub servers: Vec<policy::servers::ServerSpec>,
+    pub users: policy::users::Users,
 }
 
 impl Settings {
@@ -71,17 +82,40 @@ impl Settings {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
         let name = path.display().to_string();
-        let config = Config::parse(&text, Format::from_name(&name), &name, &|var| {
+        let mut config = Config::parse(&text, Format::from_name(&name), &name, &|var| {
             std::env::var(var).ok()
         })?;
-        Settings::from_config(&config).with_context(|| format!("config {name}"))
+        let users_path = config.users_path(path);
+        if let Some(users) = &users_path {
+            let text = std::fs::read_to_string(users)
+                .with_context(|| format!("reading auth.users_file {}", users.display()))?;
+            config.attach_users(&text, &users.display().to_string())?;
+        }
+        let mut settings =
+            Settings::from_config(&config).with_context(|| format!("config {name}"))?;
+        if let (Some(u), Some(path)) = (&mut settings.users, users_path) {
+            u.path = path;
+        }
+        Ok(settings)
     }
 
+    /// Settings from a parsed config; its users file, if any, must have been attached
+    /// (`Config::attach_users`).
     pub fn from_config(config: &Config) -> anyhow::Result<Settings> {
         let Some(auth) = &config.auth else {
             bail!("has no `auth` block: authsvc has nothing to do");
         };
-        Settings::from_auth(auth, &config.gateway.mcp_path)
+        let mut settings = Settings::from_auth(auth, &config.gateway.mcp_path)?;
+        settings.users = match (&auth.users_file, &auth.users) {
+            (None, _) => None,
+            (Some(file), None) => bail!("auth.users_file {file} was not read"),
+            (Some(file), Some(users)) => Some(UsersSettings {
+                path: PathBuf::from(file),
+                servers: config.servers.clone(),
+                users: users.clone(),
+            }),
+        };
+        Ok(settings)
     }
 
     pub fn from_auth(auth: &AuthConfig, mcp_path: &str) -> anyhow::Result<Settings> {
@@ -156,6 +190,7 @@ impl Settings {
             registrations_per_hour: auth.registrations_per_hour,
             ui_session_ttl: Duration::from_secs(8 * 3600),
             allow_loopback_client_metadata: false,
+            users: None,
         })
     }
 

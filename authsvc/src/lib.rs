@@ -18,5 +18,6 @@ pub mod revoke;
 pub mod store;
 pub mod tokens;
 pub mod ui;
+pub mod users;
 
 pub use app::{App, router};

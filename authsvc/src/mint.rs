@@ -90,6 +90,8 @@ fn bot_claims(settings: &Settings, req: &MintRequest) -> Claims {
         name: req.name.trim().to_owned(),
         roles: req.roles.clone(),
         upstream_refresh: None,
+        email: None,
+        listed_roles: Vec::new(),
     };
     Claims::new(
         settings,

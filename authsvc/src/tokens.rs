@@ -41,6 +41,14 @@ pub struct Identity {
     /// never in a token we issue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_refresh: Option<String>,
+    /// The email the IdP vouched for (the dev IdP's user name): what `auth.users_file`
+    /// lists. Only in the store, never in a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The roles the users file added to the IdP's (`crate::users`), taken off again before
+    /// a refresh asks the IdP and the file anew.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listed_roles: Vec<String>,
 }
 
 impl Claims {

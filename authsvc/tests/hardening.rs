@@ -414,6 +414,8 @@ async fn internal_endpoints_need_a_signed_assertion() {
             name: "ci".into(),
             roles: vec!["ops".into()],
             upstream_refresh: None,
+            email: None,
+            listed_roles: Vec::new(),
         },
         authsvc::tokens::Kind::Bot,
         Duration::from_secs(3600),

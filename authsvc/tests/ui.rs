@@ -178,6 +178,8 @@ async fn cli_minted_tokens_are_recorded_only_when_signed_by_our_key() {
         name: "ci".into(),
         roles: vec!["ops".into()],
         upstream_refresh: None,
+        email: None,
+        listed_roles: Vec::new(),
     };
     let claims = authsvc::tokens::Claims::new(
         &app.settings,

@@ -368,6 +368,7 @@ pub fn filter_config(config: &Config, manifest: Manifest) -> FilterConfig {
                 .map(|s| s.saturating_mul(1_000)),
             ..RevocationSource::default()
         },
+        // `auth.roles`, and one role per user of the users file (`user:<email>`).
         roles: auth
             .roles
             .iter()
@@ -379,6 +380,7 @@ pub fn filter_config(config: &Config, manifest: Manifest) -> FilterConfig {
                     },
                 )
             })
+            .chain(auth.users.iter().flat_map(policy::users::Users::roles))
             .collect(),
     });
     // No `metrics` block means seed 000's defaults: enabled at /metrics, no per-user series.

@@ -177,6 +177,32 @@ fn filter_config_carries_credentials_and_roles() {
     assert_eq!(auth.roles["ops"].allowed_envs["Staging"], ["*"]);
 }
 
+#[test]
+fn filter_config_carries_the_users_files_roles_next_to_auth_roles() {
+    let mut config = config(
+        r#"{"mcpServers": {"fs": {"url": "http://f/mcp"}, "time": {"url": "http://t/mcp"}},
+            "auth": {"dev": {"users": {}}, "base_url": "http://localhost:10000",
+                     "signing_key_file": "k.pem", "users_file": "users.json",
+                     "roles": {"admin": {"allowed_envs": {"*": ["*"]}}}}}"#,
+    );
+    config
+        .attach_users(
+            r#"{"Friend@example.com": {"roles": ["user"], "allowed_tools": ["fs:*"]}}"#,
+            "users.json",
+        )
+        .unwrap();
+    let fc = filter_config(&config, build_manifest(&config, &[]).unwrap());
+    let roles = fc.auth.unwrap().roles;
+    assert_eq!(
+        roles.keys().collect::<Vec<_>>(),
+        ["admin", "user:friend@example.com"]
+    );
+    assert_eq!(
+        roles["user:friend@example.com"].allowed_envs["fs"],
+        ["fs__*"]
+    );
+}
+
 fn config_with_auth() -> Config {
     config(
         r#"{"environments": {"Staging": {"description": "S", "url": "http://s/mcp"}},

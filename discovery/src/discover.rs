@@ -27,6 +27,14 @@ pub fn load_config(path: &Path) -> Result<Config> {
     // The error's message already names its cause: no source chain to repeat.
     let mut config = Config::parse(&text, Format::from_name(&name), &name, &lookup)
         .map_err(|e| anyhow!(e.to_string()))?;
+    // The users file too (`auth.users_file`); its roles go into the filter's.
+    if let Some(users) = config.users_path(path) {
+        let text = std::fs::read_to_string(&users)
+            .with_context(|| format!("reading auth.users_file {}", users.display()))?;
+        config
+            .attach_users(&text, &users.display().to_string())
+            .map_err(|e| anyhow!(e.to_string()))?;
+    }
     // The pin file is relative to the config file, wherever meshmux runs from.
     config.gateway.pin_file = Some(
         pin::resolve(path, config.gateway.pin_file.as_deref())
@@ -209,4 +217,47 @@ pub fn prepare_out_dir(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     dir.canonicalize()
         .with_context(|| format!("resolving {}", dir.display()))
+}
+
+#[cfg(test)]
+mod users_file_tests {
+    use super::*;
+
+    #[test]
+    fn the_users_file_is_read_next_to_the_config_and_its_errors_name_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            r#"{"mcpServers": {"fs": {"url": "http://127.0.0.1:1/mcp"}},
+                "auth": {"dev": {"users": {}}, "base_url": "http://127.0.0.1:2",
+                         "signing_key_file": "k.pem", "users_file": "users.json"}}"#,
+        )
+        .unwrap();
+        let users = dir.path().join("users.json");
+        let err = load_config(&config).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("reading auth.users_file {}", users.display())),
+            "{err}"
+        );
+
+        std::fs::write(&users, r#"{"a@x": {"allowed_tools": ["fs:*"]}}"#).unwrap();
+        let loaded = load_config(&config).unwrap();
+        let roles: Vec<String> = loaded
+            .auth
+            .and_then(|a| a.users)
+            .map(|u| u.roles().map(|(r, _)| r).collect())
+            .unwrap_or_default();
+        assert_eq!(roles, ["user:a@x"]);
+
+        std::fs::write(&users, r#"{"a@x": {"allowed_tools": ["time:*"]}}"#).unwrap();
+        let err = load_config(&config).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: user \"a@x\": allowed_tools \"time:*\": names server `time`",
+                users.display()
+            )),
+            "{err}"
+        );
+    }
 }

@@ -277,7 +277,16 @@ pub struct AuthConfig {
     pub signing_key_file: String,
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    /// Required unless `users_file` is set (its users' `allowed_tools` are roles too).
+    #[serde(default)]
     pub roles: BTreeMap<String, RoleConfig>,
+    /// Seed 002's `users.json` (meshmux: `crate::users`): who may sign in, their roles and
+    /// tools. A relative path is relative to the config file's directory.
+    #[serde(default)]
+    pub users_file: Option<String>,
+    /// The users file, read and validated by [`Config::attach_users`] (`None` until then).
+    #[serde(skip)]
+    pub users: Option<crate::users::Users>,
     #[serde(default)]
     pub token_minting_roles: Vec<String>,
     #[serde(default = "default_expiry_days")]
@@ -474,6 +483,26 @@ impl Config {
             .filter_map(|(name, env)| env.bridge.as_ref().map(|b| (name.as_str(), b)))
     }
 
+    /// `auth.users_file` as a path: relative to the directory of `config_file` (the file
+    /// this config was read from). `None` without one.
+    pub fn users_path(&self, config_file: &std::path::Path) -> Option<std::path::PathBuf> {
+        let file = std::path::Path::new(self.auth.as_ref()?.users_file.as_deref()?);
+        Some(match config_file.parent() {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.to_path_buf(),
+        })
+    }
+
+    /// Validates the text of the users file (`file` names it in errors) against this
+    /// config's servers and keeps it in `auth.users`.
+    pub fn attach_users(&mut self, text: &str, file: &str) -> Result<(), crate::users::UsersError> {
+        let users = crate::users::Users::parse(text, file, &self.servers)?;
+        if let Some(auth) = &mut self.auth {
+            auth.users = Some(users);
+        }
+        Ok(())
+    }
+
     /// Where backend `name`'s `field` is written in the file.
     pub fn key_of(&self, backend: &str, field: &str) -> String {
         for server in &self.servers {
@@ -660,11 +689,29 @@ impl AuthConfig {
         if self.signing_key_file.trim().is_empty() {
             return Err(invalid("auth.signing_key_file", "must not be empty".into()));
         }
-        if self.roles.is_empty() {
+        if self.roles.is_empty() && self.users_file.is_none() {
             return Err(invalid(
                 "auth.roles",
-                "must define at least one role".into(),
+                "must define at least one role (or give `users_file`)".into(),
             ));
+        }
+        if let Some(file) = &self.users_file {
+            if file.trim().is_empty() {
+                return Err(invalid("auth.users_file", "must not be empty".into()));
+            }
+            if let Some(role) = self
+                .roles
+                .keys()
+                .find(|r| r.starts_with(crate::users::ROLE_PREFIX))
+            {
+                return Err(invalid(
+                    &format!("auth.roles.{role}"),
+                    format!(
+                        "role names starting with `{}` are the users file's (one per user); rename it",
+                        crate::users::ROLE_PREFIX
+                    ),
+                ));
+            }
         }
         for (role, cfg) in &self.roles {
             for (env_glob, tools) in &cfg.allowed_envs {

@@ -29,6 +29,8 @@ pub mod rpc;
 pub mod servers;
 pub mod session;
 pub mod upstream;
+#[cfg(feature = "config")]
+pub mod users;
 
 pub use gateway::{Caller, Gateway, Outcome};
 pub use manifest::{FilterConfig, Manifest};

@@ -51,6 +51,8 @@ struct AuthConfig {
     token_minting_roles: Vec<String>,
     token_max_expiry_days: Option<u32>,
     revocation_max_age_seconds: Option<u64>,
+    /// More `auth` keys, as written.
+    extra: Vec<(String, Value)>,
 }
 
 impl Config {
@@ -143,7 +145,16 @@ impl Config {
             token_minting_roles: Vec::new(),
             token_max_expiry_days: None,
             revocation_max_age_seconds: None,
+            extra: Vec::new(),
         });
+        self
+    }
+
+    /// Sets `auth.<key>` to `value` (e.g. `users_file`).
+    pub fn auth_key(mut self, key: &str, value: Value) -> Self {
+        if let Some(a) = &mut self.auth {
+            a.extra.push((key.to_owned(), value));
+        }
         self
     }
 
@@ -298,6 +309,9 @@ impl Config {
                 }
                 if let Some(days) = auth.token_max_expiry_days {
                     map.insert("token_max_expiry_days".into(), json!(days));
+                }
+                for (k, v) in &auth.extra {
+                    map.insert(k.clone(), v.clone());
                 }
             }
             obj.insert("auth".into(), block);

@@ -98,9 +98,12 @@ pub async fn submit(State(app): State<App>, body: Bytes) -> Result<Response> {
     tracing::warn!(%user, ?roles, "dev identity provider: signed in without any credential");
     let identity = Identity {
         sub: format!("dev:{user}"),
+        // A dev user's name stands for the email an IdP would vouch for.
+        email: Some(user.clone()),
         name: user,
         roles,
         upstream_refresh: None,
+        listed_roles: Vec::new(),
     };
     let code = random_id(24);
     app.db

@@ -198,6 +198,12 @@ pub async fn finish(
         }
         Idp::Dev(d) => d.exchange(app, &code).await?,
     };
+    // `auth.users_file`: only the people it lists get in.
+    // (The refusal page logs the reason, which names the email.)
+    let identity = app.admit(identity).map_err(|why| {
+        crate::metrics::global().error("user_not_listed");
+        Error::page(axum::http::StatusCode::FORBIDDEN, why)
+    })?;
     crate::metrics::global().login(app.idp.label(), tx.purpose.label());
     tracing::info!(sub = %identity.sub, roles = ?identity.roles, purpose = tx.purpose.label(), "login");
     Ok((identity, tx.purpose))

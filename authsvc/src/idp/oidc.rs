@@ -302,11 +302,19 @@ impl Oidc {
                 })
                 .collect()
         };
+        // What `auth.users_file` is matched against: `email`, unless the IdP says it is not
+        // verified, else `preferred_username` (Entra ID's user principal name).
+        let verified = claims.get("email_verified").and_then(Value::as_bool) != Some(false);
+        let email = text("email")
+            .filter(|_| verified)
+            .or_else(|| text("preferred_username"));
         Identity {
             sub,
             name,
             roles: roles.into_iter().collect(),
             upstream_refresh: None,
+            email,
+            listed_roles: Vec::new(),
         }
     }
 }
@@ -412,4 +420,57 @@ async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &
         .json()
         .await
         .map_err(|e| upstream(format!("GET {url}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// The email `auth.users_file` is matched against: a verified (or not denied) `email`,
+    /// else `preferred_username`.
+    #[test]
+    fn the_email_is_the_verified_email_or_the_preferred_username() {
+        let config = json!({
+            "environments": {"Prod": {"description": "p", "url": "http://127.0.0.1:1/mcp"}},
+            "auth": {"oidc": {"issuer": "https://idp.example", "client_id": "c"},
+                     "base_url": "http://127.0.0.1:2", "signing_key_file": "k.pem",
+                     "roles": {"admin": {"allowed_envs": {"*": ["*"]}}}}
+        });
+        let config = policy::config::Config::parse(
+            &config.to_string(),
+            policy::config::Format::Json,
+            "c.json",
+            &|_| None,
+        )
+        .unwrap();
+        let settings = Settings::from_config(&config).unwrap();
+        let crate::config::IdpSettings::Oidc(o) = &settings.idp else {
+            unreachable!("an oidc config")
+        };
+        let oidc = Oidc::new(o.clone());
+        let email = |claims: Value| oidc.identity(&claims, &settings).email;
+        let (a, b) = ("a@example.com", "upn@example.com");
+        assert_eq!(email(json!({"sub": "1", "email": a})).as_deref(), Some(a));
+        assert_eq!(
+            email(json!({"sub": "1", "email": a, "email_verified": true, "preferred_username": b}))
+                .as_deref(),
+            Some(a)
+        );
+        assert_eq!(
+            email(
+                json!({"sub": "1", "email": a, "email_verified": false, "preferred_username": b})
+            )
+            .as_deref(),
+            Some(b)
+        );
+        assert_eq!(
+            email(json!({"sub": "1", "email": a, "email_verified": false})),
+            None
+        );
+        assert_eq!(email(json!({"sub": "1"})), None);
+    }
 }

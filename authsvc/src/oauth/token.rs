@@ -231,11 +231,15 @@ async fn refresh(app: &App, client_id: &str, r: TokenRequest) -> Result<Response
 /// holds and ends the family of a user no longer configured; an OIDC IdP that gave a refresh
 /// token at sign-in is asked again with it (new ID token, new roles; a refusal ends the
 /// family). An OIDC IdP that gave none is not asked: its roles stay those of the sign-in, for
-/// at most the family's lifetime (revoke the subject to end them at once).
+/// at most the family's lifetime (revoke the subject to end them at once). With
+/// `auth.users_file`, the file is read again (if it changed): a user no longer listed ends
+/// the family, and the file's roles are those it gives now.
 async fn reevaluate(
     app: &App,
-    mut identity: Identity,
+    identity: Identity,
 ) -> Result<std::result::Result<Identity, String>> {
+    // The IdP's part first; the users file's roles are added again at the end.
+    let mut identity = crate::users::without_listed_roles(identity);
     let held: Option<Vec<String>> = match &app.idp {
         crate::idp::Idp::Dev(dev) => {
             match identity
@@ -266,7 +270,10 @@ async fn reevaluate(
     identity
         .roles
         .retain(|r| app.settings.roles.contains(r) && held.as_ref().is_none_or(|h| h.contains(r)));
-    Ok(Ok(identity))
+    // `auth.users_file`, as it is now: a user no longer listed is refused.
+    Ok(app
+        .admit(identity)
+        .map_err(|why| format!("{why} Sign in again once you are listed.")))
 }
 
 /// A rotated refresh token came back: someone else holds a copy (the client or the
