@@ -21,6 +21,15 @@ fn rpc(gw: &Gateway, token: Option<&str>, method: &str, params: Value) -> Result
     request.send()?.rpc()
 }
 
+/// The list `key` of a JSON-RPC answer's result (empty when there is none).
+fn result_list<'a>(answer: &'a Value, key: &str) -> &'a [Value] {
+    answer
+        .get("result")
+        .and_then(|r| r.get(key))
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
 fn field<'a>(items: &'a [Value], key: &str) -> Vec<&'a str> {
     items.iter().filter_map(|i| i[key].as_str()).collect()
 }
@@ -126,13 +135,10 @@ fn prompts_resources_and_completions_reach_the_server_they_name() -> Result<()> 
 
     // Templates: the same wrapping, so an expanded URI reaches its backend.
     let templates = rpc(&gw, None, "resources/templates/list", json!({}))?;
-    let listed = templates["result"]["resourceTemplates"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let listed = result_list(&templates, "resourceTemplates");
     let template = "meshmux://everything/demo://resource/dynamic/text/{resourceId}";
     assert!(
-        field(&listed, "uriTemplate").contains(&template),
+        field(listed, "uriTemplate").contains(&template),
         "{templates}"
     );
     let dynamic = client.read_resource("meshmux://everything/demo://resource/dynamic/text/2")?;
@@ -239,11 +245,8 @@ fn callers_see_and_reach_only_the_prompts_and_resources_their_roles_allow() -> R
     let w = Some(writer.as_str());
 
     let prompts = rpc(&gw, w, "prompts/list", json!({}))?;
-    let listed = prompts["result"]["prompts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let names = field(&listed, "name");
+    let listed = result_list(&prompts, "prompts");
+    let names = field(listed, "name");
     assert!(names.contains(&"docs__simple-prompt"), "{names:?}");
     assert!(
         names.iter().all(|n| n.starts_with("docs__")),
@@ -257,11 +260,8 @@ fn callers_see_and_reach_only_the_prompts_and_resources_their_roles_allow() -> R
     assert!(text_of(&all).contains("everything__simple-prompt"), "{all}");
 
     let resources = rpc(&gw, w, "resources/list", json!({}))?;
-    let listed = resources["result"]["resources"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let uris = field(&listed, "uri");
+    let listed = result_list(&resources, "resources");
+    let uris = field(listed, "uri");
     assert!(!uris.is_empty(), "{resources}");
     assert!(
         uris.iter()
