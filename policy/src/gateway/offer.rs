@@ -110,28 +110,25 @@ impl Gateway {
         mut object: Map<String, Value>,
         caller: &Caller,
     ) -> Outcome {
-        let invalid = |message: String| {
-            Outcome::Reply(reply::error(200, &id, code::INVALID_PARAMS, &message))
-        };
         let params = object.get("params").and_then(Value::as_object);
         let Some(name) = params
             .and_then(|p| p.get("name"))
             .and_then(Value::as_str)
             .map(str::to_owned)
         else {
-            return invalid("`params.name` must be a string naming the prompt".into());
+            return invalid(&id, "`params.name` must be a string naming the prompt");
         };
         let mut arguments = match params.and_then(|p| p.get("arguments")) {
             None | Some(Value::Null) => None,
             Some(Value::Object(a)) => Some(a.clone()),
-            Some(_) => return invalid("`params.arguments` must be an object".into()),
+            Some(_) => return invalid(&id, "`params.arguments` must be an object"),
         };
         let (prompt, env) = match self.choose_prompt_env(&name, arguments.as_mut(), caller) {
             Ok(found) => found,
-            Err(message) => return invalid(message),
+            Err(message) => return invalid(&id, &message),
         };
         let Some(entry) = self.config.manifest.env(env.backend()) else {
-            return invalid(format!("Unknown prompt: {name}"));
+            return invalid(&id, &format!("Unknown prompt: {name}"));
         };
         if let Some(params) = object.get_mut("params").and_then(Value::as_object_mut) {
             params.insert(
@@ -210,12 +207,7 @@ impl Gateway {
             .and_then(Value::as_str)
             .map(str::to_owned)
         else {
-            return Outcome::Reply(reply::error(
-                200,
-                &id,
-                code::INVALID_PARAMS,
-                "`params.uri` must be a string naming the resource",
-            ));
+            return invalid(&id, "`params.uri` must be a string naming the resource");
         };
         let Some((entry, original)) = self.resolve_uri(&uri, caller) else {
             return not_found(&id, &uri);
@@ -256,9 +248,6 @@ impl Gateway {
         mut object: Map<String, Value>,
         caller: &Caller,
     ) -> Outcome {
-        let invalid = |message: String| {
-            Outcome::Reply(reply::error(200, &id, code::INVALID_PARAMS, &message))
-        };
         let params = object.get("params").and_then(Value::as_object);
         let reference = params.and_then(|p| p.get("ref")).and_then(Value::as_object);
         let kind = reference
@@ -275,7 +264,7 @@ impl Gateway {
                     .and_then(Value::as_str)
                     .map(str::to_owned)
                 else {
-                    return invalid("`params.ref.name` must be a string naming the prompt".into());
+                    return invalid(&id, "`params.ref.name` must be a string naming the prompt");
                 };
                 let takes_env = self
                     .config
@@ -302,10 +291,10 @@ impl Gateway {
                 };
                 let (prompt, env) = match found {
                     Ok(found) => found,
-                    Err(message) => return invalid(message),
+                    Err(message) => return invalid(&id, &message),
                 };
                 let Some(entry) = self.config.manifest.env(env.backend()) else {
-                    return invalid(format!("Unknown prompt: {name}"));
+                    return invalid(&id, &format!("Unknown prompt: {name}"));
                 };
                 if let Some(params) = object.get_mut("params").and_then(Value::as_object_mut) {
                     if let Some(r) = params.get_mut("ref").and_then(Value::as_object_mut) {
@@ -329,7 +318,7 @@ impl Gateway {
                     .and_then(Value::as_str)
                     .map(str::to_owned)
                 else {
-                    return invalid("`params.ref.uri` must be a string".into());
+                    return invalid(&id, "`params.ref.uri` must be a string");
                 };
                 let Some((entry, original)) = self.resolve_uri(&uri, caller) else {
                     return not_found(&id, &uri);
@@ -344,7 +333,10 @@ impl Gateway {
                 let fwd = self.forward_to(entry, ForwardKind::Request, uri, id, object, modern);
                 Outcome::Forward(Box::new(fwd))
             }
-            _ => invalid("`params.ref.type` must be `ref/prompt` or `ref/resource`".into()),
+            _ => invalid(
+                &id,
+                "`params.ref.type` must be `ref/prompt` or `ref/resource`",
+            ),
         }
     }
 
@@ -389,12 +381,7 @@ impl Gateway {
             None => Vec::new(),
         };
         if allowed.is_empty() {
-            return Outcome::Reply(reply::error(
-                200,
-                id,
-                code::INVALID_PARAMS,
-                &format!("Unknown prompt: {name}"),
-            ));
+            return invalid(id, &format!("Unknown prompt: {name}"));
         }
         let values: Vec<&str> = allowed
             .into_iter()
@@ -406,6 +393,11 @@ impl Gateway {
             &json!({"completion": {"values": values, "total": values.len(), "hasMore": false}}),
         ))
     }
+}
+
+/// A request whose params the gateway cannot act on (the caller's to fix).
+fn invalid(id: &Value, message: &str) -> Outcome {
+    Outcome::Reply(reply::error(200, id, code::INVALID_PARAMS, message))
 }
 
 /// A URI no backend the caller may use serves (the same answer whether it exists or not).
